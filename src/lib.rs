@@ -1,0 +1,6 @@
+//! eddy: exactly-once, event-time stream processing for Kafka. The binary is `src/main.rs`;
+//! this library holds everything so that tests and benchmarks can drive it directly.
+
+pub mod config;
+pub mod time;
+pub mod types;

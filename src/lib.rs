@@ -2,5 +2,7 @@
 //! this library holds everything so that tests and benchmarks can drive it directly.
 
 pub mod config;
+pub mod expr;
+pub mod sql;
 pub mod time;
 pub mod types;

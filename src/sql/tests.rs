@@ -1,0 +1,239 @@
+use super::*;
+use crate::config::{EventTimeConfig, OutputMode};
+use crate::time::{MICROS_PER_HOUR, MICROS_PER_MINUTE};
+use crate::types::{DataType, Field, Schema, Value};
+
+fn schema() -> Schema {
+    Schema::new(vec![
+        Field::new("time", DataType::Timestamp, false),
+        Field::new("action", DataType::String, false),
+        Field::new("id", DataType::String, false),
+        Field::new("amount", DataType::Double, true),
+        Field::new("qty", DataType::Long, true),
+    ])
+}
+
+struct Fixture {
+    schema: Schema,
+    event_time: EventTimeConfig,
+    pk: Vec<String>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture { schema: schema(), event_time: EventTimeConfig::Column("time".into()), pk: vec!["action".into()] }
+    }
+
+    fn ctx(&self, mode: OutputMode, delay: Option<i64>) -> PlanContext<'_> {
+        PlanContext {
+            query_name: "q",
+            sources: vec![SourceInfo {
+                name: "events",
+                topic: "events",
+                schema: &self.schema,
+                event_time: Some(&self.event_time),
+                watermark_delay: delay,
+                idle_timeout: None,
+                partition_key: Some(&self.pk),
+            }],
+            sink: SinkInfo { name: "out", topic: "out", output_mode: mode, key: None },
+            repartition_partitions: None,
+        }
+    }
+
+    fn plan(&self, sql: &str) -> Result<QueryPlan, SqlError> {
+        plan_query(sql, &self.ctx(OutputMode::Append, Some(2 * MICROS_PER_HOUR)))
+    }
+
+    fn err(&self, sql: &str) -> SqlError {
+        self.plan(sql).expect_err("should be rejected")
+    }
+}
+
+const TUTORIAL: &str = "SELECT action, window.start AS window_start, window.end AS window_end, count(*) AS count
+FROM events
+GROUP BY action, window(time, '1 hour')";
+
+#[test]
+fn plans_the_tutorial_query() {
+    let f = Fixture::new();
+    let plan = f.plan(TUTORIAL).unwrap();
+    let names: Vec<&str> = plan.output.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["action", "window_start", "window_end", "count"]);
+    assert_eq!(plan.output[1].data_type, DataType::Timestamp);
+    assert_eq!(plan.output[3].data_type, DataType::Long);
+    assert_eq!(plan.key_columns, vec![0, 1, 2], "key = group columns in the output");
+    let PlanBody::Aggregate(a) = &plan.body else { panic!("not an aggregate") };
+    assert_eq!(a.window, Some(crate::time::WindowSpec::tumbling(MICROS_PER_HOUR)));
+    assert_eq!(a.exchange, Exchange::Local);
+    assert_eq!(a.aggregates.len(), 1);
+    assert_eq!(a.aggregates[0].kind, AggregateKind::CountStar);
+    assert_eq!(plan.scan.needed[..3], [true, true, false], "id is never decoded");
+}
+
+#[test]
+fn unaliased_names_follow_spark() {
+    let f = Fixture::new();
+    let plan = f
+        .plan("SELECT action, window.start, count(*), sum(amount), avg(qty), count(DISTINCT id), max(amount) - min(amount) FROM events GROUP BY action, window(time, '1 hour')")
+        .unwrap();
+    let names: Vec<&str> = plan.output.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["action", "window_start", "count(1)", "sum(amount)", "avg(qty)", "count(DISTINCT id)", "(max(amount) - min(amount))"]);
+    let types: Vec<DataType> = plan.output.iter().map(|c| c.data_type).collect();
+    assert_eq!(types[3..6], [DataType::Double, DataType::Double, DataType::Long]);
+}
+
+#[test]
+fn sliding_windows_and_having() {
+    let f = Fixture::new();
+    let plan = f
+        .plan("SELECT action, window, count(*) AS n FROM events WHERE qty > 0 GROUP BY action, window(time, '10 minutes', '5 minutes') HAVING count(*) > 2")
+        .unwrap();
+    let PlanBody::Aggregate(a) = &plan.body else { panic!() };
+    assert_eq!(a.window.unwrap().size, 10 * MICROS_PER_MINUTE);
+    assert_eq!(a.window.unwrap().slide, 5 * MICROS_PER_MINUTE);
+    assert!(a.having.is_some());
+    assert!(plan.scan.filter.is_some());
+    assert_eq!(plan.output[1].data_type, DataType::Window);
+    // HAVING reuses the select list's count(*)
+    assert_eq!(a.aggregates.len(), 1);
+}
+
+#[test]
+fn group_by_expression_matches_select_expression() {
+    let f = Fixture::new();
+    let plan = f.plan("SELECT action, upper(id) AS uid, count(*) FROM events GROUP BY action, upper(id), window(time, '1 hour')").unwrap();
+    assert_eq!(plan.key_columns, vec![0, 1]);
+    // ordinals and aliases in GROUP BY, as Spark allows
+    f.plan("SELECT action, upper(id) AS uid, count(*) FROM events GROUP BY 1, uid, window(time, '1 hour')").unwrap();
+}
+
+#[test]
+fn stateless_queries_keep_the_input_key() {
+    let f = Fixture::new();
+    let plan = f.plan("SELECT *, amount * 2 AS double_amount FROM events WHERE action = 'Open'").unwrap();
+    assert!(matches!(plan.body, PlanBody::Stateless { .. }));
+    assert_eq!(plan.output.len(), 6, "* is the schema's columns, not the metadata columns");
+    assert!(plan.key_columns.is_empty());
+}
+
+#[test]
+fn timestamp_literals_and_intervals() {
+    let f = Fixture::new();
+    let plan = f.plan("SELECT time + INTERVAL '1' HOUR AS later, time - INTERVAL '10 minutes' AS earlier FROM events WHERE time >= '2016-07-26'").unwrap();
+    let PlanBody::Stateless { projection } = &plan.body else { panic!() };
+    assert_eq!(projection[0], crate::expr::Expr::AddMicros { expr: Box::new(crate::expr::Expr::column(0, DataType::Timestamp)), micros: MICROS_PER_HOUR });
+    assert_eq!(projection[1].data_type(), DataType::Timestamp);
+    let filter = plan.scan.filter.unwrap();
+    assert!(filter.test(&[Value::Timestamp(1_469_491_200_000_000)]));
+    assert!(!filter.test(&[Value::Timestamp(1_469_491_200_000_000 - 1)]));
+}
+
+#[test]
+fn constant_expressions_fold() {
+    let f = Fixture::new();
+    let plan = f.plan("SELECT 1 + 2 AS three, upper('a') AS a, CAST(NULL AS BIGINT) AS n FROM events").unwrap();
+    let PlanBody::Stateless { projection } = &plan.body else { panic!() };
+    assert_eq!(projection[0], crate::expr::Expr::Literal(Value::Long(3)));
+    assert_eq!(projection[1], crate::expr::Expr::Literal(Value::str("A")));
+    assert_eq!(projection[2].data_type(), DataType::Long);
+}
+
+fn assert_rejected(f: &Fixture, sql: &str, needle: &str) -> SqlError {
+    let e = f.err(sql);
+    assert!(e.message.contains(needle), "for {sql}\nexpected \"{needle}\" in: {}", e.message);
+    e
+}
+
+#[test]
+fn rejects_what_a_stream_cannot_do() {
+    let f = Fixture::new();
+    let e = assert_rejected(&f, "SELECT * FROM events ORDER BY time", "no last row to sort");
+    assert_eq!(e.position, Some((1, 31)), "points at the sort expression");
+    assert_rejected(&f, "SELECT * FROM events LIMIT 10", "LIMIT is not supported on a stream");
+    assert_rejected(&f, "SELECT action, count(*) FROM events GROUP BY action", "never final");
+    assert_rejected(&f, "SELECT * FROM events a, events b", "cross join");
+    assert_rejected(&f, "SELECT * FROM events UNION SELECT * FROM events", "UNION");
+    assert_rejected(&f, "SELECT * FROM events WHERE id IN (SELECT id FROM events)", "subqueries");
+    assert_rejected(&f, "SELECT action, count(*) OVER () FROM events", "not supported on a stream");
+    assert_rejected(&f, "WITH x AS (SELECT * FROM events) SELECT * FROM x", "WITH is not supported");
+}
+
+#[test]
+fn rejects_windowed_aggregation_without_a_watermark() {
+    let f = Fixture::new();
+    let e = plan_query(TUTORIAL, &f.ctx(OutputMode::Append, None)).unwrap_err();
+    assert!(e.message.contains("needs a watermark") && e.message.contains("sources.events.watermark_delay"), "{}", e.message);
+    let e = plan_query(TUTORIAL, &f.ctx(OutputMode::Complete, Some(1))).unwrap_err();
+    assert!(e.message.contains("keeps every window forever"), "{}", e.message);
+    plan_query("SELECT action, count(*) FROM events GROUP BY action", &f.ctx(OutputMode::Update, None)).unwrap();
+    plan_query("SELECT action, count(*) FROM events GROUP BY action", &f.ctx(OutputMode::Complete, None)).unwrap();
+}
+
+#[test]
+fn rejects_grouping_that_would_need_a_repartition() {
+    let f = Fixture::new();
+    assert_rejected(&f, "SELECT id, count(*) FROM events GROUP BY id, window(time, '1 hour')", "does not include the partition key [action]");
+    assert_rejected(&f, "SELECT count(*) FROM events GROUP BY window(time, '1 hour')", "does not include the partition key");
+}
+
+#[test]
+fn name_errors_point_at_the_name_and_suggest() {
+    let f = Fixture::new();
+    let e = assert_rejected(&f, "SELECT acton FROM events", "unknown column acton; did you mean action?");
+    assert_eq!(e.position, Some((1, 8)));
+    let e = assert_rejected(&f, "SELECT * FROM evnts", "unknown source evnts; the pipeline's sources are: events");
+    assert_eq!(e.position, Some((1, 15)));
+    assert_rejected(&f, "SELECT uppr(action) FROM events", "did you mean upper?");
+    assert_rejected(&f, "SELECT e.action FROM events AS ev", "unknown source or alias e");
+    f.plan("SELECT ev.action FROM events AS ev").unwrap();
+}
+
+#[test]
+fn grouping_errors() {
+    let f = Fixture::new();
+    assert_rejected(&f, "SELECT action, id, count(*) FROM events GROUP BY action, window(time, '1 hour')", "column id is neither grouped nor aggregated");
+    assert_rejected(&f, "SELECT action FROM events WHERE count(*) > 1 GROUP BY action, window(time, '1 hour')", "use HAVING");
+    assert_rejected(&f, "SELECT sum(count(*)) FROM events GROUP BY action, window(time, '1 hour')", "may not contain another aggregate");
+    assert_rejected(&f, "SELECT action, sum(action) FROM events GROUP BY action, window(time, '1 hour')", "cannot aggregate a string");
+    assert_rejected(&f, "SELECT action, count(*) FROM events GROUP BY action, window(id, '1 hour')", "must be over the source's event_time column `time`");
+    assert_rejected(&f, "SELECT action, count(*) FROM events GROUP BY action, window(time, '1 hour', '2 hours')", "slide duration must be at most");
+    assert_rejected(&f, "SELECT action, count(*) FROM events GROUP BY action, window(time, '1 parsec')", "unknown unit");
+    assert_rejected(&f, "SELECT window.start FROM events", "needs a window(...) in GROUP BY");
+}
+
+#[test]
+fn type_errors() {
+    let f = Fixture::new();
+    assert_rejected(&f, "SELECT action + 1 FROM events", "cannot apply + to string and long; CAST the string");
+    assert_rejected(&f, "SELECT * FROM events WHERE qty", "WHERE needs a boolean condition");
+    assert_rejected(&f, "SELECT * FROM events WHERE action = 1", "cannot compare a string with a long");
+    assert_rejected(&f, "SELECT * FROM events WHERE time > 'yesterday'", "is not a timestamp");
+    assert_rejected(&f, "SELECT CASE WHEN qty > 1 THEN 'a' ELSE 1 END FROM events", "different types");
+    assert_rejected(&f, "SELECT action, action FROM events", "two output columns are named action");
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    let f = Fixture::new();
+    let e = f.err("SELECT action\nFROM events WHERE");
+    assert!(e.message.starts_with("syntax error"), "{}", e.message);
+    assert_eq!(e.position.map(|p| p.0), Some(2));
+}
+
+#[test]
+fn explain_names_operators_state_and_topics() {
+    let f = Fixture::new();
+    let text = f.plan(TUTORIAL).unwrap().explain("tutorial");
+    for needle in [
+        "query q → sink out (topic out, output_mode append)",
+        "columns read: time, action",
+        "max(time) − 2h",
+        "exchange: none",
+        "tumbling window 1h",
+        "changelog topic tutorial-q-changelog",
+        "key: JSON object of [action, window_start, window_end]",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}

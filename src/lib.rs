@@ -3,6 +3,10 @@
 
 pub mod config;
 pub mod expr;
+pub mod formats;
+pub mod operators;
+pub mod pipeline;
 pub mod sql;
+pub mod state;
 pub mod time;
 pub mod types;

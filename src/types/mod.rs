@@ -1,7 +1,10 @@
 //! The value model every other module shares: SQL data types, values, rows and schemas.
 //! Pure data; depends on nothing but `time` (for timestamp formatting).
 
-mod keys;
+mod hash;
+pub mod keys;
+
+pub use hash::{FxHashMap, FxHasher};
 
 use std::cmp::Ordering;
 use std::fmt;

@@ -1,0 +1,5 @@
+//! State: the sled store (one tree per query, operator and partition) and the binary codec of
+//! state values. Kafka's changelog is the source of truth; sled is a consistent local cache
+//! that holds the changelog offset it reflects (DESIGN sections 4 and 5).
+
+pub mod codec;

@@ -1,0 +1,40 @@
+//! The engine: joins the consumer group, runs every query's tasks on one thread, and commits
+//! output, state changes and offsets in one transaction per cycle (DESIGN sections 2, 4, 5).
+//! Depends on every lower module; `app` and the CLI are its only callers.
+
+mod core;
+mod emit;
+mod error;
+mod progress;
+mod restore;
+mod run;
+mod source;
+mod task;
+
+pub use emit::{H_ERROR_KIND, H_ERROR_MESSAGE, H_QUERY, H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC, H_WATERMARK};
+pub use error::EngineError;
+pub use run::run;
+
+/// How this process runs the pipeline.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stable identity of this instance (the pod name): part of the transactional id and
+    /// the static group membership id.
+    pub instance_id: String,
+    /// Exit once every assigned partition is consumed to its end (bounded runs, tests).
+    pub stop_at_end: bool,
+    /// With `stop_at_end`: treat the input as finished and close every window before
+    /// exiting, like Flink does at the end of a bounded source. The final watermark is saved.
+    pub flush_at_end: bool,
+}
+
+/// Totals of one run, for the caller.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub records_in: u64,
+    pub records_out: u64,
+    pub commits: u64,
+    pub aborts: u64,
+    pub restored_from_sled: u64,
+    pub restored_from_changelog: u64,
+}

@@ -1,0 +1,226 @@
+//! Start-up (topics, state, clients), the main loop, and an orderly shutdown.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Statistics, TopicPartitionList};
+
+use super::core::{Engine, EngineParts};
+use super::restore::Restorer;
+use super::source::SourceRuntime;
+use super::{EngineError, RunOptions, RunSummary};
+use crate::config::{ProcessingGuarantee, StartFrom};
+use crate::kafka::admin::{changelog_spec, output_spec, Admin};
+use crate::kafka::client;
+use crate::kafka::consumer::{GroupContext, RebalanceHandler};
+use crate::kafka::producer::Producer;
+use crate::kafka::{classify, ErrorClass};
+use crate::metrics::{Metrics, Status};
+use crate::pipeline::Pipeline;
+use crate::sql::explain::changelog_topic;
+use crate::sql::PlanBody;
+use crate::state::StateStore;
+
+/// Records handled between two looks at the commit clock.
+const BATCH: usize = 1024;
+
+/// Hands rebalances to the engine.
+pub struct EngineHandle {
+    engine: Mutex<Engine>,
+    metrics: Arc<Metrics>,
+}
+
+impl EngineHandle {
+    fn lock(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl RebalanceHandler for EngineHandle {
+    fn on_revoke(&self, consumer: &BaseConsumer<GroupContext<Self>>, partitions: &TopicPartitionList, lost: bool) {
+        let mut e = self.lock();
+        if let Err(err) = e.revoke(consumer, partitions, lost) {
+            e.fatal.get_or_insert(err);
+        }
+    }
+
+    fn on_assign(&self, _consumer: &BaseConsumer<GroupContext<Self>>, partitions: &TopicPartitionList) {
+        let mut e = self.lock();
+        if let Err(err) = e.assign(partitions) {
+            e.fatal.get_or_insert(err);
+        }
+    }
+
+    fn on_stats(&self, stats: &Statistics) {
+        let e = self.lock();
+        for (topic, t) in &stats.topics {
+            for (p, part) in &t.partitions {
+                if *p < 0 || !part.desired {
+                    continue;
+                }
+                if let Some(committed) = e.committed_offset(topic, *p) {
+                    // Lag against the last stable offset: transaction markers occupy offsets.
+                    let end = if part.ls_offset >= 0 { part.ls_offset } else { part.hi_offset };
+                    if end >= 0 {
+                        self.metrics.consumer_lag.with_label_values(&[topic, &p.to_string()]).set((end - committed).max(0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs the pipeline until `shutdown` is set (or, with `stop_at_end`, the input is consumed).
+pub fn run(pipeline: Arc<Pipeline>, opts: RunOptions, shutdown: Arc<AtomicBool>, metrics: Arc<Metrics>, status: Arc<Status>) -> Result<RunSummary, EngineError> {
+    let config = pipeline.config();
+    let exactly_once = config.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
+    let admin = Admin::new(&client::admin(config))?;
+    let mut partitions: HashMap<String, usize> = HashMap::new();
+    for q in &pipeline.queries {
+        if !partitions.contains_key(&q.scan.topic) {
+            partitions.insert(q.scan.topic.clone(), admin.require(&q.scan.topic)?);
+        }
+    }
+    for q in &pipeline.queries {
+        let n = partitions[&q.scan.topic];
+        if !matches!(q.body, PlanBody::Stateless { .. }) {
+            let why = format!("the changelog of query {} needs one partition per partition of {}", q.name, q.scan.topic);
+            admin.ensure(&changelog_spec(changelog_topic(&config.app, &q.name), n, why))?;
+        }
+        let mut outputs = vec![(q.sink_topic.clone(), format!("sink of query {}", q.name))];
+        if let Some(src) = config.sources.get(&q.scan.source) {
+            outputs.extend(src.dead_letter_topic.iter().map(|t| (t.clone(), format!("dead letters of source {}", q.scan.source))));
+            outputs.extend(src.late_topic.iter().map(|t| (t.clone(), format!("late records of source {}", q.scan.source))));
+        }
+        for (topic, why) in outputs {
+            if admin.partitions(&topic)?.is_none() {
+                admin.ensure(&output_spec(topic, n, why))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(&config.state.dir)
+        .map_err(|e| EngineError::Setup(format!("cannot create the state directory {}: {e}", config.state.dir.display())))?;
+    let store = StateStore::open(&config.state.dir, config.state.cache_bytes)?;
+    let transactional_id = client::transactional_id(&config.app, &opts.instance_id);
+    let timeout = config.kafka.transaction_timeout.std().max(Duration::from_secs(30));
+    let producer = Producer::new(&client::producer(config, &opts.instance_id, exactly_once), exactly_once, timeout)
+        .map_err(|e| EngineError::kafka("cannot create the producer", e))?;
+    if exactly_once {
+        init_transactions(&producer, &transactional_id)?;
+    }
+    let restorer = Restorer::new(&client::plain_consumer(config, &format!("{}-{}-restore", config.app, opts.instance_id)), config.kafka.transaction_timeout.std() * 3 + Duration::from_secs(30))?;
+    let sources = SourceRuntime::build(&pipeline, |t| partitions.get(t).copied().unwrap_or(0));
+    let topics: Vec<String> = sources.iter().map(|s| s.topic.to_string()).collect();
+    let start = if config.sources.values().all(|s| s.start_from == StartFrom::Latest) { StartFrom::Latest } else { StartFrom::Earliest };
+    let engine = Engine::new(EngineParts {
+        pipeline: pipeline.clone(),
+        opts: opts.clone(),
+        producer,
+        restorer,
+        store: store.clone(),
+        sources,
+        transactional_id,
+        metrics: metrics.clone(),
+        status: status.clone(),
+    });
+    let handle = EngineHandle { engine: Mutex::new(engine), metrics };
+    let consumer: BaseConsumer<GroupContext<EngineHandle>> = client::group_consumer(config, &opts.instance_id, exactly_once, start)
+        .create_with_context(GroupContext { handler: handle })
+        .map_err(|e| EngineError::kafka("cannot create the consumer", e))?;
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs).map_err(|e| EngineError::kafka("cannot subscribe to the source topics", e))?;
+    tracing::info!(app = %config.app, instance = %opts.instance_id, topics = ?topics, "joining consumer group {} as instance {}", config.app, opts.instance_id);
+
+    let result = main_loop(&consumer, &shutdown, &opts);
+    let summary = {
+        let mut e = consumer.context().handler.lock();
+        if result.is_ok() {
+            if let Err(err) = e.advance() {
+                tracing::warn!(error = %err, "could not fire windows while shutting down: {err}");
+            }
+            if let Err(err) = e.commit(&consumer) {
+                tracing::error!(error = %err, "the final commit failed: {err}");
+            }
+        }
+        e.summary.clone()
+    };
+    if let Err(e) = store.flush() {
+        tracing::warn!(error = %e, "flushing state to disk failed: {e}; it will be restored from the changelog");
+    }
+    consumer.unsubscribe();
+    drop(consumer);
+    status.set_stopped();
+    tracing::info!(records_in = summary.records_in, records_out = summary.records_out, commits = summary.commits, "stopped after {} records in, {} out, {} commits", summary.records_in, summary.records_out, summary.commits);
+    result.map(|()| summary)
+}
+
+fn init_transactions(producer: &Producer, transactional_id: &str) -> Result<(), EngineError> {
+    let mut attempt = 0;
+    loop {
+        match producer.init_transactions() {
+            Ok(()) => return Ok(()),
+            Err(e) if classify(&e) == ErrorClass::Retry && attempt < 10 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(200 * attempt));
+            }
+            Err(e) => return Err(EngineError::kafka(format!("cannot initialise transactions for transactional id {transactional_id} (does the broker support transactions?)"), e)),
+        }
+    }
+}
+
+fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &AtomicBool, opts: &RunOptions) -> Result<(), EngineError> {
+    let handle = &consumer.context().handler;
+    let mut flushed = false;
+    loop {
+        if shutdown.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let wait = handle.lock().time_to_commit().clamp(Duration::from_millis(1), Duration::from_millis(100));
+        for i in 0..BATCH {
+            let Some(polled) = consumer.poll(if i == 0 { wait } else { Duration::ZERO }) else { break };
+            let mut e = handle.lock();
+            if let Some(f) = e.fatal.take() {
+                return Err(f);
+            }
+            match polled {
+                Ok(m) => {
+                    if let Err(err) = e.on_message(&m) {
+                        drop(m);
+                        e.recover(err, consumer)?;
+                        break;
+                    }
+                }
+                Err(KafkaError::PartitionEOF(p)) => e.on_eof(consumer, p),
+                Err(err @ KafkaError::MessageConsumptionFatal(_)) => return Err(EngineError::kafka("the consumer failed", err)),
+                Err(err) => tracing::warn!(error = %err, "consumer error: {err}"),
+            }
+        }
+        let mut e = handle.lock();
+        if let Some(f) = e.fatal.take() {
+            return Err(f);
+        }
+        if let Err(err) = e.advance() {
+            e.recover(err, consumer)?;
+        }
+        if e.commit_due() {
+            e.commit(consumer)?;
+        }
+        if opts.stop_at_end && e.caught_up() {
+            if opts.flush_at_end && !flushed {
+                e.finish_all();
+                if let Err(err) = e.advance() {
+                    e.recover(err, consumer)?;
+                    continue;
+                }
+                e.commit(consumer)?;
+                flushed = true;
+            } else {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The process's one producer (transactional under exactly-once, idempotent always), with a
+//! delivery log: the first delivery error of a cycle, and for changelog records the offset
+//! each changelog partition reached, which sled stores after the commit.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
+use rdkafka::{ClientConfig, TopicPartitionList};
+
+/// What deliveries reported since the log was last taken.
+#[derive(Debug, Default)]
+pub struct DeliveryLog {
+    /// The first failed delivery.
+    pub error: Option<KafkaError>,
+    /// Per changelog slot: the offset after the last record delivered.
+    pub changelog_ends: HashMap<usize, i64>,
+    pub delivered: u64,
+}
+
+/// Producer callbacks: delivery reports and librdkafka logs.
+#[derive(Default)]
+pub struct TrackingContext {
+    log: Mutex<DeliveryLog>,
+}
+
+impl ClientContext for TrackingContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::kafka::consumer::forward_log("producer", level, fac, message);
+    }
+}
+
+impl ProducerContext for TrackingContext {
+    /// 0 for an ordinary record; a changelog slot (1-based) for a changelog record.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, slot: usize) {
+        let Ok(mut log) = self.log.lock() else { return };
+        match result {
+            Ok(msg) => {
+                log.delivered += 1;
+                if slot > 0 {
+                    let end = msg.offset() + 1;
+                    let e = log.changelog_ends.entry(slot).or_insert(end);
+                    *e = (*e).max(end);
+                }
+            }
+            Err((e, _)) => {
+                if log.error.is_none() {
+                    log.error = Some(e.clone());
+                }
+            }
+        }
+    }
+}
+
+/// One outgoing record.
+pub struct Outgoing<'a> {
+    pub topic: &'a str,
+    pub partition: Option<i32>,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    pub headers: &'a [(&'a str, &'a [u8])],
+    pub timestamp: Option<i64>,
+    /// Changelog slot, or 0.
+    pub slot: usize,
+}
+
+/// The producer.
+pub struct Producer {
+    inner: BaseProducer<TrackingContext>,
+    pub transactional: bool,
+    timeout: Duration,
+}
+
+impl Producer {
+    pub fn new(cfg: &ClientConfig, transactional: bool, timeout: Duration) -> Result<Producer, KafkaError> {
+        let inner = cfg.create_with_context(TrackingContext::default())?;
+        Ok(Producer { inner, transactional, timeout })
+    }
+
+    /// Queues a record; waits for room when librdkafka's queue is full.
+    pub fn send(&self, r: &Outgoing<'_>) -> Result<(), KafkaError> {
+        let mut headers = None;
+        if !r.headers.is_empty() {
+            let mut h = OwnedHeaders::new_with_capacity(r.headers.len());
+            for (k, v) in r.headers {
+                h = h.insert(Header { key: k, value: Some(*v) });
+            }
+            headers = Some(h);
+        }
+        let mut record: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(r.topic, r.slot);
+        if let Some(k) = r.key {
+            record = record.key(k);
+        }
+        if let Some(p) = r.payload {
+            record = record.payload(p);
+        }
+        if let Some(p) = r.partition {
+            record = record.partition(p);
+        }
+        if let Some(t) = r.timestamp {
+            record = record.timestamp(t);
+        }
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
+        loop {
+            match self.inner.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.inner.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Serves delivery reports.
+    pub fn poll(&self) {
+        self.inner.poll(Duration::ZERO);
+    }
+
+    pub fn init_transactions(&self) -> Result<(), KafkaError> {
+        self.inner.init_transactions(self.timeout)
+    }
+
+    pub fn begin(&self) -> Result<(), KafkaError> {
+        self.inner.begin_transaction()
+    }
+
+    pub fn send_offsets(&self, offsets: &TopicPartitionList, group: &ConsumerGroupMetadata) -> Result<(), KafkaError> {
+        self.inner.send_offsets_to_transaction(offsets, group, self.timeout)
+    }
+
+    pub fn commit(&self) -> Result<(), KafkaError> {
+        self.inner.commit_transaction(self.timeout)
+    }
+
+    pub fn abort(&self) -> Result<(), KafkaError> {
+        self.inner.abort_transaction(self.timeout)
+    }
+
+    pub fn flush(&self) -> Result<(), KafkaError> {
+        self.inner.flush(self.timeout)
+    }
+
+    /// Takes what deliveries reported since the last call.
+    pub fn take_log(&self) -> DeliveryLog {
+        self.poll();
+        self.inner.context().log.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
+    }
+
+    /// The first delivery error since the log was last taken, leaving the rest of the log.
+    pub fn take_log_error(&self) -> Option<KafkaError> {
+        self.poll();
+        self.inner.context().log.lock().ok().and_then(|mut l| l.error.take())
+    }
+
+    /// Messages queued or in flight.
+    pub fn in_flight(&self) -> i32 {
+        self.inner.in_flight_count()
+    }
+}

@@ -1,0 +1,137 @@
+//! Observability: every metric name in one place (DESIGN section 6), the readiness and
+//! progress status the engine publishes, and the HTTP server that exposes them.
+//! Depends on prometheus and tokio networking; the engine only calls the typed handles here.
+
+mod names;
+pub mod progress;
+pub mod server;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, GaugeVec, Opts, Registry};
+
+pub use names::*;
+
+/// The process's metrics.
+pub struct Metrics {
+    pub registry: Registry,
+    pub records_consumed: IntCounterVec,
+    pub records_produced: IntCounterVec,
+    pub consumer_lag: IntGaugeVec,
+    pub watermark: GaugeVec,
+    pub watermark_delay: GaugeVec,
+    pub late_records: IntCounterVec,
+    pub dead_letter_records: IntCounterVec,
+    pub transactions: IntCounterVec,
+    pub transaction_duration: Histogram,
+    pub state_entries: IntGaugeVec,
+    pub state_bytes: IntGaugeVec,
+    pub restore_records: IntCounterVec,
+    pub restore_duration: HistogramVec,
+    pub rebalances: IntCounterVec,
+    pub end_to_end_latency: HistogramVec,
+    pub assigned_partitions: IntGaugeVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn int_gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
+    let g = GaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+/// Latency buckets from 1 ms to about 10 minutes.
+fn latency_buckets() -> Vec<f64> {
+    vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0]
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Metrics> {
+        let r = Registry::new();
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        let transaction_duration = Histogram::with_opts(HistogramOpts::new(TRANSACTION_DURATION, "Time to commit one transaction (produce flush, offsets, commit).").buckets(latency_buckets()))?;
+        r.register(Box::new(transaction_duration.clone()))?;
+        let restore_duration = HistogramVec::new(HistogramOpts::new(RESTORE_DURATION, "Time to restore one task's state from sled and the changelog.").buckets(latency_buckets()), &["query"])?;
+        r.register(Box::new(restore_duration.clone()))?;
+        let end_to_end_latency = HistogramVec::new(
+            HistogramOpts::new(END_TO_END_LATENCY, "Commit time minus the event time (clock=event) or the Kafka timestamp (clock=kafka) of emitted rows.").buckets(latency_buckets()),
+            &["query", "clock"],
+        )?;
+        r.register(Box::new(end_to_end_latency.clone()))?;
+        Ok(Metrics {
+            records_consumed: counter(&r, RECORDS_CONSUMED, "Records read from source topics.", &["topic", "partition"])?,
+            records_produced: counter(&r, RECORDS_PRODUCED, "Records written, by topic (sinks, dead-letter, late, changelog).", &["query", "topic"])?,
+            consumer_lag: int_gauge(&r, CONSUMER_LAG, "Last stable offset minus the committed offset, per assigned partition.", &["topic", "partition"])?,
+            watermark: gauge(&r, WATERMARK, "Event-time watermark of a query's task, Unix seconds.", &["query", "partition"])?,
+            watermark_delay: gauge(&r, WATERMARK_DELAY, "Wall clock minus the watermark, seconds.", &["query", "partition"])?,
+            late_records: counter(&r, LATE_RECORDS, "Records dropped because every window they belong to had closed.", &["query"])?,
+            dead_letter_records: counter(&r, DEAD_LETTER_RECORDS, "Records that could not be decoded (outcome: dead_lettered, skipped).", &["topic", "outcome"])?,
+            transactions: counter(&r, TRANSACTIONS, "Commit cycles by outcome (committed, aborted).", &["outcome"])?,
+            transaction_duration,
+            state_entries: int_gauge(&r, STATE_ENTRIES, "Live state entries of an operator's task.", &["query", "operator", "partition"])?,
+            state_bytes: int_gauge(&r, STATE_BYTES, "Approximate bytes of an operator task's live state.", &["query", "operator", "partition"])?,
+            restore_records: counter(&r, RESTORE_RECORDS, "State entries restored from sled and the changelog.", &["query"])?,
+            restore_duration,
+            rebalances: counter(&r, REBALANCES, "Consumer group rebalances this instance took part in (outcome: assigned, revoked, lost).", &["outcome"])?,
+            end_to_end_latency,
+            assigned_partitions: int_gauge(&r, ASSIGNED_PARTITIONS, "Source partitions assigned to this instance.", &["topic"])?,
+            registry: r,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Health and readiness, as the engine reports them.
+#[derive(Default)]
+pub struct Status {
+    /// The engine has joined the group and has no task left to restore.
+    ready: AtomicBool,
+    /// Tasks currently restoring.
+    restoring: AtomicUsize,
+    /// Set when the engine stops for good.
+    stopped: AtomicBool,
+    /// Per-query progress (Spark's lastProgress), replaced at every commit.
+    pub progress: Mutex<progress::Progress>,
+}
+
+impl Status {
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && self.restoring.load(Ordering::Acquire) == 0 && !self.is_stopped()
+    }
+    pub fn restoring(&self, delta: isize) {
+        if delta >= 0 {
+            self.restoring.fetch_add(delta as usize, Ordering::AcqRel);
+        } else {
+            self.restoring.fetch_sub(delta.unsigned_abs(), Ordering::AcqRel);
+        }
+    }
+    pub fn set_stopped(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+}

@@ -71,16 +71,28 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
 
     println!("eddy demo: Spark's Structured Streaming tutorial, on an in-process Kafka broker\n");
     let spec = TutorialSpec { events: a.events, hours: a.hours, ..TutorialSpec::default() };
-    let mut out = Output::open(&Destination::Kafka { bootstrap_servers: bootstrap.clone(), topic: "events".into(), partitions: a.partitions })?;
+    let mut out =
+        Output::open(&Destination::Kafka { bootstrap_servers: bootstrap.clone(), topic: "events".into(), partitions: a.partitions })?;
     gen::write_tutorial(&spec, "action", &mut out)?;
     out.finish()?;
-    println!("1. produced {} events ({} Open, {} Close) over {} hours into topic `events` ({} partitions, keyed by action)", a.events, a.events / 2 + a.events % 2, a.events / 2, a.hours, a.partitions);
+    println!(
+        "1. produced {} events ({} Open, {} Close) over {} hours into topic `events` ({} partitions, keyed by action)",
+        a.events,
+        a.events / 2 + a.events % 2,
+        a.events / 2,
+        a.hours,
+        a.partitions
+    );
 
     let text = DEMO_PIPELINE.replace("{bootstrap}", &bootstrap).replace("{state}", &state.display().to_string());
     let p = pipeline::from_text(Path::new("demo.yaml"), &text, |_| None).map_err(|d| anyhow::anyhow!("{d}"))?;
     println!("2. running, exactly once, with a 2-hour watermark, until the input ends:\n");
     for line in p.queries[0].explain(&p.config().app).lines() {
         println!("     {line}");
+    }
+    // The in-process broker cannot create topics on request; create what the engine needs.
+    for spec in engine::required_topics(&p, |_| a.partitions as usize) {
+        cluster.create_topic(&spec.name, spec.partitions as i32, 1).with_context(|| format!("cannot create topic {}", spec.name))?;
     }
     let opts = RunOptions { instance_id: "demo".into(), stop_at_end: true, flush_at_end: true };
     let engine_started = Instant::now();

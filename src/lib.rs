@@ -14,6 +14,6 @@ pub mod operators;
 pub mod pipeline;
 pub mod sql;
 pub mod state;
-pub mod time;
 pub mod tail;
+pub mod time;
 pub mod types;

@@ -169,4 +169,3 @@ fn init_logging(format: LogFormat, filter: &str) {
         LogFormat::Json => builder.json().init(),
     }
 }
-

@@ -94,11 +94,7 @@ fn map_into_scalar(text: &str, line: usize, col: usize, sql_line: usize, sql_col
     if start.starts_with('|') || start.starts_with('>') {
         // A block scalar: its text starts on the next line, at that line's indentation.
         let content_line = line + sql_line;
-        let indent = lines
-            .iter()
-            .skip(line)
-            .find(|l| !l.trim().is_empty())
-            .map_or(0, |l| l.len() - l.trim_start().len());
+        let indent = lines.iter().skip(line).find(|l| !l.trim().is_empty()).map_or(0, |l| l.len() - l.trim_start().len());
         (content_line, indent + sql_col)
     } else {
         let quote = usize::from(start.starts_with('"') || start.starts_with('\''));

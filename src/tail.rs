@@ -58,7 +58,11 @@ impl TailRecord {
 
     fn envelope(&self) -> serde_json::Value {
         let text = |b: &Option<Vec<u8>>| b.as_deref().map(|v| String::from_utf8_lossy(v).into_owned());
-        let value = self.value.as_deref().and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok()).or_else(|| text(&self.value).map(serde_json::Value::String));
+        let value = self
+            .value
+            .as_deref()
+            .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
+            .or_else(|| text(&self.value).map(serde_json::Value::String));
         let headers: serde_json::Map<String, serde_json::Value> =
             self.headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(String::from_utf8_lossy(v).into_owned()))).collect();
         serde_json::json!({

@@ -91,7 +91,8 @@ impl<'de> Visitor<'de> for SeekVisitor<'_> {
         let mut i = 0;
         loop {
             let found = matches!(self.path[0], PathSeg::Index(want) if want == i);
-            let next = if found { seq.next_element_seed(Seek { path: &self.path[1..] })? } else { seq.next_element::<IgnoredAny>()?.map(|_| ()) };
+            let next =
+                if found { seq.next_element_seed(Seek { path: &self.path[1..] })? } else { seq.next_element::<IgnoredAny>()?.map(|_| ()) };
             if next.is_none() {
                 return Ok(());
             }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 pub use diagnostic::Diagnostic;
 pub use locate::{locate, PathSeg};
 pub use schema::SchemaConfig;
-pub use types::{ConfigDuration, EventTimeConfig, Format, OutputMode, ProcessingGuarantee, ErrorPolicy, StartFrom};
+pub use types::{ConfigDuration, ErrorPolicy, EventTimeConfig, Format, OutputMode, ProcessingGuarantee, StartFrom};
 
 /// A whole pipeline file.
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +70,12 @@ pub struct KafkaConfig {
     /// (as Kafka Streams), so a crashed instance's open transaction blocks readers briefly.
     #[serde(default = "default_transaction_timeout")]
     pub transaction_timeout: ConfigDuration,
+    /// Join the group as a static member (group.instance.id = app + instance id): a restarted
+    /// instance gets its partitions back without a rebalance, but a stopped one keeps them
+    /// until session.timeout.ms passes. Good for StatefulSets with rolling restarts.
+    /// Default false.
+    #[serde(default)]
+    pub static_membership: bool,
 }
 
 fn default_transaction_timeout() -> ConfigDuration {
@@ -220,9 +226,8 @@ impl LoadedConfig {
 /// Reads and parses a pipeline file, applies environment overrides and checks every field
 /// that can be checked without planning SQL.
 pub fn load(path: &Path) -> Result<LoadedConfig, Box<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Box::new(Diagnostic::plain(path, format!("cannot read the pipeline file: {e}")))
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Box::new(Diagnostic::plain(path, format!("cannot read the pipeline file: {e}"))))?;
     parse(path, &text, |name| std::env::var(name).ok())
 }
 
@@ -267,6 +272,7 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
     ("auto.offset.reset", "use the source's `start_from`"),
     ("transaction.timeout.ms", "use kafka.transaction_timeout"),
     ("enable.partition.eof", "eddy sets it per client"),
+    ("group.instance.id", "set kafka.static_membership: true"),
 ];
 
 fn check(loaded: &LoadedConfig) -> Result<(), Diagnostic> {
@@ -276,7 +282,10 @@ fn check(loaded: &LoadedConfig) -> Result<(), Diagnostic> {
         return Err(at(&[PathSeg::key("app")], format!("app name \"{}\" may use only letters, digits, '.', '_' and '-'", c.app)));
     }
     if c.kafka.bootstrap_servers.trim().is_empty() {
-        return Err(at(&[PathSeg::key("kafka"), PathSeg::key("bootstrap_servers")], "bootstrap_servers is empty; write e.g. \"localhost:9092\"".into()));
+        return Err(at(
+            &[PathSeg::key("kafka"), PathSeg::key("bootstrap_servers")],
+            "bootstrap_servers is empty; write e.g. \"localhost:9092\"".into(),
+        ));
     }
     for key in c.kafka.properties.keys() {
         if let Some((_, why)) = OWNED_PROPERTIES.iter().find(|(k, _)| k == key) {
@@ -290,7 +299,7 @@ fn check(loaded: &LoadedConfig) -> Result<(), Diagnostic> {
         return Err(at(&[PathSeg::key("commit_interval")], "commit_interval must be greater than zero, e.g. \"100ms\"".into()));
     }
     let tt = c.kafka.transaction_timeout.micros();
-    if tt < 1_000_000 || tt > 900_000_000 {
+    if !(1_000_000..=900_000_000).contains(&tt) {
         return Err(at(
             &[PathSeg::key("kafka"), PathSeg::key("transaction_timeout")],
             "transaction_timeout must be between 1s and 15m (the broker's default transaction.max.timeout.ms)".into(),
@@ -299,7 +308,10 @@ fn check(loaded: &LoadedConfig) -> Result<(), Diagnostic> {
     if c.commit_interval.micros() * 2 > tt {
         return Err(at(
             &[PathSeg::key("commit_interval")],
-            format!("commit_interval ({}) must be under half of kafka.transaction_timeout ({})", c.commit_interval, c.kafka.transaction_timeout),
+            format!(
+                "commit_interval ({}) must be under half of kafka.transaction_timeout ({})",
+                c.commit_interval, c.kafka.transaction_timeout
+            ),
         ));
     }
     if c.commit_max_records == 0 {
@@ -328,14 +340,20 @@ fn check(loaded: &LoadedConfig) -> Result<(), Diagnostic> {
                 Some(i) if source.schema.schema.fields[i].data_type != crate::types::DataType::Timestamp => {
                     return Err(at(
                         &field("event_time"),
-                        format!("event_time column \"{col}\" has type {}; declare it as `timestamp` in the schema", source.schema.schema.fields[i].data_type),
+                        format!(
+                            "event_time column \"{col}\" has type {}; declare it as `timestamp` in the schema",
+                            source.schema.schema.fields[i].data_type
+                        ),
                     ))
                 }
                 Some(_) => {}
             }
         }
         if source.watermark_delay.is_some() && source.event_time.is_none() {
-            return Err(at(&field("watermark_delay"), "watermark_delay needs an event_time (a timestamp column, or kafka_timestamp)".into()));
+            return Err(at(
+                &field("watermark_delay"),
+                "watermark_delay needs an event_time (a timestamp column, or kafka_timestamp)".into(),
+            ));
         }
         if let Some(keys) = &source.partition_key {
             for k in keys {
@@ -370,7 +388,10 @@ fn check(loaded: &LoadedConfig) -> Result<(), Diagnostic> {
         }
         if !c.sinks.contains_key(&q.sink) {
             let known: Vec<&str> = c.sinks.keys().map(String::as_str).collect();
-            return Err(at(&field("sink"), format!("query {} writes to sink \"{}\", which is not defined; sinks: {}", q.name, q.sink, known.join(", "))));
+            return Err(at(
+                &field("sink"),
+                format!("query {} writes to sink \"{}\", which is not defined; sinks: {}", q.name, q.sink, known.join(", ")),
+            ));
         }
         if q.repartition_partitions == Some(0) {
             return Err(at(&field("repartition_partitions"), "repartition_partitions must be at least 1".into()));

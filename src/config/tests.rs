@@ -105,7 +105,8 @@ fn event_time_must_be_a_timestamp_column() {
 
 #[test]
 fn owned_librdkafka_properties_are_rejected() {
-    let text = GOOD.replace("  bootstrap_servers: localhost:9092", "  bootstrap_servers: localhost:9092\n  properties:\n    group.id: other");
+    let text =
+        GOOD.replace("  bootstrap_servers: localhost:9092", "  bootstrap_servers: localhost:9092\n  properties:\n    group.id: other");
     let d = parse_err(&text);
     assert_eq!(d.line(), Some(5), "{d}");
     assert!(d.message.contains("group id is the pipeline's `app`"), "{d}");

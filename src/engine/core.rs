@@ -27,6 +27,9 @@ use crate::sql::QueryPlan;
 use crate::state::StateStore;
 use crate::types::Value;
 
+/// State entries changed in a cycle: key and new value (`None` deletes).
+type Changes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// How a failed commit cycle ends.
 enum Failure {
     /// Abort the transaction and rewind to the last commit.
@@ -144,14 +147,8 @@ impl Engine {
         self.cycle_records += 1;
         self.summary.records_in += 1;
         let src = &self.sources[si];
-        let rec = RecordRef {
-            topic: m.topic(),
-            partition,
-            offset,
-            key: m.key(),
-            payload: m.payload(),
-            timestamp: m.timestamp().to_millis(),
-        };
+        let rec =
+            RecordRef { topic: m.topic(), partition, offset, key: m.key(), payload: m.payload(), timestamp: m.timestamp().to_millis() };
         self.row.clear();
         self.row.resize(src.row_len, Value::Null);
         let decoded = match rec.payload {
@@ -235,7 +232,10 @@ impl Engine {
 
     /// Every assigned input is at its end, with nothing left to commit (bounded runs).
     pub fn caught_up(&self) -> bool {
-        !self.inputs.is_empty() && self.inputs.values().all(|i| i.at_end) && !self.txn.open && self.inputs.values().all(|i| i.uncommitted().is_none())
+        !self.inputs.is_empty()
+            && self.inputs.values().all(|i| i.at_end)
+            && !self.txn.open
+            && self.inputs.values().all(|i| i.uncommitted().is_none())
     }
 
     /// Bounded runs: the input is finished, every window may close.
@@ -281,7 +281,11 @@ impl Engine {
     fn fatal_kafka(&self, context: String, source: KafkaError) -> EngineError {
         let fenced = matches!(
             source.rdkafka_error_code(),
-            Some(rdkafka::error::RDKafkaErrorCode::ProducerFenced | rdkafka::error::RDKafkaErrorCode::InvalidProducerEpoch | rdkafka::error::RDKafkaErrorCode::Fatal)
+            Some(
+                rdkafka::error::RDKafkaErrorCode::ProducerFenced
+                    | rdkafka::error::RDKafkaErrorCode::InvalidProducerEpoch
+                    | rdkafka::error::RDKafkaErrorCode::Fatal
+            )
         ) || matches!(&source, KafkaError::Transaction(rd) if rd.is_fatal());
         if fenced && self.exactly_once {
             EngineError::Fenced { transactional_id: self.transactional_id.clone(), source }
@@ -294,7 +298,7 @@ impl Engine {
         let started = Instant::now();
         let process_time = self.cycle_start.elapsed();
         let mut em = Emitter { producer: &self.producer, txn: &mut self.txn };
-        let mut pending: Vec<(usize, i32, Vec<(Vec<u8>, Option<Vec<u8>>)>)> = Vec::new();
+        let mut pending: Vec<(usize, i32, Changes)> = Vec::new();
         let mut err = None;
         'tasks: for (q, tasks) in self.tasks.iter_mut().enumerate() {
             for t in tasks.iter_mut().flatten() {
@@ -305,7 +309,7 @@ impl Engine {
                 if t.tree.is_none() {
                     continue;
                 }
-                let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+                let mut changes: Changes = Vec::new();
                 t.take_changes(&mut |k, v| changes.push((k.to_vec(), v.map(<[u8]>::to_vec))));
                 for (k, v) in &changes {
                     let r = em.send(&Outgoing {
@@ -349,7 +353,8 @@ impl Engine {
                 let group = consumer
                     .group_metadata()
                     .ok_or_else(|| Failure::Abort(EngineError::Setup("the consumer has no group metadata yet".into())))?;
-                retry(|| self.producer.send_offsets(&offsets, &group)).map_err(|e| self.failure(EngineError::kafka("cannot add the input offsets to the transaction", e)))?;
+                retry(|| self.producer.send_offsets(&offsets, &group))
+                    .map_err(|e| self.failure(EngineError::kafka("cannot add the input offsets to the transaction", e)))?;
             }
             retry(|| self.producer.commit()).map_err(|e| self.failure(EngineError::kafka("cannot commit the transaction", e)))?;
             self.txn.open = false;
@@ -359,7 +364,9 @@ impl Engine {
                 return Err(self.failure(EngineError::kafka("a record could not be delivered", e)));
             }
             if offsets.count() > 0 {
-                consumer.commit(&offsets, CommitMode::Sync).map_err(|e| self.failure(EngineError::kafka("cannot commit the input offsets", e)))?;
+                consumer
+                    .commit(&offsets, CommitMode::Sync)
+                    .map_err(|e| self.failure(EngineError::kafka("cannot commit the input offsets", e)))?;
             }
             self.txn.open = false;
         }
@@ -433,8 +440,8 @@ impl Engine {
         for e in tpl.elements() {
             let Some(si) = self.source_index(e.topic()) else { continue };
             let key = (si, e.partition());
-            if !self.inputs.contains_key(&key) {
-                self.inputs.insert(key, InputPartition::default());
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.inputs.entry(key) {
+                slot.insert(InputPartition::default());
                 added.push(key);
             }
         }
@@ -497,7 +504,12 @@ impl Engine {
     }
 
     /// Partitions are being revoked: commit (or, when lost, abort) first, then drop them.
-    pub fn revoke<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList, lost: bool) -> Result<(), EngineError> {
+    pub fn revoke<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+        lost: bool,
+    ) -> Result<(), EngineError> {
         self.metrics.rebalances.with_label_values(&[if lost { "lost" } else { "revoked" }]).inc();
         let r = if lost { self.abort_and_rewind(consumer) } else { self.advance().and_then(|()| self.commit(consumer)) };
         let mut removed = Vec::new();
@@ -516,7 +528,14 @@ impl Engine {
                 }
             }
         }
-        tracing::info!(partitions = removed.len(), lost, "{} {} partition(s): {}", if lost { "lost" } else { "revoked" }, removed.len(), describe(&self.sources, &removed));
+        tracing::info!(
+            partitions = removed.len(),
+            lost,
+            "{} {} partition(s): {}",
+            if lost { "lost" } else { "revoked" },
+            removed.len(),
+            describe(&self.sources, &removed)
+        );
         self.update_assignment_gauge();
         r
     }
@@ -554,7 +573,10 @@ impl Engine {
         }
         for ((si, p), input) in &mut self.inputs {
             if input.consumed > 0 {
-                self.metrics.records_consumed.with_label_values(&[&*self.sources[*si].topic, p.to_string().as_str()]).inc_by(input.consumed);
+                self.metrics
+                    .records_consumed
+                    .with_label_values(&[&*self.sources[*si].topic, p.to_string().as_str()])
+                    .inc_by(input.consumed);
             }
         }
         let progress = self.progress.record(&self.plans, &mut self.tasks, &self.inputs, &self.sources, process_time, commit_time);
@@ -568,7 +590,13 @@ impl Engine {
 }
 
 /// Sends an undecodable record to the dead-letter topic, or applies the source's policy.
-fn dead_letter(src: &SourceRuntime, rec: &RecordRef<'_>, e: &crate::formats::DecodeError, em: &mut Emitter<'_>, metrics: &Metrics) -> Result<(), EngineError> {
+fn dead_letter(
+    src: &SourceRuntime,
+    rec: &RecordRef<'_>,
+    e: &crate::formats::DecodeError,
+    em: &mut Emitter<'_>,
+    metrics: &Metrics,
+) -> Result<(), EngineError> {
     match (&src.dead_letter_topic, src.on_error) {
         (Some(topic), _) => {
             em.forward(topic, rec, e.kind.as_str(), &e.message, &src.query_names, None)?;
@@ -577,7 +605,12 @@ fn dead_letter(src: &SourceRuntime, rec: &RecordRef<'_>, e: &crate::formats::Dec
         }
         (None, ErrorPolicy::Skip) => {
             metrics.dead_letter_records.with_label_values(&[&src.topic, "skipped"]).inc();
-            tracing::debug!(topic = rec.topic, partition = rec.partition, offset = rec.offset, "skipped a record that cannot be decoded: {e}");
+            tracing::debug!(
+                topic = rec.topic,
+                partition = rec.partition,
+                offset = rec.offset,
+                "skipped a record that cannot be decoded: {e}"
+            );
             Ok(())
         }
         (None, ErrorPolicy::Fail) => Err(EngineError::DecodeFailure {

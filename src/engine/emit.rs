@@ -59,7 +59,15 @@ impl Emitter<'_> {
     }
 
     /// Sends the original record to `topic` with headers explaining what happened to it.
-    pub fn forward(&mut self, topic: &str, rec: &RecordRef<'_>, kind: &str, message: &str, query: &str, extra: Option<(&str, &str)>) -> Result<(), EngineError> {
+    pub fn forward(
+        &mut self,
+        topic: &str,
+        rec: &RecordRef<'_>,
+        kind: &str,
+        message: &str,
+        query: &str,
+        extra: Option<(&str, &str)>,
+    ) -> Result<(), EngineError> {
         let partition = rec.partition.to_string();
         let offset = rec.offset.to_string();
         let mut headers: Vec<(&str, &[u8])> = vec![
@@ -73,7 +81,15 @@ impl Emitter<'_> {
         if let Some((k, v)) = extra {
             headers.push((k, v.as_bytes()));
         }
-        self.send(&Outgoing { topic, partition: None, key: rec.key, payload: rec.payload, headers: &headers, timestamp: rec.timestamp, slot: 0 })
+        self.send(&Outgoing {
+            topic,
+            partition: None,
+            key: rec.key,
+            payload: rec.payload,
+            headers: &headers,
+            timestamp: rec.timestamp,
+            slot: 0,
+        })
     }
 }
 

@@ -13,7 +13,7 @@ mod task;
 
 pub use emit::{H_ERROR_KIND, H_ERROR_MESSAGE, H_QUERY, H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC, H_WATERMARK};
 pub use error::EngineError;
-pub use run::run;
+pub use run::{required_topics, run};
 
 /// How this process runs the pipeline.
 #[derive(Debug, Clone)]

@@ -56,11 +56,16 @@ impl Restorer {
         };
         let mut result = Restored { wiped: wipe, ..Restored::default() };
         if wipe {
-            tracing::info!(tree = tree.name(), "state tree {} is behind its changelog beyond what compaction keeps; rebuilding it from the changelog", tree.name());
+            tracing::info!(
+                tree = tree.name(),
+                "state tree {} is behind its changelog beyond what compaction keeps; rebuilding it from the changelog",
+                tree.name()
+            );
             tree.clear()?;
         }
         let tree_name = tree.name().to_string();
-        result.from_sled = tree.for_each(|k, v| task.restore(k, Some(v)).map_err(|source| EngineError::Restore { tree: tree_name.clone(), source }))?;
+        result.from_sled =
+            tree.for_each(|k, v| task.restore(k, Some(v)).map_err(|source| EngineError::Restore { tree: tree_name.clone(), source }))?;
         let from = if wipe { low } else { stored.unwrap_or(low).max(low) };
         if from >= high {
             return Ok(result);

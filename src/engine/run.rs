@@ -14,7 +14,7 @@ use super::restore::Restorer;
 use super::source::SourceRuntime;
 use super::{EngineError, RunOptions, RunSummary};
 use crate::config::{ProcessingGuarantee, StartFrom};
-use crate::kafka::admin::{changelog_spec, output_spec, Admin};
+use crate::kafka::admin::{changelog_spec, output_spec, Admin, TopicSpec};
 use crate::kafka::client;
 use crate::kafka::consumer::{GroupContext, RebalanceHandler};
 use crate::kafka::producer::Producer;
@@ -75,7 +75,13 @@ impl RebalanceHandler for EngineHandle {
 }
 
 /// Runs the pipeline until `shutdown` is set (or, with `stop_at_end`, the input is consumed).
-pub fn run(pipeline: Arc<Pipeline>, opts: RunOptions, shutdown: Arc<AtomicBool>, metrics: Arc<Metrics>, status: Arc<Status>) -> Result<RunSummary, EngineError> {
+pub fn run(
+    pipeline: Arc<Pipeline>,
+    opts: RunOptions,
+    shutdown: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    status: Arc<Status>,
+) -> Result<RunSummary, EngineError> {
     let config = pipeline.config();
     let exactly_once = config.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
     let admin = Admin::new(&client::admin(config))?;
@@ -85,22 +91,12 @@ pub fn run(pipeline: Arc<Pipeline>, opts: RunOptions, shutdown: Arc<AtomicBool>,
             partitions.insert(q.scan.topic.clone(), admin.require(&q.scan.topic)?);
         }
     }
-    for q in &pipeline.queries {
-        let n = partitions[&q.scan.topic];
-        if !matches!(q.body, PlanBody::Stateless { .. }) {
-            let why = format!("the changelog of query {} needs one partition per partition of {}", q.name, q.scan.topic);
-            admin.ensure(&changelog_spec(changelog_topic(&config.app, &q.name), n, why))?;
+    for spec in required_topics(&pipeline, |t| partitions.get(t).copied().unwrap_or(1)) {
+        if spec.config.is_empty() && admin.partitions(&spec.name)?.is_some() {
+            // An output topic that exists is used as it is.
+            continue;
         }
-        let mut outputs = vec![(q.sink_topic.clone(), format!("sink of query {}", q.name))];
-        if let Some(src) = config.sources.get(&q.scan.source) {
-            outputs.extend(src.dead_letter_topic.iter().map(|t| (t.clone(), format!("dead letters of source {}", q.scan.source))));
-            outputs.extend(src.late_topic.iter().map(|t| (t.clone(), format!("late records of source {}", q.scan.source))));
-        }
-        for (topic, why) in outputs {
-            if admin.partitions(&topic)?.is_none() {
-                admin.ensure(&output_spec(topic, n, why))?;
-            }
-        }
+        admin.ensure(&spec)?;
     }
     std::fs::create_dir_all(&config.state.dir)
         .map_err(|e| EngineError::Setup(format!("cannot create the state directory {}: {e}", config.state.dir.display())))?;
@@ -112,7 +108,10 @@ pub fn run(pipeline: Arc<Pipeline>, opts: RunOptions, shutdown: Arc<AtomicBool>,
     if exactly_once {
         init_transactions(&producer, &transactional_id)?;
     }
-    let restorer = Restorer::new(&client::plain_consumer(config, &format!("{}-{}-restore", config.app, opts.instance_id)), config.kafka.transaction_timeout.std() * 3 + Duration::from_secs(30))?;
+    let restorer = Restorer::new(
+        &client::plain_consumer(config, &format!("{}-{}-restore", config.app, opts.instance_id)),
+        config.kafka.transaction_timeout.std() * 3 + Duration::from_secs(30),
+    )?;
     let sources = SourceRuntime::build(&pipeline, |t| partitions.get(t).copied().unwrap_or(0));
     let topics: Vec<String> = sources.iter().map(|s| s.topic.to_string()).collect();
     let start = if config.sources.values().all(|s| s.start_from == StartFrom::Latest) { StartFrom::Latest } else { StartFrom::Earliest };
@@ -154,8 +153,41 @@ pub fn run(pipeline: Arc<Pipeline>, opts: RunOptions, shutdown: Arc<AtomicBool>,
     consumer.unsubscribe();
     drop(consumer);
     status.set_stopped();
-    tracing::info!(records_in = summary.records_in, records_out = summary.records_out, commits = summary.commits, "stopped after {} records in, {} out, {} commits", summary.records_in, summary.records_out, summary.commits);
+    tracing::info!(
+        records_in = summary.records_in,
+        records_out = summary.records_out,
+        commits = summary.commits,
+        "stopped after {} records in, {} out, {} commits",
+        summary.records_in,
+        summary.records_out,
+        summary.commits
+    );
     result.map(|()| summary)
+}
+
+/// Every topic the pipeline writes: changelogs (which must match their source's partition
+/// count) and sink, dead-letter and late topics (created with the source's count if missing).
+pub fn required_topics(pipeline: &Pipeline, source_partitions: impl Fn(&str) -> usize) -> Vec<TopicSpec> {
+    let config = pipeline.config();
+    let mut specs: Vec<TopicSpec> = Vec::new();
+    for q in &pipeline.queries {
+        let n = source_partitions(&q.scan.topic);
+        if !matches!(q.body, PlanBody::Stateless { .. }) {
+            let why = format!("the changelog of query {} needs one partition per partition of {}", q.name, q.scan.topic);
+            specs.push(changelog_spec(changelog_topic(&config.app, &q.name), n, why));
+        }
+        let mut outputs = vec![(q.sink_topic.clone(), format!("sink of query {}", q.name))];
+        if let Some(src) = config.sources.get(&q.scan.source) {
+            outputs.extend(src.dead_letter_topic.iter().map(|t| (t.clone(), format!("dead letters of source {}", q.scan.source))));
+            outputs.extend(src.late_topic.iter().map(|t| (t.clone(), format!("late records of source {}", q.scan.source))));
+        }
+        for (topic, why) in outputs {
+            if !specs.iter().any(|s| s.name == topic) {
+                specs.push(output_spec(topic, n, why));
+            }
+        }
+    }
+    specs
 }
 
 fn init_transactions(producer: &Producer, transactional_id: &str) -> Result<(), EngineError> {
@@ -167,7 +199,14 @@ fn init_transactions(producer: &Producer, transactional_id: &str) -> Result<(), 
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(200 * attempt));
             }
-            Err(e) => return Err(EngineError::kafka(format!("cannot initialise transactions for transactional id {transactional_id} (does the broker support transactions?)"), e)),
+            Err(e) => {
+                return Err(EngineError::kafka(
+                    format!(
+                        "cannot initialise transactions for transactional id {transactional_id} (does the broker support transactions?)"
+                    ),
+                    e,
+                ))
+            }
         }
     }
 }

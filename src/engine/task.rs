@@ -13,7 +13,7 @@ use crate::expr::Expr;
 use crate::formats::JsonEncoder;
 use crate::kafka::producer::Outgoing;
 use crate::metrics::Metrics;
-use crate::operators::{Operator, Processed, WindowAggregate};
+use crate::operators::{ChangeSink, Operator, Processed, WindowAggregate};
 use crate::sql::{EventTimeColumn, PlanBody, QueryPlan};
 use crate::state::codec::{CodecError, Reader, Writer};
 use crate::state::StateTree;
@@ -71,7 +71,14 @@ pub struct QueryTask {
 }
 
 impl QueryTask {
-    pub fn new(partition: i32, plan: Arc<QueryPlan>, tree: Option<StateTree>, slot: usize, late: LateRoute, metrics: &Metrics) -> QueryTask {
+    pub fn new(
+        partition: i32,
+        plan: Arc<QueryPlan>,
+        tree: Option<StateTree>,
+        slot: usize,
+        late: LateRoute,
+        metrics: &Metrics,
+    ) -> QueryTask {
         let body = match &plan.body {
             PlanBody::Stateless { projection } => Body::Stateless { projection: projection.clone() },
             PlanBody::Aggregate(a) => Body::Aggregate {
@@ -289,7 +296,7 @@ impl QueryTask {
     }
 
     /// Every state entry changed since the last call (operator entries and the watermark).
-    pub fn take_changes(&mut self, f: &mut dyn FnMut(&[u8], Option<&[u8]>)) {
+    pub fn take_changes(&mut self, f: &mut ChangeSink<'_>) {
         let Body::Aggregate { op, .. } = &mut self.body else { return };
         op.take_changes(f);
         if self.meta_dirty {
@@ -317,7 +324,6 @@ impl QueryTask {
                     self.watermark.restore(max_event_time);
                     self.merger.update(0, self.watermark.watermark(), false);
                     self.merger.restore_current(merged);
-                    self.fired = self.fired.max(NO_WATERMARK);
                 }
             }
             return Ok(());

@@ -74,11 +74,7 @@ pub fn eval(expr: &Expr, row: &[Value]) -> Value {
         }
         Expr::Like { expr, pattern, negated, case_insensitive } => match (eval(expr, row), eval(pattern, row)) {
             (Value::Str(s), Value::Str(p)) => {
-                let hit = if *case_insensitive {
-                    like(&s.to_lowercase(), &p.to_lowercase())
-                } else {
-                    like(&s, &p)
-                };
+                let hit = if *case_insensitive { like(&s.to_lowercase(), &p.to_lowercase()) } else { like(&s, &p) };
                 Value::Bool(hit != *negated)
             }
             _ => Value::Null,
@@ -147,7 +143,7 @@ pub fn binary(op: BinOp, l: &Value, r: &Value) -> Value {
         (BinOp::IntDiv, Long(a), Long(b)) => Long(a.wrapping_div(*b)),
         (BinOp::Mod, Long(a), Long(b)) => Long(a.wrapping_rem(*b)),
         (BinOp::IntDiv, a, b) => match (a.as_f64(), b.as_f64()) {
-            (Some(_), Some(y)) if y == 0.0 => Value::Null,
+            (Some(_), Some(0.0)) => Value::Null,
             (Some(x), Some(y)) => Long((x / y).trunc() as i64),
             _ => Value::Null,
         },

@@ -35,8 +35,26 @@ pub enum Func {
 
 /// Every function name the planner accepts, for "did you mean" messages.
 pub const FUNCTION_NAMES: &[&str] = &[
-    "upper", "lower", "coalesce", "abs", "round", "floor", "ceil", "length", "concat", "substring", "trim", "ltrim",
-    "rtrim", "nullif", "greatest", "least", "to_timestamp", "unix_millis", "unix_seconds", "timestamp_millis",
+    "upper",
+    "lower",
+    "coalesce",
+    "abs",
+    "round",
+    "floor",
+    "ceil",
+    "length",
+    "concat",
+    "substring",
+    "trim",
+    "ltrim",
+    "rtrim",
+    "nullif",
+    "greatest",
+    "least",
+    "to_timestamp",
+    "unix_millis",
+    "unix_seconds",
+    "timestamp_millis",
     "timestamp_seconds",
 ];
 
@@ -71,7 +89,13 @@ impl Func {
         };
         let arity = |min: usize, max: usize| {
             if args.len() < min || args.len() > max {
-                let want = if min == max { format!("{min}") } else if max == usize::MAX { format!("at least {min}") } else { format!("{min} to {max}") };
+                let want = if min == max {
+                    format!("{min}")
+                } else if max == usize::MAX {
+                    format!("at least {min}")
+                } else {
+                    format!("{min} to {max}")
+                };
                 Err(format!("{lower}() takes {want} argument(s), not {}", args.len()))
             } else {
                 Ok(())
@@ -288,7 +312,13 @@ pub fn common_type(types: &[DataType]) -> Option<DataType> {
 fn substring(s: &str, pos: i64, len: i64) -> Value {
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len() as i64;
-    let start = if pos > 0 { pos - 1 } else if pos < 0 { n + pos } else { 0 };
+    let start = if pos > 0 {
+        pos - 1
+    } else if pos < 0 {
+        n + pos
+    } else {
+        0
+    };
     let end = start.saturating_add(len);
     let start = start.max(0);
     let end = end.min(n);

@@ -63,19 +63,55 @@ impl BinOp {
 /// A typed expression over a row whose layout the planner fixed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    Column { index: usize, data_type: DataType },
+    Column {
+        index: usize,
+        data_type: DataType,
+    },
     Literal(Value),
     Not(Box<Expr>),
     Negate(Box<Expr>),
-    IsNull { expr: Box<Expr>, negated: bool },
-    Binary { op: BinOp, left: Box<Expr>, right: Box<Expr>, data_type: DataType },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
+    Binary {
+        op: BinOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+        data_type: DataType,
+    },
     /// A timestamp plus a constant number of microseconds (`ts + INTERVAL '1' HOUR`).
-    AddMicros { expr: Box<Expr>, micros: i64 },
-    Case { operand: Option<Box<Expr>>, branches: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>>, data_type: DataType },
-    Cast { expr: Box<Expr>, to: DataType, int32: bool },
-    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
-    Like { expr: Box<Expr>, pattern: Box<Expr>, negated: bool, case_insensitive: bool },
-    Call { func: Func, args: Vec<Expr>, data_type: DataType },
+    AddMicros {
+        expr: Box<Expr>,
+        micros: i64,
+    },
+    Case {
+        operand: Option<Box<Expr>>,
+        branches: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+        data_type: DataType,
+    },
+    Cast {
+        expr: Box<Expr>,
+        to: DataType,
+        int32: bool,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+        case_insensitive: bool,
+    },
+    Call {
+        func: Func,
+        args: Vec<Expr>,
+        data_type: DataType,
+    },
     WindowStart(Box<Expr>),
     WindowEnd(Box<Expr>),
 }

@@ -325,7 +325,8 @@ mod tests {
 
     #[test]
     fn decodes_typed_fields() {
-        let row = decode(r#"{"time":"2016-07-26T00:00:00Z","action":"Open","n":3,"x":2,"ok":true,"secs":1469491200,"extra":[1,{"a":2}]}"#).unwrap();
+        let row = decode(r#"{"time":"2016-07-26T00:00:00Z","action":"Open","n":3,"x":2,"ok":true,"secs":1469491200,"extra":[1,{"a":2}]}"#)
+            .unwrap();
         assert_eq!(row[0], Value::Timestamp(1_469_491_200_000_000));
         assert_eq!(row[1], Value::str("Open"));
         assert_eq!(row[2], Value::Long(3));

@@ -96,7 +96,9 @@ impl Output {
     pub fn flush(&mut self) -> anyhow::Result<()> {
         match self {
             Output::Stdout(w) => Ok(w.flush()?),
-            Output::Kafka { producer, topic, .. } => producer.flush(Duration::from_secs(60)).with_context(|| format!("cannot deliver records to {topic}")),
+            Output::Kafka { producer, topic, .. } => {
+                producer.flush(Duration::from_secs(60)).with_context(|| format!("cannot deliver records to {topic}"))
+            }
         }
     }
 

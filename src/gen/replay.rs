@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn csv_rows_become_typed_objects() {
-        let text = "InvoiceNo,Description,Quantity,UnitPrice\n536365,\"WHITE HANGING HEART, T-LIGHT\",6,2.55\n536366,\"say \"\"hi\"\"\",,1\n";
+        let text =
+            "InvoiceNo,Description,Quantity,UnitPrice\n536365,\"WHITE HANGING HEART, T-LIGHT\",6,2.55\n536366,\"say \"\"hi\"\"\",,1\n";
         let rows: Vec<_> = csv_to_json(text).into_iter().map(Result::unwrap).collect();
         assert_eq!(rows[0]["InvoiceNo"], serde_json::json!(536365));
         assert_eq!(rows[0]["Description"], serde_json::json!("WHITE HANGING HEART, T-LIGHT"));

@@ -48,10 +48,12 @@ impl Admin {
 
     /// Partition count of an existing topic; `None` when it does not exist.
     pub fn partitions(&self, topic: &str) -> Result<Option<usize>, AdminError> {
+        // Asking for one topic by name makes brokers with auto.create.topics.enable create it
+        // (with the broker's default partition count); asking for all topics never does.
         let md = self
             .client
             .inner()
-            .fetch_metadata(Some(topic), self.timeout)
+            .fetch_metadata(None, self.timeout)
             .map_err(|source| AdminError::Metadata { topic: topic.to_string(), source })?;
         let Some(t) = md.topics().iter().find(|t| t.name() == topic) else { return Ok(None) };
         match t.error() {
@@ -84,7 +86,8 @@ impl Admin {
             topic = topic.set(k, v);
         }
         let opts = AdminOptions::new().operation_timeout(Some(self.timeout));
-        let results = block_on(self.client.create_topics([&topic], &opts)).map_err(|source| AdminError::Create { topic: spec.name.clone(), source })?;
+        let results = block_on(self.client.create_topics([&topic], &opts))
+            .map_err(|source| AdminError::Create { topic: spec.name.clone(), source })?;
         for r in results {
             match r {
                 Ok(_) => tracing::info!(topic = %spec.name, partitions = spec.partitions, "created topic {} ({})", spec.name, spec.why),

@@ -21,17 +21,21 @@ fn base(c: &PipelineConfig, client_id: &str) -> ClientConfig {
 pub fn group_consumer(c: &PipelineConfig, instance: &str, exactly_once: bool, start: StartFrom) -> ClientConfig {
     let mut cfg = base(c, &format!("{}-{instance}", c.app));
     cfg.set("group.id", &c.app);
-    // Static membership: a restarted instance (same pod name) takes its partitions back
-    // without a rebalance.
-    cfg.set("group.instance.id", format!("{}-{instance}", c.app));
+    if c.kafka.static_membership {
+        // A restarted instance (same pod name) takes its partitions back without a rebalance.
+        cfg.set("group.instance.id", format!("{}-{instance}", c.app));
+    }
     cfg.set("enable.auto.commit", "false");
     cfg.set("enable.auto.offset.store", "false");
     cfg.set("enable.partition.eof", "true");
     cfg.set("isolation.level", if exactly_once { "read_committed" } else { "read_uncommitted" });
-    cfg.set("auto.offset.reset", match start {
-        StartFrom::Earliest => "earliest",
-        StartFrom::Latest => "latest",
-    });
+    cfg.set(
+        "auto.offset.reset",
+        match start {
+            StartFrom::Earliest => "earliest",
+            StartFrom::Latest => "latest",
+        },
+    );
     if !c.kafka.properties.contains_key("partition.assignment.strategy") {
         cfg.set("partition.assignment.strategy", "range");
     }

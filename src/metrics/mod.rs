@@ -9,7 +9,7 @@ pub mod server;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, GaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 pub use names::*;
 
@@ -62,30 +62,66 @@ impl Metrics {
         let r = Registry::new();
         #[cfg(target_os = "linux")]
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
-        let transaction_duration = Histogram::with_opts(HistogramOpts::new(TRANSACTION_DURATION, "Time to commit one transaction (produce flush, offsets, commit).").buckets(latency_buckets()))?;
+        let transaction_duration = Histogram::with_opts(
+            HistogramOpts::new(TRANSACTION_DURATION, "Time to commit one transaction (produce flush, offsets, commit).")
+                .buckets(latency_buckets()),
+        )?;
         r.register(Box::new(transaction_duration.clone()))?;
-        let restore_duration = HistogramVec::new(HistogramOpts::new(RESTORE_DURATION, "Time to restore one task's state from sled and the changelog.").buckets(latency_buckets()), &["query"])?;
+        let restore_duration = HistogramVec::new(
+            HistogramOpts::new(RESTORE_DURATION, "Time to restore one task's state from sled and the changelog.")
+                .buckets(latency_buckets()),
+            &["query"],
+        )?;
         r.register(Box::new(restore_duration.clone()))?;
         let end_to_end_latency = HistogramVec::new(
-            HistogramOpts::new(END_TO_END_LATENCY, "Commit time minus the event time (clock=event) or the Kafka timestamp (clock=kafka) of emitted rows.").buckets(latency_buckets()),
+            HistogramOpts::new(
+                END_TO_END_LATENCY,
+                "Commit time minus the event time (clock=event) or the Kafka timestamp (clock=kafka) of emitted rows.",
+            )
+            .buckets(latency_buckets()),
             &["query", "clock"],
         )?;
         r.register(Box::new(end_to_end_latency.clone()))?;
         Ok(Metrics {
             records_consumed: counter(&r, RECORDS_CONSUMED, "Records read from source topics.", &["topic", "partition"])?,
-            records_produced: counter(&r, RECORDS_PRODUCED, "Records written, by topic (sinks, dead-letter, late, changelog).", &["query", "topic"])?,
-            consumer_lag: int_gauge(&r, CONSUMER_LAG, "Last stable offset minus the committed offset, per assigned partition.", &["topic", "partition"])?,
+            records_produced: counter(
+                &r,
+                RECORDS_PRODUCED,
+                "Records written, by topic (sinks, dead-letter, late, changelog).",
+                &["query", "topic"],
+            )?,
+            consumer_lag: int_gauge(
+                &r,
+                CONSUMER_LAG,
+                "Last stable offset minus the committed offset, per assigned partition.",
+                &["topic", "partition"],
+            )?,
             watermark: gauge(&r, WATERMARK, "Event-time watermark of a query's task, Unix seconds.", &["query", "partition"])?,
             watermark_delay: gauge(&r, WATERMARK_DELAY, "Wall clock minus the watermark, seconds.", &["query", "partition"])?,
             late_records: counter(&r, LATE_RECORDS, "Records dropped because every window they belong to had closed.", &["query"])?,
-            dead_letter_records: counter(&r, DEAD_LETTER_RECORDS, "Records that could not be decoded (outcome: dead_lettered, skipped).", &["topic", "outcome"])?,
+            dead_letter_records: counter(
+                &r,
+                DEAD_LETTER_RECORDS,
+                "Records that could not be decoded (outcome: dead_lettered, skipped).",
+                &["topic", "outcome"],
+            )?,
             transactions: counter(&r, TRANSACTIONS, "Commit cycles by outcome (committed, aborted).", &["outcome"])?,
             transaction_duration,
             state_entries: int_gauge(&r, STATE_ENTRIES, "Live state entries of an operator's task.", &["query", "operator", "partition"])?,
-            state_bytes: int_gauge(&r, STATE_BYTES, "Approximate bytes of an operator task's live state.", &["query", "operator", "partition"])?,
+            state_bytes: int_gauge(
+                &r,
+                STATE_BYTES,
+                "Approximate bytes of an operator task's live state.",
+                &["query", "operator", "partition"],
+            )?,
             restore_records: counter(&r, RESTORE_RECORDS, "State entries restored from sled and the changelog.", &["query"])?,
             restore_duration,
-            rebalances: counter(&r, REBALANCES, "Consumer group rebalances this instance took part in (outcome: assigned, revoked, lost).", &["outcome"])?,
+            rebalances: counter(
+                &r,
+                REBALANCES,
+                "Consumer group rebalances this instance took part in (outcome: assigned, revoked, lost).",
+                &["outcome"],
+            )?,
             end_to_end_latency,
             assigned_partitions: int_gauge(&r, ASSIGNED_PARTITIONS, "Source partitions assigned to this instance.", &["topic"])?,
             registry: r,

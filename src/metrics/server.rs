@@ -11,7 +11,11 @@ use tokio::net::{TcpListener, TcpStream};
 use super::{Metrics, Status};
 
 /// Binds `listen` (port 0 picks one) and returns the bound address and the serving future.
-pub async fn bind(listen: &str, metrics: Arc<Metrics>, status: Arc<Status>) -> std::io::Result<(SocketAddr, impl std::future::Future<Output = ()>)> {
+pub async fn bind(
+    listen: &str,
+    metrics: Arc<Metrics>,
+    status: Arc<Status>,
+) -> std::io::Result<(SocketAddr, impl std::future::Future<Output = ()>)> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let serve = async move {
@@ -55,7 +59,8 @@ async fn handle(mut stream: TcpStream, metrics: Arc<Metrics>, status: Arc<Status
         405 => "Method Not Allowed",
         _ => "Service Unavailable",
     };
-    let head = format!("HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let head =
+        format!("HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
     stream.write_all(head.as_bytes()).await?;
     if method != "HEAD" {
         stream.write_all(body.as_bytes()).await?;

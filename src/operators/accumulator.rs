@@ -13,7 +13,10 @@ pub enum Accumulator {
     Count(i64),
     SumLong(Option<i64>),
     SumDouble(Option<f64>),
-    Avg { sum: f64, count: i64 },
+    Avg {
+        sum: f64,
+        count: i64,
+    },
     Min(Value),
     Max(Value),
     /// Encoded distinct values.
@@ -51,16 +54,8 @@ impl Accumulator {
                     *count += 1;
                 }
             }
-            (Accumulator::Min(m), Some(v)) => {
-                if m.is_null() || v.sql_cmp(m) == Some(std::cmp::Ordering::Less) {
-                    *m = v.clone();
-                }
-            }
-            (Accumulator::Max(m), Some(v)) => {
-                if m.is_null() || v.sql_cmp(m) == Some(std::cmp::Ordering::Greater) {
-                    *m = v.clone();
-                }
-            }
+            (Accumulator::Min(m), Some(v)) if m.is_null() || v.sql_cmp(m) == Some(std::cmp::Ordering::Less) => *m = v.clone(),
+            (Accumulator::Max(m), Some(v)) if m.is_null() || v.sql_cmp(m) == Some(std::cmp::Ordering::Greater) => *m = v.clone(),
             (Accumulator::Distinct(set), Some(v)) => {
                 let mut k = Vec::new();
                 encode_key_value(v, &mut k);

@@ -15,6 +15,9 @@ use crate::types::Row;
 /// Key prefix of operator data entries in a state tree (the task's own entries use others).
 pub const DATA_PREFIX: u8 = 0x01;
 
+/// Receives state changes: `(key, Some(value))` for a write, `(key, None)` for a delete.
+pub type ChangeSink<'a> = dyn FnMut(&[u8], Option<&[u8]>) + 'a;
+
 /// What happened to one input row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Processed {
@@ -41,7 +44,7 @@ pub trait Operator: Send {
 
     /// Calls `f(key, Some(value))` for each entry changed since the last call and
     /// `f(key, None)` for each entry deleted; afterwards nothing is pending.
-    fn take_changes(&mut self, f: &mut dyn FnMut(&[u8], Option<&[u8]>));
+    fn take_changes(&mut self, f: &mut ChangeSink<'_>);
 
     /// Loads one entry (from sled or the changelog); `None` deletes it.
     fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), CodecError>;

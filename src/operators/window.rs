@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Accumulator, Operator, Processed, DATA_PREFIX};
+use super::{Accumulator, ChangeSink, Operator, Processed, DATA_PREFIX};
 use crate::config::OutputMode;
 use crate::sql::{AggregateCall, AggregateKind};
 use crate::state::codec::{CodecError, Reader, Writer};
@@ -76,12 +76,19 @@ impl WindowAggregate {
     }
 
     fn update(&mut self, end: i64, args: &[Value]) {
-        let fresh = if self.windows.get(&end).is_some_and(|g| g.contains_key(&self.scratch_key[..])) { None } else { Some(self.new_accumulators()) };
+        let fresh = if self.windows.get(&end).is_some_and(|g| g.contains_key(&self.scratch_key[..])) {
+            None
+        } else {
+            Some(self.new_accumulators())
+        };
         let groups = self.windows.entry(end).or_default();
         if let Some(accumulators) = fresh {
             self.entries += 1;
             self.key_bytes += self.scratch_key.len();
-            groups.insert(self.scratch_key.clone().into_boxed_slice(), Group { accumulators, dirty: false, updated: false, persisted: false });
+            groups.insert(
+                self.scratch_key.clone().into_boxed_slice(),
+                Group { accumulators, dirty: false, updated: false, persisted: false },
+            );
         }
         let Some(group) = groups.get_mut(&self.scratch_key[..]) else { return };
         for (i, acc) in group.accumulators.iter_mut().enumerate() {
@@ -212,7 +219,7 @@ impl Operator for WindowAggregate {
         }
     }
 
-    fn take_changes(&mut self, f: &mut dyn FnMut(&[u8], Option<&[u8]>)) {
+    fn take_changes(&mut self, f: &mut ChangeSink<'_>) {
         let changed = std::mem::take(&mut self.changed);
         let mut w = Writer::new();
         for (end, key) in changed {
@@ -269,7 +276,11 @@ impl Operator for WindowAggregate {
                     accumulators.push(Accumulator::decode(&mut r)?);
                 }
                 let len = group_key.len();
-                let previous = self.windows.entry(end).or_default().insert(group_key, Group { accumulators, dirty: false, updated: false, persisted: true });
+                let previous = self
+                    .windows
+                    .entry(end)
+                    .or_default()
+                    .insert(group_key, Group { accumulators, dirty: false, updated: false, persisted: true });
                 if previous.is_none() {
                     self.entries += 1;
                     self.key_bytes += len;

@@ -57,7 +57,10 @@ pub fn function_args(f: &ast::Function) -> Result<(Vec<Option<&ast::Expr>>, bool
         ast::FunctionArguments::Subquery(_) => Err(SqlError::at(f.span(), "subqueries are not supported in a streaming query")),
         ast::FunctionArguments::List(list) => {
             if !list.clauses.is_empty() {
-                return Err(SqlError::at(f.span(), format!("{}(): ORDER BY, LIMIT and similar clauses inside a call are not supported", function_name(f))));
+                return Err(SqlError::at(
+                    f.span(),
+                    format!("{}(): ORDER BY, LIMIT and similar clauses inside a call are not supported", function_name(f)),
+                ));
             }
             let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
             let mut args = Vec::new();
@@ -65,7 +68,12 @@ pub fn function_args(f: &ast::Function) -> Result<(Vec<Option<&ast::Expr>>, bool
                 match a {
                     ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => args.push(Some(e)),
                     ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => args.push(None),
-                    _ => return Err(SqlError::at(f.span(), format!("{}(): named or qualified-wildcard arguments are not supported", function_name(f)))),
+                    _ => {
+                        return Err(SqlError::at(
+                            f.span(),
+                            format!("{}(): named or qualified-wildcard arguments are not supported", function_name(f)),
+                        ))
+                    }
                 }
             }
             Ok((args, distinct))
@@ -109,7 +117,10 @@ impl<'a> Compiler<'a> {
                 let text = ast.to_string();
                 return Some(match (&agg.window_text, agg.window_index()) {
                     (Some(w), Some(i)) if w.eq_ignore_ascii_case(&text) => Ok(Expr::column(i, DataType::Window)),
-                    _ => Err(SqlError::at(ast.span(), format!("{text} does not match the window in GROUP BY; select `window` (or window.start, window.end) instead"))),
+                    _ => Err(SqlError::at(
+                        ast.span(),
+                        format!("{text} does not match the window in GROUP BY; select `window` (or window.start, window.end) instead"),
+                    )),
                 });
             }
             ast::Expr::Identifier(id) if id.value.eq_ignore_ascii_case("window") && agg.window_text.is_some() => {
@@ -140,9 +151,7 @@ impl<'a> Compiler<'a> {
         match ast {
             ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => Some(Err(SqlError::at(
                 ast.span(),
-                format!(
-                    "column {ast} is neither grouped nor aggregated; add it to GROUP BY or use an aggregate such as max({ast})"
-                ),
+                format!("column {ast} is neither grouped nor aggregated; add it to GROUP BY or use an aggregate such as max({ast})"),
             ))),
             _ => None,
         }
@@ -151,7 +160,9 @@ impl<'a> Compiler<'a> {
     fn column(&self, qualifier: Option<&ast::Ident>, name: &ast::Ident) -> Result<Expr, SqlError> {
         match self.scope.lookup(qualifier.map(|q| q.value.as_str()), &name.value) {
             Lookup::Found(c) => Ok(Expr::column(c.index, c.data_type)),
-            Lookup::Ambiguous => Err(SqlError::at(name.span, format!("column {} is ambiguous; qualify it, e.g. source.{}", name.value, name.value))),
+            Lookup::Ambiguous => {
+                Err(SqlError::at(name.span, format!("column {} is ambiguous; qualify it, e.g. source.{}", name.value, name.value)))
+            }
             Lookup::NotFound => {
                 if let Some(q) = qualifier {
                     if !self.scope.has_qualifier(&q.value) {
@@ -226,7 +237,12 @@ impl<'a> Compiler<'a> {
                 let test = Expr::Call {
                     func: Func::Coalesce,
                     args: vec![
-                        Expr::Binary { op: BinOp::Eq, left: Box::new(inner), right: Box::new(Expr::Literal(Value::Bool(want))), data_type: DataType::Boolean },
+                        Expr::Binary {
+                            op: BinOp::Eq,
+                            left: Box::new(inner),
+                            right: Box::new(Expr::Literal(Value::Bool(want))),
+                            data_type: DataType::Boolean,
+                        },
                         Expr::Literal(Value::Bool(false)),
                     ],
                     data_type: DataType::Boolean,
@@ -248,25 +264,37 @@ impl<'a> Compiler<'a> {
                 }
                 Ok(Expr::InList { expr: Box::new(e), list: items, negated: *negated })
             }
-            A::Like { negated, any: false, expr, pattern, escape_char: None } | A::ILike { negated, any: false, expr, pattern, escape_char: None } => {
+            A::Like { negated, any: false, expr, pattern, escape_char: None }
+            | A::ILike { negated, any: false, expr, pattern, escape_char: None } => {
                 let e = self.compile(expr)?;
                 let p = self.compile(pattern)?;
                 expect_type(&e, &[DataType::String], "LIKE", expr)?;
                 expect_type(&p, &[DataType::String], "LIKE", pattern)?;
-                Ok(Expr::Like { expr: Box::new(e), pattern: Box::new(p), negated: *negated, case_insensitive: matches!(ast, A::ILike { .. }) })
+                Ok(Expr::Like {
+                    expr: Box::new(e),
+                    pattern: Box::new(p),
+                    negated: *negated,
+                    case_insensitive: matches!(ast, A::ILike { .. }),
+                })
             }
             A::Case { operand, conditions, else_result, .. } => self.case(ast, operand.as_deref(), conditions, else_result.as_deref()),
             A::Cast { kind, expr, data_type, format: None } => {
                 if matches!(kind, CastKind::DoubleColon | CastKind::Cast | CastKind::TryCast | CastKind::SafeCast) {
                     let e = self.compile(expr)?;
                     let (to, int32) = cast_target(data_type).ok_or_else(|| {
-                        SqlError::at(ast.span(), format!("cannot CAST to {data_type}; use STRING, BIGINT, INT, DOUBLE, BOOLEAN or TIMESTAMP"))
+                        SqlError::at(
+                            ast.span(),
+                            format!("cannot CAST to {data_type}; use STRING, BIGINT, INT, DOUBLE, BOOLEAN or TIMESTAMP"),
+                        )
                     })?;
                     let from = e.data_type();
                     let allowed = from == DataType::Null
                         || to == DataType::String
                         || from == to
-                        || !matches!((from, to), (DataType::Window, _) | (DataType::Boolean, DataType::Timestamp) | (DataType::Timestamp, DataType::Boolean));
+                        || !matches!(
+                            (from, to),
+                            (DataType::Window, _) | (DataType::Boolean, DataType::Timestamp) | (DataType::Timestamp, DataType::Boolean)
+                        );
                     if !allowed {
                         return Err(SqlError::at(ast.span(), format!("cannot CAST a {from} to {to}")));
                     }
@@ -308,7 +336,10 @@ impl<'a> Compiler<'a> {
     fn function(&mut self, ast: &ast::Expr, f: &ast::Function) -> Result<Expr, SqlError> {
         let name = function_name(f);
         if f.over.is_some() {
-            return Err(SqlError::at(ast.span(), format!("{name}() OVER (...): window functions over rows are not supported on a stream; use GROUP BY window(...)")));
+            return Err(SqlError::at(
+                ast.span(),
+                format!("{name}() OVER (...): window functions over rows are not supported on a stream; use GROUP BY window(...)"),
+            ));
         }
         if is_aggregate_name(&name) {
             let hint = if self.clause == "WHERE" { "; to filter on an aggregate use HAVING" } else { "" };
@@ -335,8 +366,9 @@ impl<'a> Compiler<'a> {
         let types: Vec<DataType> = args.iter().map(Expr::data_type).collect();
         match Func::resolve(name, &types) {
             Ok(Some((func, data_type))) => {
-                let args = if matches!(func, Func::Coalesce | Func::Greatest | Func::Least | Func::NullIf) && data_type == DataType::Double {
-                    args.into_iter().map(|a| promote_to_double(a)).collect()
+                let args = if matches!(func, Func::Coalesce | Func::Greatest | Func::Least | Func::NullIf) && data_type == DataType::Double
+                {
+                    args.into_iter().map(promote_to_double).collect()
                 } else {
                     args
                 };
@@ -355,7 +387,13 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn case(&mut self, ast: &ast::Expr, operand: Option<&ast::Expr>, conditions: &[ast::CaseWhen], otherwise: Option<&ast::Expr>) -> Result<Expr, SqlError> {
+    fn case(
+        &mut self,
+        ast: &ast::Expr,
+        operand: Option<&ast::Expr>,
+        conditions: &[ast::CaseWhen],
+        otherwise: Option<&ast::Expr>,
+    ) -> Result<Expr, SqlError> {
         let operand = match operand {
             Some(o) => Some(self.compile(o)?),
             None => None,
@@ -498,7 +536,12 @@ fn register_aggregate(scope: &Scope, agg: &mut AggContext, f: &ast::Function) ->
             check_nested(a)?;
             (if d { AggregateKind::CountDistinct } else { AggregateKind::Count }, Some(plain.compile(a)?))
         }
-        ("count", [_, _, ..], true) => return Err(SqlError::at(span, "count(DISTINCT ...) takes one column here; count a concatenation, e.g. count(DISTINCT concat(a, '|', b))")),
+        ("count", [_, _, ..], true) => {
+            return Err(SqlError::at(
+                span,
+                "count(DISTINCT ...) takes one column here; count a concatenation, e.g. count(DISTINCT concat(a, '|', b))",
+            ))
+        }
         (_, [Some(a)], false) => {
             check_nested(a)?;
             let kind = match name.as_str() {
@@ -531,7 +574,10 @@ fn register_aggregate(scope: &Scope, agg: &mut AggContext, f: &ast::Function) ->
         (AggregateKind::Min | AggregateKind::Max, Some(t)) if t != DataType::Window => t,
         (_, t) => {
             let t = t.map_or("nothing".to_string(), |t| t.to_string());
-            return Err(SqlError::at(span, format!("{name}() cannot aggregate a {t}{}", if name == "sum" || name == "avg" { "; CAST it to a number" } else { "" })));
+            return Err(SqlError::at(
+                span,
+                format!("{name}() cannot aggregate a {t}{}", if name == "sum" || name == "avg" { "; CAST it to a number" } else { "" }),
+            ));
         }
     };
     let call = AggregateCall { kind, arg, result_type, text: spark_name(&ast::Expr::Function(f.clone())) };
@@ -662,7 +708,9 @@ fn fold(e: Expr) -> Expr {
             let data_type = e.data_type();
             match e.eval(&[]) {
                 // A NULL of a known type keeps its type through a typed CAST.
-                Value::Null if data_type != DataType::Null => Expr::Cast { expr: Box::new(Expr::Literal(Value::Null)), to: data_type, int32: false },
+                Value::Null if data_type != DataType::Null => {
+                    Expr::Cast { expr: Box::new(Expr::Literal(Value::Null)), to: data_type, int32: false }
+                }
                 v => Expr::Literal(v),
             }
         }

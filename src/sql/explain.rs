@@ -35,7 +35,10 @@ impl QueryPlan {
                     Some(d) => format!("watermark = max({col}) − {} per partition, min over partitions", ConfigDuration::from_micros(d)),
                     None => "no watermark".to_string(),
                 };
-                let idle = self.scan.idle_timeout.map_or(String::new(), |t| format!("; a partition idle for {}s stops holding it back", t.as_secs_f64()));
+                let idle = self
+                    .scan
+                    .idle_timeout
+                    .map_or(String::new(), |t| format!("; a partition idle for {}s stops holding it back", t.as_secs_f64()));
                 let _ = writeln!(s, "    event time {col}; {wm}{idle}");
             }
             (None, _) => {
@@ -59,24 +62,37 @@ impl QueryPlan {
                     }
                     Exchange::Repartition { partitions, reason } => {
                         let n = partitions.map_or("the source's partition count".to_string(), |p| p.to_string());
-                        let _ = writeln!(s, "  exchange: repartition by the group keys through topic {} ({n} partitions), because {reason}", repartition_topic(app, &self.name));
+                        let _ = writeln!(
+                            s,
+                            "  exchange: repartition by the group keys through topic {} ({n} partitions), because {reason}",
+                            repartition_topic(app, &self.name)
+                        );
                     }
                 }
                 let keys: Vec<String> = a.keys.iter().map(|k| fmt_expr(k, &scan_names)).collect();
                 let window = match a.window {
                     None => "no window".to_string(),
                     Some(w) if w.is_tumbling() => format!("tumbling window {}", ConfigDuration::from_micros(w.size)),
-                    Some(w) => format!("sliding window {} every {}", ConfigDuration::from_micros(w.size), ConfigDuration::from_micros(w.slide)),
+                    Some(w) => {
+                        format!("sliding window {} every {}", ConfigDuration::from_micros(w.size), ConfigDuration::from_micros(w.slide))
+                    }
                 };
                 let _ = writeln!(s, "  aggregate by [{}], {window}", keys.join(", "));
                 for c in &a.aggregates {
                     let _ = writeln!(s, "    {}", c.text);
                 }
                 let what = if a.window.is_some() { "(window end, group key)" } else { "group key" };
-                let _ = writeln!(s, "    state: one row per {what} in sled tree {}/aggregate/<partition>, changelog topic {}", self.name, changelog_topic(app, &self.name));
+                let _ = writeln!(
+                    s,
+                    "    state: one row per {what} in sled tree {}/aggregate/<partition>, changelog topic {}",
+                    self.name,
+                    changelog_topic(app, &self.name)
+                );
                 let emits = match (self.output_mode, a.window.is_some()) {
                     (OutputMode::Append, _) => "each window once, when the watermark passes its end; then its state is deleted",
-                    (OutputMode::Update, true) => "changed rows at every commit; a window's state is deleted when the watermark passes its end",
+                    (OutputMode::Update, true) => {
+                        "changed rows at every commit; a window's state is deleted when the watermark passes its end"
+                    }
                     (OutputMode::Update, false) => "changed rows at every commit",
                     (OutputMode::Complete, _) => "every row at every commit",
                 };

@@ -56,16 +56,24 @@ pub fn plan_query(sql: &str, ctx: &PlanContext) -> Result<QueryPlan, SqlError> {
     let statement = match statements.as_slice() {
         [one] => one,
         [] => return Err(SqlError::new("the query is empty; write one SELECT statement")),
-        [_, second, ..] => return Err(SqlError::at(second.span(), "a query holds one SELECT statement; write each as its own entry under queries:")),
+        [_, second, ..] => {
+            return Err(SqlError::at(second.span(), "a query holds one SELECT statement; write each as its own entry under queries:"))
+        }
     };
     let ast::Statement::Query(query) = statement else {
-        return Err(SqlError::at(statement.span(), "only SELECT queries are supported; sources and sinks are declared in the pipeline file"));
+        return Err(SqlError::at(
+            statement.span(),
+            "only SELECT queries are supported; sources and sinks are declared in the pipeline file",
+        ));
     };
     check_query_clauses(query)?;
     let select = match query.body.as_ref() {
         ast::SetExpr::Select(s) => s,
         ast::SetExpr::SetOperation { op, .. } => {
-            return Err(SqlError::at(query.body.span(), format!("{op} is not supported; write one query per input and point both at the same sink")))
+            return Err(SqlError::at(
+                query.body.span(),
+                format!("{op} is not supported; write one query per input and point both at the same sink"),
+            ))
         }
         other => return Err(SqlError::at(other.span(), "only SELECT ... FROM ... queries are supported")),
     };
@@ -74,7 +82,10 @@ pub fn plan_query(sql: &str, ctx: &PlanContext) -> Result<QueryPlan, SqlError> {
 
 fn check_query_clauses(query: &ast::Query) -> Result<(), SqlError> {
     if let Some(with) = &query.with {
-        return Err(SqlError::at(with.span(), "WITH is not supported; write the subquery's logic into the query, or chain two queries through a topic"));
+        return Err(SqlError::at(
+            with.span(),
+            "WITH is not supported; write the subquery's logic into the query, or chain two queries through a topic",
+        ));
     }
     if let Some(order) = &query.order_by {
         return Err(SqlError::at(
@@ -104,10 +115,16 @@ fn plan_select(select: &ast::Select, ctx: &PlanContext) -> Result<QueryPlan, Sql
         return Err(SqlError::at(select.span(), "TOP is not supported on a stream"));
     }
     if !select.sort_by.is_empty() || !select.cluster_by.is_empty() || !select.distribute_by.is_empty() {
-        return Err(SqlError::at(select.span(), "SORT BY, CLUSTER BY and DISTRIBUTE BY are not supported; eddy partitions by the group keys itself"));
+        return Err(SqlError::at(
+            select.span(),
+            "SORT BY, CLUSTER BY and DISTRIBUTE BY are not supported; eddy partitions by the group keys itself",
+        ));
     }
     if select.qualify.is_some() || !select.named_window.is_empty() {
-        return Err(SqlError::at(select.span(), "window functions over rows (QUALIFY, WINDOW) are not supported; use GROUP BY window(...)"));
+        return Err(SqlError::at(
+            select.span(),
+            "window functions over rows (QUALIFY, WINDOW) are not supported; use GROUP BY window(...)",
+        ));
     }
     let source = resolve_from(select, ctx)?;
     let alias = from_alias(select);
@@ -160,14 +177,20 @@ fn resolve_from<'a>(select: &ast::Select, ctx: &'a PlanContext) -> Result<&'a So
         [] => return Err(SqlError::at(select.span(), "the query reads no source; add FROM <source>")),
         [one] => one,
         [_, second, ..] => {
-            return Err(SqlError::at(second.span(), "FROM a, b (a cross join) is not supported on streams; JOIN ... ON a key and a time range"))
+            return Err(SqlError::at(
+                second.span(),
+                "FROM a, b (a cross join) is not supported on streams; JOIN ... ON a key and a time range",
+            ))
         }
     };
     if let Some(join) = table.joins.first() {
         return Err(SqlError::at(join.relation.span(), "stream-stream JOIN is not supported yet"));
     }
     let ast::TableFactor::Table { name, args: None, .. } = &table.relation else {
-        return Err(SqlError::at(table.relation.span(), "FROM takes a source name from the pipeline file; subqueries and table functions are not supported"));
+        return Err(SqlError::at(
+            table.relation.span(),
+            "FROM takes a source name from the pipeline file; subqueries and table functions are not supported",
+        ));
     };
     let wanted = name.to_string();
     ctx.sources.iter().find(|s| s.name.eq_ignore_ascii_case(&wanted)).ok_or_else(|| {
@@ -193,7 +216,9 @@ fn item_has_aggregate(item: &ast::SelectItem) -> bool {
 
 fn has_aggregate(e: &ast::Expr) -> bool {
     let found = ast::visit_expressions(e, |inner| match inner {
-        ast::Expr::Function(f) if f.over.is_none() && super::compile::is_aggregate_name(&function_name(f)) => std::ops::ControlFlow::Break(()),
+        ast::Expr::Function(f) if f.over.is_none() && super::compile::is_aggregate_name(&function_name(f)) => {
+            std::ops::ControlFlow::Break(())
+        }
         _ => std::ops::ControlFlow::Continue(()),
     });
     found.is_break()
@@ -212,7 +237,9 @@ fn items<'s>(select: &'s ast::Select, scope: &Scope) -> Result<Vec<Item<'s>>, Sq
     for item in &select.projection {
         match item {
             ast::SelectItem::UnnamedExpr(e) => out.push(Item { ast: Some(e), star_column: None, name: spark_name(e), span: e.span() }),
-            ast::SelectItem::ExprWithAlias { expr, alias } => out.push(Item { ast: Some(expr), star_column: None, name: alias.value.clone(), span: expr.span() }),
+            ast::SelectItem::ExprWithAlias { expr, alias } => {
+                out.push(Item { ast: Some(expr), star_column: None, name: alias.value.clone(), span: expr.span() })
+            }
             ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
                 let qualifier = match item {
                     ast::SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(n), _) => Some(n.to_string()),
@@ -313,7 +340,9 @@ fn plan_aggregate(
     for item in &select_items {
         let e = match (item.ast, item.star_column) {
             (Some(a), _) => Compiler { scope, agg: Some(&mut agg), clause: "SELECT" }.compile(a)?,
-            (None, _) => return Err(SqlError::at(item.span, "SELECT * cannot be combined with GROUP BY; list the group columns and aggregates")),
+            (None, _) => {
+                return Err(SqlError::at(item.span, "SELECT * cannot be combined with GROUP BY; list the group columns and aggregates"))
+            }
         };
         output.push(OutputColumn { name: item.name.clone(), data_type: e.data_type() });
         group_derived.push(reads_only_groups(&e, agg.keys.len() + usize::from(agg.window_text.is_some())));
@@ -418,12 +447,17 @@ fn window_spec(f: &ast::Function, scope: &Scope, scan: &ScanPlan) -> Result<Wind
     let (args, _) = function_args(f)?;
     let args: Vec<&ast::Expr> = args.into_iter().flatten().collect();
     if args.len() < 2 || args.len() > 4 {
-        return Err(SqlError::at(f.span(), "window() takes (time_column, window_duration [, slide_duration [, start_time]]), e.g. window(time, '10 minutes', '5 minutes')"));
+        return Err(SqlError::at(
+            f.span(),
+            "window() takes (time_column, window_duration [, slide_duration [, start_time]]), e.g. window(time, '10 minutes', '5 minutes')",
+        ));
     }
     let time = Compiler::plain(scope, "window()").compile(args[0])?;
     let is_event_time = match (&time, scan.event_time) {
         (Expr::Column { index, .. }, Some(EventTimeColumn::Column(c))) => *index == c,
-        (Expr::Column { index, .. }, Some(EventTimeColumn::KafkaTimestamp)) => scan.schema.fields.get(*index).is_some_and(|f| f.name == "kafka_timestamp"),
+        (Expr::Column { index, .. }, Some(EventTimeColumn::KafkaTimestamp)) => {
+            scan.schema.fields.get(*index).is_some_and(|f| f.name == "kafka_timestamp")
+        }
         _ => false,
     };
     if !is_event_time {
@@ -432,7 +466,10 @@ fn window_spec(f: &ast::Function, scope: &Scope, scan: &ScanPlan) -> Result<Wind
             Some(EventTimeColumn::KafkaTimestamp) => "kafka_timestamp (the source's event_time)".to_string(),
             None => format!("an event-time column: set sources.{}.event_time", scan.source),
         };
-        return Err(SqlError::at(args[0].span(), format!("window() must be over {want}, because its watermark decides when windows close")));
+        return Err(SqlError::at(
+            args[0].span(),
+            format!("window() must be over {want}, because its watermark decides when windows close"),
+        ));
     }
     let duration = |a: &ast::Expr, what: &str| -> Result<i64, SqlError> {
         let micros = match a {
@@ -452,7 +489,10 @@ fn window_spec(f: &ast::Function, scope: &Scope, scan: &ScanPlan) -> Result<Wind
         return Err(SqlError::at(f.span(), "window and slide durations must be greater than zero"));
     }
     if slide > size {
-        return Err(SqlError::at(args[2].span(), "the slide duration must be at most the window duration (Spark's rule); a larger slide would skip events"));
+        return Err(SqlError::at(
+            args[2].span(),
+            "the slide duration must be at most the window duration (Spark's rule); a larger slide would skip events",
+        ));
     }
     if offset >= slide {
         return Err(SqlError::at(args[3].span(), "the start time must be less than the slide duration"));
@@ -468,9 +508,9 @@ fn exchange(source: &SourceInfo, keys: &[Expr], schema: &Schema, ctx: &PlanConte
             reason: format!("source {} declares no partition_key, so a group may span partitions", source.name),
         });
     };
-    let covered = pk.iter().all(|col| {
-        schema.index_of(col).is_some_and(|idx| keys.iter().any(|k| matches!(k, Expr::Column { index, .. } if *index == idx)))
-    });
+    let covered = pk
+        .iter()
+        .all(|col| schema.index_of(col).is_some_and(|idx| keys.iter().any(|k| matches!(k, Expr::Column { index, .. } if *index == idx))));
     if covered && !pk.is_empty() {
         Ok(Exchange::Local)
     } else {
@@ -489,7 +529,11 @@ fn sink_key(ctx: &PlanContext, output: &[OutputColumn], default: Vec<usize>) -> 
             .map(|n| {
                 output.iter().position(|c| c.name.eq_ignore_ascii_case(n)).ok_or_else(|| {
                     let cols: Vec<&str> = output.iter().map(|c| c.name.as_str()).collect();
-                    SqlError::new(format!("sinks.{}.key names {n}, which the query does not output; its columns: {}", ctx.sink.name, cols.join(", ")))
+                    SqlError::new(format!(
+                        "sinks.{}.key names {n}, which the query does not output; its columns: {}",
+                        ctx.sink.name,
+                        cols.join(", ")
+                    ))
                 })
             })
             .collect(),

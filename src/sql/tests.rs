@@ -78,7 +78,10 @@ fn unaliased_names_follow_spark() {
         .plan("SELECT action, window.start, count(*), sum(amount), avg(qty), count(DISTINCT id), max(amount) - min(amount) FROM events GROUP BY action, window(time, '1 hour')")
         .unwrap();
     let names: Vec<&str> = plan.output.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["action", "window_start", "count(1)", "sum(amount)", "avg(qty)", "count(DISTINCT id)", "(max(amount) - min(amount))"]);
+    assert_eq!(
+        names,
+        ["action", "window_start", "count(1)", "sum(amount)", "avg(qty)", "count(DISTINCT id)", "(max(amount) - min(amount))"]
+    );
     let types: Vec<DataType> = plan.output.iter().map(|c| c.data_type).collect();
     assert_eq!(types[3..6], [DataType::Double, DataType::Double, DataType::Long]);
 }
@@ -120,9 +123,14 @@ fn stateless_queries_keep_the_input_key() {
 #[test]
 fn timestamp_literals_and_intervals() {
     let f = Fixture::new();
-    let plan = f.plan("SELECT time + INTERVAL '1' HOUR AS later, time - INTERVAL '10 minutes' AS earlier FROM events WHERE time >= '2016-07-26'").unwrap();
+    let plan = f
+        .plan("SELECT time + INTERVAL '1' HOUR AS later, time - INTERVAL '10 minutes' AS earlier FROM events WHERE time >= '2016-07-26'")
+        .unwrap();
     let PlanBody::Stateless { projection } = &plan.body else { panic!() };
-    assert_eq!(projection[0], crate::expr::Expr::AddMicros { expr: Box::new(crate::expr::Expr::column(0, DataType::Timestamp)), micros: MICROS_PER_HOUR });
+    assert_eq!(
+        projection[0],
+        crate::expr::Expr::AddMicros { expr: Box::new(crate::expr::Expr::column(0, DataType::Timestamp)), micros: MICROS_PER_HOUR }
+    );
     assert_eq!(projection[1].data_type(), DataType::Timestamp);
     let filter = plan.scan.filter.unwrap();
     assert!(filter.test(&[Value::Timestamp(1_469_491_200_000_000)]));
@@ -173,7 +181,11 @@ fn rejects_windowed_aggregation_without_a_watermark() {
 #[test]
 fn rejects_grouping_that_would_need_a_repartition() {
     let f = Fixture::new();
-    assert_rejected(&f, "SELECT id, count(*) FROM events GROUP BY id, window(time, '1 hour')", "does not include the partition key [action]");
+    assert_rejected(
+        &f,
+        "SELECT id, count(*) FROM events GROUP BY id, window(time, '1 hour')",
+        "does not include the partition key [action]",
+    );
     assert_rejected(&f, "SELECT count(*) FROM events GROUP BY window(time, '1 hour')", "does not include the partition key");
 }
 
@@ -192,12 +204,24 @@ fn name_errors_point_at_the_name_and_suggest() {
 #[test]
 fn grouping_errors() {
     let f = Fixture::new();
-    assert_rejected(&f, "SELECT action, id, count(*) FROM events GROUP BY action, window(time, '1 hour')", "column id is neither grouped nor aggregated");
+    assert_rejected(
+        &f,
+        "SELECT action, id, count(*) FROM events GROUP BY action, window(time, '1 hour')",
+        "column id is neither grouped nor aggregated",
+    );
     assert_rejected(&f, "SELECT action FROM events WHERE count(*) > 1 GROUP BY action, window(time, '1 hour')", "use HAVING");
     assert_rejected(&f, "SELECT sum(count(*)) FROM events GROUP BY action, window(time, '1 hour')", "may not contain another aggregate");
     assert_rejected(&f, "SELECT action, sum(action) FROM events GROUP BY action, window(time, '1 hour')", "cannot aggregate a string");
-    assert_rejected(&f, "SELECT action, count(*) FROM events GROUP BY action, window(id, '1 hour')", "must be over the source's event_time column `time`");
-    assert_rejected(&f, "SELECT action, count(*) FROM events GROUP BY action, window(time, '1 hour', '2 hours')", "slide duration must be at most");
+    assert_rejected(
+        &f,
+        "SELECT action, count(*) FROM events GROUP BY action, window(id, '1 hour')",
+        "must be over the source's event_time column `time`",
+    );
+    assert_rejected(
+        &f,
+        "SELECT action, count(*) FROM events GROUP BY action, window(time, '1 hour', '2 hours')",
+        "slide duration must be at most",
+    );
     assert_rejected(&f, "SELECT action, count(*) FROM events GROUP BY action, window(time, '1 parsec')", "unknown unit");
     assert_rejected(&f, "SELECT window.start FROM events", "needs a window(...) in GROUP BY");
 }

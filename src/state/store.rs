@@ -102,7 +102,11 @@ impl StateTree {
     }
 
     /// Applies `changes` (None deletes) and records `changelog_offset`, atomically.
-    pub fn apply<'a>(&self, changes: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>, changelog_offset: Option<i64>) -> Result<(), StateError> {
+    pub fn apply<'a>(
+        &self,
+        changes: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+        changelog_offset: Option<i64>,
+    ) -> Result<(), StateError> {
         let mut batch = sled::Batch::default();
         for (k, v) in changes {
             match v {

@@ -33,11 +33,7 @@ pub fn parse_duration(text: &str) -> Result<i64, DurationError> {
         return Err(DurationError::Negative { text: text.to_string() });
     }
     // Spark accepts an optional leading "interval" keyword.
-    let body = trimmed
-        .strip_prefix("interval ")
-        .or_else(|| trimmed.strip_prefix("INTERVAL "))
-        .unwrap_or(trimmed)
-        .trim();
+    let body = trimmed.strip_prefix("interval ").or_else(|| trimmed.strip_prefix("INTERVAL ")).unwrap_or(trimmed).trim();
     let mut rest = body;
     let mut total: i64 = 0;
     while !rest.is_empty() {

@@ -133,7 +133,13 @@ pub fn unorder_i64(b: [u8; 8]) -> i64 {
 
 fn order_f64(v: f64) -> [u8; 8] {
     // Canonicalise so that values equal under SQL grouping encode equally.
-    let v = if v == 0.0 { 0.0 } else if v.is_nan() { f64::NAN } else { v };
+    let v = if v == 0.0 {
+        0.0
+    } else if v.is_nan() {
+        f64::NAN
+    } else {
+        v
+    };
     let bits = v.to_bits();
     let ordered = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
     ordered.to_be_bytes()

@@ -62,7 +62,10 @@ pub enum Value {
     Str(Arc<str>),
     Timestamp(i64),
     /// A window `[start, end)`, both in microseconds.
-    Window { start: i64, end: i64 },
+    Window {
+        start: i64,
+        end: i64,
+    },
 }
 
 impl Value {

@@ -1,0 +1,283 @@
+//! Test harness shared by the integration tests: brokers (librdkafka's mock cluster, or the
+//! real one named by KAFKA_BOOTSTRAP_SERVERS), unique names, producing and reading topics,
+//! and running the engine on a thread with a stop switch.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use eddy::engine::{self, EngineError, RunOptions, RunSummary};
+use eddy::gen::tutorial::{Event, TutorialSpec};
+use eddy::metrics::{Metrics, Status};
+use eddy::pipeline::{self, Pipeline};
+use eddy::tail::{read_to_end, TailRecord};
+use rdkafka::config::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+/// A broker for one test.
+pub struct Broker {
+    pub bootstrap: String,
+    pub real: bool,
+    _mock: Option<MockCluster<'static, rdkafka::producer::DefaultProducerContext>>,
+}
+
+/// Logs go to the test's output; EDDY_TEST_LOG sets the filter (default: warnings).
+pub fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = std::env::var("EDDY_TEST_LOG").unwrap_or_else(|_| "warn".into());
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_test_writer().try_init();
+    });
+}
+
+impl Broker {
+    pub fn mock() -> Broker {
+        init_logs();
+        let mock = MockCluster::new(1).expect("mock cluster");
+        Broker { bootstrap: mock.bootstrap_servers(), real: false, _mock: Some(mock) }
+    }
+
+    /// The real broker, or `None` (and a line saying why the test is skipped).
+    pub fn real(test: &str) -> Option<Broker> {
+        init_logs();
+        match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+            Ok(b) if !b.is_empty() => Some(Broker { bootstrap: b, real: true, _mock: None }),
+            _ => {
+                eprintln!(
+                    "SKIPPED {test}: KAFKA_BOOTSTRAP_SERVERS is not set; start a broker with ../shared/kafka/start-kafka.sh (see README)"
+                );
+                None
+            }
+        }
+    }
+
+    /// Creates a topic with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        if let Some(m) = &self._mock {
+            m.create_topic(topic, partitions, 1).expect("create topic");
+        } else {
+            eddy::kafka::admin::ensure_topic(&self.bootstrap, topic, partitions).expect("create topic");
+        }
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{:x}-{}", std::process::id(), nanos & 0xffff_ffff, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A fresh state directory.
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(unique(prefix));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Produces records; `partition: None` lets the partitioner (murmur2 of the key) choose.
+pub fn produce(bootstrap: &str, topic: &str, records: impl IntoIterator<Item = (Option<String>, String, Option<i32>)>) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("partitioner", "murmur2_random")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    for (key, value, partition) in records {
+        let mut r = BaseRecord::<str, str>::to(topic).payload(&value);
+        if let Some(k) = &key {
+            r = r.key(k);
+        }
+        if let Some(part) = partition {
+            r = r.partition(part);
+        }
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    r = back;
+                    p.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+}
+
+/// Tutorial events as (key = action, JSON) records, in arrival order.
+pub fn tutorial_records(events: &[Event]) -> Vec<(Option<String>, String, Option<i32>)> {
+    events
+        .iter()
+        .map(|e| {
+            let mut s = String::new();
+            e.json(eddy::gen::tutorial::TimeFormat::Rfc3339, &mut s);
+            (Some(e.action().to_string()), s, None)
+        })
+        .collect()
+}
+
+pub fn tutorial(events: u64, seed: u64) -> Vec<Event> {
+    eddy::gen::tutorial::generate(&TutorialSpec { events, seed, ..TutorialSpec::default() })
+}
+
+/// Plans pipeline text.
+pub fn plan(text: &str) -> Arc<Pipeline> {
+    match pipeline::from_text(Path::new("test.yaml"), text, |_| None) {
+        Ok(p) => Arc::new(p),
+        Err(d) => panic!("{d}"),
+    }
+}
+
+impl Broker {
+    /// Plans pipeline text and, on the mock broker (which cannot create topics on request),
+    /// creates every topic the pipeline writes, with `partitions` partitions.
+    pub fn plan(&self, text: &str, partitions: i32) -> Arc<Pipeline> {
+        let p = plan(text);
+        if let Some(m) = &self._mock {
+            for spec in engine::required_topics(&p, |_| partitions as usize) {
+                let _ = m.create_topic(&spec.name, spec.partitions as i32, 1);
+            }
+        }
+        p
+    }
+}
+
+/// A running engine.
+pub struct Running {
+    pub stop: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<Status>,
+    pub handle: JoinHandle<Result<RunSummary, EngineError>>,
+}
+
+impl Running {
+    pub fn start(p: Arc<Pipeline>, instance: &str, stop_at_end: bool, flush_at_end: bool) -> Running {
+        let stop = Arc::new(AtomicBool::new(false));
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let status = Arc::new(Status::default());
+        let opts = RunOptions { instance_id: instance.to_string(), stop_at_end, flush_at_end };
+        let (s, m, st) = (stop.clone(), metrics.clone(), status.clone());
+        let handle = std::thread::spawn(move || engine::run(p, opts, s, m, st));
+        Running { stop, metrics, status, handle }
+    }
+
+    /// Asks the engine to stop and waits for its summary.
+    pub fn stop(self) -> RunSummary {
+        self.stop.store(true, Ordering::Release);
+        self.join()
+    }
+
+    pub fn join(self) -> RunSummary {
+        match self.handle.join().expect("engine thread panicked") {
+            Ok(s) => s,
+            Err(e) => panic!("engine failed: {e}"),
+        }
+    }
+
+    /// The sum of a counter over all its label values, from the rendered metrics.
+    pub fn metric_sum(&self, name: &str) -> f64 {
+        metric_sum(&self.metrics.render(), name)
+    }
+}
+
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Waits until `f` holds, or panics after `limit` with `what`.
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn read(bootstrap: &str, topic: &str) -> Vec<TailRecord> {
+    read_to_end(bootstrap, topic, true).expect("read topic")
+}
+
+/// Output rows as sorted JSON strings with fields in a fixed order.
+pub fn canonical(records: &[TailRecord]) -> Vec<String> {
+    let mut rows: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let v: BTreeMap<String, serde_json::Value> = serde_json::from_str(r.value_str()).expect("output is JSON");
+            serde_json::to_string(&v).unwrap()
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The batch answer to the hourly count query: (action, window start RFC 3339) → count,
+/// for windows whose end is at or before `until` (microseconds).
+pub fn hourly_counts(events: &[Event], until: i64) -> BTreeMap<(String, String), u64> {
+    let hour = 3_600_000_000i64;
+    let mut m = BTreeMap::new();
+    for e in events {
+        let start = e.time.div_euclid(hour) * hour;
+        if start + hour <= until {
+            let mut s = String::new();
+            eddy::time::format_timestamp(start, &mut s);
+            *m.entry((e.action().to_string(), s)).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// Parses hourly-count output rows into the same shape.
+pub fn output_counts(records: &[TailRecord]) -> BTreeMap<(String, String), u64> {
+    let mut m = BTreeMap::new();
+    for r in records {
+        let v: serde_json::Value = serde_json::from_str(r.value_str()).unwrap();
+        let key = (v["action"].as_str().unwrap().to_string(), v["window_start"].as_str().unwrap().to_string());
+        assert!(m.insert(key.clone(), v["count"].as_u64().unwrap()).is_none(), "window {key:?} was emitted twice");
+    }
+    m
+}
+
+/// The tutorial pipeline over `topic`, writing to `out`.
+pub fn tutorial_pipeline(app: &str, bootstrap: &str, topic: &str, out: &str, state: &Path, guarantee: &str, extra_kafka: &str) -> String {
+    format!(
+        r#"app: {app}
+kafka:
+  bootstrap_servers: "{bootstrap}"
+  properties: {{ {extra_kafka} }}
+processing_guarantee: {guarantee}
+state: {{ dir: "{state}" }}
+commit_interval: 50ms
+http: {{ listen: "127.0.0.1:0" }}
+sources:
+  events:
+    topic: {topic}
+    schema: {{ time: timestamp, action: string, id: string }}
+    event_time: time
+    watermark_delay: 2h
+    partition_key: [action]
+    dead_letter_topic: {topic}-dlq
+sinks:
+  counts: {{ topic: {out}, output_mode: append }}
+queries:
+  - name: hourly_counts
+    sink: counts
+    sql: |
+      SELECT action, window.start AS window_start, window.end AS window_end, count(*) AS count
+      FROM events
+      GROUP BY action, window(time, '1 hour')
+"#,
+        state = state.display()
+    )
+}

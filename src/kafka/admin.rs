@@ -43,7 +43,7 @@ pub struct Admin {
 impl Admin {
     pub fn new(cfg: &ClientConfig) -> Result<Admin, AdminError> {
         let client = cfg.create().map_err(AdminError::Client)?;
-        Ok(Admin { client, timeout: Duration::from_secs(30) })
+        Ok(Admin { client, timeout: Duration::from_secs(15) })
     }
 
     /// Partition count of an existing topic; `None` when it does not exist.

@@ -1,0 +1,93 @@
+//! The `eddy` binary as a user runs it: exit codes (0 ok, 2 bad usage or config, 1 runtime
+//! failure), errors that name the file, line and column, explain, gen, and the demo.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn eddy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eddy")).args(args).env_remove("EDDY_KAFKA_BOOTSTRAP_SERVERS").output().expect("run eddy")
+}
+
+fn example(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config").join(name).display().to_string()
+}
+
+fn write_temp(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("eddy-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn validate_accepts_every_example_pipeline() {
+    for entry in std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = eddy(&["validate", "-c", path.to_str().unwrap()]);
+            assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+#[test]
+fn a_bad_pipeline_exits_2_with_file_line_and_column() {
+    let good = std::fs::read_to_string(example("tutorial.yaml")).unwrap();
+    let bad = write_temp("bad.yaml", &good.replace("FROM events", "FROM evnts"));
+    let out = eddy(&["validate", "-c", &bad]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown source evnts"), "{err}");
+    assert!(err.contains(&format!("{bad}:31:12")), "{err}");
+    assert!(err.contains("FROM evnts"), "shows the line: {err}");
+    // run refuses it the same way, before touching Kafka
+    assert_eq!(eddy(&["run", "-c", &bad]).status.code(), Some(2));
+    assert_eq!(eddy(&["validate", "-c", "/no/such/file.yaml"]).status.code(), Some(2));
+    assert_eq!(eddy(&["validate"]).status.code(), Some(2), "missing argument is a usage error");
+}
+
+#[test]
+fn explain_prints_the_plan() {
+    let out = eddy(&["explain", "-c", &example("tutorial.yaml")]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tumbling window 1h") && text.contains("tutorial-counts-hourly_counts-changelog"), "{text}");
+}
+
+#[test]
+fn gen_is_deterministic_and_counts_right() {
+    let a = eddy(&["gen", "tutorial", "--events", "1000", "--seed", "3"]);
+    let b = eddy(&["gen", "tutorial", "--events", "1000", "--seed", "3"]);
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    let text = String::from_utf8(a.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1000);
+    assert_eq!(text.lines().filter(|l| l.contains("\"Open\"")).count(), 500);
+    assert!(text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+}
+
+#[test]
+fn run_against_an_unreachable_broker_fails_with_exit_1() {
+    let good = std::fs::read_to_string(example("tutorial.yaml")).unwrap();
+    let path = write_temp("unreachable.yaml", &good.replace("localhost:9092", "127.0.0.1:1").replace("127.0.0.1:9464", "127.0.0.1:0"));
+    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["run", "-c", &path])
+        .env("EDDY_STATE_DIR", std::env::temp_dir().join(format!("eddy-cli-state-{}", std::process::id())))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
+}
+
+#[test]
+fn the_demo_prints_the_tutorial_results() {
+    let out = eddy(&["demo", "--events", "20000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("totals: Open 10000, Close 10000"), "{text}");
+    assert!(text.contains("(96 rows;"), "{text}");
+    assert!(text.contains("Opens (#) and Closes (=) per hour"), "{text}");
+}

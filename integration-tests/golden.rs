@@ -212,3 +212,40 @@ fn late_records_are_counted_and_written_to_the_late_topic() {
     assert!(late_records[0].header("eddy.watermark").is_some_and(|w| w.starts_with("2016-07-27")));
     assert_eq!(metric_sum(&metrics.render(), "eddy_late_records_total"), 1.0);
 }
+
+#[test]
+fn state_stays_bounded_over_30_days_of_event_time() {
+    use eddy::state::StateStore;
+    let broker = Broker::mock();
+    let topic = unique("events");
+    broker.create_topic(&topic, 2);
+    // 30 days, two actions, a few events a minute.
+    let spec = eddy::gen::tutorial::TutorialSpec { events: 60_000, hours: 30 * 24, jitter: 30 * 60_000_000, ..Default::default() };
+    let events = eddy::gen::tutorial::generate(&spec);
+    produce(&broker.bootstrap, &topic, tutorial_records(&events));
+    let out = unique("counts");
+    let state = temp_dir("bounded");
+    let p = broker.plan(&tutorial_pipeline(&unique("app"), &broker.bootstrap, &topic, &out, &state, "exactly_once", ""), 2);
+    let run = Running::start(p, "a", true, false);
+    let metrics = run.metrics.clone();
+    // Sample the live state while the 30 days stream through.
+    let mut samples = Vec::new();
+    while !run.handle.is_finished() {
+        samples.push(metric_sum(&metrics.render(), "eddy_state_entries"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.join();
+    let peak = samples.iter().cloned().fold(0.0, f64::max);
+    // A 1-hour window with a 2-hour delay keeps at most 3 or 4 windows open per action.
+    assert!(peak <= 8.0, "live state entries peaked at {peak}");
+    assert!(samples.len() > 5, "sampled during the run");
+    // And sled holds only those: emitted windows were deleted, not just forgotten.
+    let store = StateStore::open(&state, 1 << 20).unwrap();
+    let mut total = 0;
+    for p in 0..2 {
+        let tree = store.tree(&format!("hourly_counts/aggregate/{p}")).unwrap();
+        total += tree.for_each(|_, _| Ok::<(), eddy::state::StateError>(())).unwrap();
+    }
+    assert!(total <= 2 * 4 + 2, "sled holds {total} entries after 30 days (open windows and one watermark per task)");
+    assert!(output_counts(&read(&broker.bootstrap, &out)).len() > 1300, "about 30 * 24 * 2 windows were emitted");
+}

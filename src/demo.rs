@@ -94,7 +94,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
     for spec in engine::required_topics(&p, |_| a.partitions as usize) {
         cluster.create_topic(&spec.name, spec.partitions as i32, 1).with_context(|| format!("cannot create topic {}", spec.name))?;
     }
-    let opts = RunOptions { instance_id: "demo".into(), stop_at_end: true, flush_at_end: true };
+    let opts = RunOptions { instance_id: "demo".into(), stop_at_end: true, flush_at_end: true, inject_abort_every: None };
     let engine_started = Instant::now();
     let summary = engine::run(Arc::new(p), opts, Arc::new(AtomicBool::new(false)), Arc::new(Metrics::new()?), Arc::new(Status::default()))?;
     let engine_time = engine_started.elapsed();

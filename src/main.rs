@@ -69,6 +69,10 @@ struct RunArgs {
     /// With --stop-at-end: treat the input as finished and close every open window first.
     #[arg(long, requires = "stop_at_end")]
     flush_at_end: bool,
+    /// Fault injection: abort every Nth transaction instead of committing it (for chaos
+    /// testing; the output stays exact, the work is redone).
+    #[arg(long, hide = true)]
+    inject_abort_every: Option<u64>,
     /// How long a shutdown (SIGTERM, Ctrl-C) may take to finish the open transaction.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     shutdown_grace: ConfigDuration,
@@ -121,6 +125,7 @@ fn run(args: RunArgs) -> ExitCode {
         instance_id: args.instance_id.unwrap_or_else(default_instance_id),
         stop_at_end: args.stop_at_end,
         flush_at_end: args.flush_at_end,
+        inject_abort_every: args.inject_abort_every,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

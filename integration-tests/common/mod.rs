@@ -160,10 +160,13 @@ pub struct Running {
 
 impl Running {
     pub fn start(p: Arc<Pipeline>, instance: &str, stop_at_end: bool, flush_at_end: bool) -> Running {
+        Running::start_with(p, RunOptions { instance_id: instance.to_string(), stop_at_end, flush_at_end, inject_abort_every: None })
+    }
+
+    pub fn start_with(p: Arc<Pipeline>, opts: RunOptions) -> Running {
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(Metrics::new().unwrap());
         let status = Arc::new(Status::default());
-        let opts = RunOptions { instance_id: instance.to_string(), stop_at_end, flush_at_end };
         let (s, m, st) = (stop.clone(), metrics.clone(), status.clone());
         let handle = std::thread::spawn(move || engine::run(p, opts, s, m, st));
         Running { stop, metrics, status, handle }
@@ -180,6 +183,11 @@ impl Running {
             Ok(s) => s,
             Err(e) => panic!("engine failed: {e}"),
         }
+    }
+
+    /// Waits for the engine and returns its result, failure included.
+    pub fn result(self) -> Result<RunSummary, EngineError> {
+        self.handle.join().expect("engine thread panicked")
     }
 
     /// The sum of a counter over all its label values, from the rendered metrics.
@@ -203,6 +211,11 @@ pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// How many committed records `topic` holds; 0 while it does not exist yet.
+pub fn count(bootstrap: &str, topic: &str) -> usize {
+    read_to_end(bootstrap, topic, true).map_or(0, |r| r.len())
 }
 
 pub fn read(bootstrap: &str, topic: &str) -> Vec<TailRecord> {
@@ -280,4 +293,51 @@ queries:
 "#,
         state = state.display()
     )
+}
+
+/// Committed offsets of `group` for `topic`'s partitions (-1 when none).
+pub fn group_offsets(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", group).create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(30)).unwrap();
+    (0..partitions)
+        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+            Some(rdkafka::Offset::Offset(o)) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+/// High watermarks of `topic`'s partitions.
+pub fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", "eddy-test-offsets").create().unwrap();
+    (0..partitions).map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(30)).unwrap().1).collect()
+}
+
+/// Reads `topic` uncommitted too (aborted records included).
+pub fn read_uncommitted(bootstrap: &str, topic: &str) -> Vec<TailRecord> {
+    read_to_end(bootstrap, topic, false).expect("read topic")
+}
+
+/// Writes pipeline text to a file for the binary.
+pub fn write_pipeline(text: &str) -> PathBuf {
+    let path = temp_dir("pipeline").join("pipeline.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Starts `eddy` with `args`, its stderr going to `log`.
+pub fn spawn_eddy(args: &[&str], log: &Path) -> std::process::Child {
+    let err = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("start eddy")
 }

@@ -65,6 +65,9 @@ pub struct Engine {
     pub summary: RunSummary,
     progress: ProgressTracker,
     row: Vec<Value>,
+    /// Commit cycles that had something to commit.
+    cycles: u64,
+    static_membership: bool,
 }
 
 /// What the engine needs to be built.
@@ -116,6 +119,8 @@ impl Engine {
             fatal: None,
             summary: RunSummary::default(),
             row: Vec::new(),
+            cycles: 0,
+            static_membership: config.kafka.static_membership,
         }
     }
 
@@ -238,6 +243,11 @@ impl Engine {
             && self.inputs.values().all(|i| i.uncommitted().is_none())
     }
 
+    /// Bounded runs: every task's watermark is final (the flush committed).
+    pub fn all_finished(&self) -> bool {
+        self.tasks.iter().flatten().flatten().all(|t| !t.is_stateful() || t.watermark() == i64::MAX)
+    }
+
     /// Bounded runs: the input is finished, every window may close.
     pub fn finish_all(&mut self) {
         for t in self.tasks.iter_mut().flatten().flatten() {
@@ -276,6 +286,18 @@ impl Engine {
             },
             other => Failure::Fatal(other),
         }
+    }
+
+    /// A fatal consumer error; with static membership, another instance with our instance id
+    /// joining the group shows up here first.
+    pub fn consumer_fatal(&self, source: KafkaError) -> EngineError {
+        if self.exactly_once || self.static_membership {
+            let text = source.to_string();
+            if text.contains("enced") || matches!(source.rdkafka_error_code(), Some(rdkafka::error::RDKafkaErrorCode::FencedInstanceId)) {
+                return EngineError::Fenced { transactional_id: self.transactional_id.clone(), source };
+            }
+        }
+        EngineError::kafka("the consumer failed", source)
     }
 
     fn fatal_kafka(&self, context: String, source: KafkaError) -> EngineError {
@@ -344,6 +366,12 @@ impl Engine {
             self.start_cycle();
             return Ok(());
         }
+        self.cycles += 1;
+        if self.opts.inject_abort_every.is_some_and(|n| n > 0 && self.cycles % n == 0) {
+            // The worst case: the cycle's records are on the broker when it fails.
+            let _ = self.producer.flush();
+            return Err(Failure::Abort(EngineError::Setup(format!("fault injection: aborting commit cycle {}", self.cycles))));
+        }
         if self.exactly_once {
             if !self.txn.open {
                 self.producer.begin().map_err(|e| self.failure(EngineError::kafka("cannot begin a transaction", e)))?;
@@ -403,10 +431,9 @@ impl Engine {
     pub fn abort_and_rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
         if self.exactly_once && self.txn.open {
             if let Err(e) = self.producer.abort() {
-                if classify(&e) == ErrorClass::Fatal {
-                    return Err(self.fatal_kafka("cannot abort the transaction".into(), e));
-                }
-                tracing::warn!(error = %e, "aborting the transaction failed: {e}");
+                // A producer that cannot abort cannot be trusted with another transaction; a
+                // restart fences it and aborts the transaction on the broker.
+                return Err(self.fatal_kafka("cannot abort the transaction".into(), e));
             }
         }
         let _ = self.producer.take_log();
@@ -426,8 +453,11 @@ impl Engine {
                     .seek(&self.sources[*si].topic, *p, Offset::Offset(o), Duration::from_secs(10))
                     .map_err(|e| EngineError::kafka(format!("cannot rewind {}[{p}] to offset {o}", self.sources[*si].topic), e))?;
             }
+            // Only an input with records to read again can reach a new end (and a new EOF).
+            if input.next_offset != input.committed {
+                input.at_end = false;
+            }
             input.next_offset = input.committed;
-            input.at_end = false;
         }
         self.start_cycle();
         Ok(())

@@ -26,6 +26,9 @@ pub struct RunOptions {
     /// With `stop_at_end`: treat the input as finished and close every window before
     /// exiting, like Flink does at the end of a bounded source. The final watermark is saved.
     pub flush_at_end: bool,
+    /// Fault injection for tests and chaos drills: abort every Nth commit cycle (after its
+    /// records and changelog were sent) instead of committing it. `None` in production.
+    pub inject_abort_every: Option<u64>,
 }
 
 /// Totals of one run, for the caller.

@@ -213,7 +213,6 @@ fn init_transactions(producer: &Producer, transactional_id: &str) -> Result<(), 
 
 fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &AtomicBool, opts: &RunOptions) -> Result<(), EngineError> {
     let handle = &consumer.context().handler;
-    let mut flushed = false;
     loop {
         if shutdown.load(Ordering::Acquire) {
             return Ok(());
@@ -234,7 +233,7 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
                     }
                 }
                 Err(KafkaError::PartitionEOF(p)) => e.on_eof(consumer, p),
-                Err(err @ KafkaError::MessageConsumptionFatal(_)) => return Err(EngineError::kafka("the consumer failed", err)),
+                Err(err @ KafkaError::MessageConsumptionFatal(_)) => return Err(e.consumer_fatal(err)),
                 Err(err) => tracing::warn!(error = %err, "consumer error: {err}"),
             }
         }
@@ -249,14 +248,15 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
             e.commit(consumer)?;
         }
         if opts.stop_at_end && e.caught_up() {
-            if opts.flush_at_end && !flushed {
+            // The flush is only done once its commit went through: an aborted flush reloads
+            // the saved watermarks, and the next round flushes again.
+            if opts.flush_at_end && !e.all_finished() {
                 e.finish_all();
                 if let Err(err) = e.advance() {
                     e.recover(err, consumer)?;
                     continue;
                 }
                 e.commit(consumer)?;
-                flushed = true;
             } else {
                 return Ok(());
             }

@@ -69,6 +69,8 @@ pub fn forward_log(client: &str, level: RDKafkaLogLevel, fac: &str, message: &st
         RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
             tracing::error!(target: "librdkafka", client, facility = fac, "{message}")
         }
+        // Raw properties go to every client; each client warns about the ones it ignores.
+        RDKafkaLogLevel::Warning if fac == "CONFWARN" => tracing::debug!(target: "librdkafka", client, facility = fac, "{message}"),
         RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", client, facility = fac, "{message}"),
         RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", client, facility = fac, "{message}"),
         RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", client, facility = fac, "{message}"),

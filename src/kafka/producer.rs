@@ -1,6 +1,9 @@
 //! The process's one producer (transactional under exactly-once, idempotent always), with a
 //! delivery log: the first delivery error of a cycle, and for changelog records the offset
 //! each changelog partition reached, which sled stores after the commit.
+//!
+//! It is librdkafka's threaded producer: a background thread serves delivery reports, which
+//! `abort_transaction` waits for (a producer polled only by its caller deadlocks there).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,7 +13,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, TopicPartitionList};
 
 /// What deliveries reported since the log was last taken.
@@ -73,7 +76,7 @@ pub struct Outgoing<'a> {
 
 /// The producer.
 pub struct Producer {
-    inner: BaseProducer<TrackingContext>,
+    inner: ThreadedProducer<TrackingContext>,
     pub transactional: bool,
     timeout: Duration,
 }
@@ -122,7 +125,7 @@ impl Producer {
         }
     }
 
-    /// Serves delivery reports.
+    /// Serves delivery reports now (the background thread also does, continuously).
     pub fn poll(&self) {
         self.inner.poll(Duration::ZERO);
     }
@@ -143,8 +146,23 @@ impl Producer {
         self.inner.commit_transaction(self.timeout)
     }
 
+    /// Aborts the open transaction, retrying while librdkafka reports a timeout (it asks
+    /// to be called again), then waits until every purged record's report is in.
     pub fn abort(&self) -> Result<(), KafkaError> {
-        self.inner.abort_transaction(self.timeout)
+        let mut attempt = 0;
+        loop {
+            match self.inner.abort_transaction(self.timeout) {
+                Ok(()) => break,
+                Err(e) if attempt < 5 && crate::kafka::classify(&e) == crate::kafka::ErrorClass::Retry => attempt += 1,
+                Err(KafkaError::Transaction(rd)) if attempt < 5 && rd.code() == RDKafkaErrorCode::OperationTimedOut => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        let deadline = std::time::Instant::now() + self.timeout;
+        while self.inner.in_flight_count() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     pub fn flush(&self) -> Result<(), KafkaError> {

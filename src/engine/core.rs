@@ -24,11 +24,10 @@ use crate::metrics::{Metrics, Status};
 use crate::pipeline::Pipeline;
 use crate::sql::explain::changelog_topic;
 use crate::sql::QueryPlan;
-use crate::state::StateStore;
+use crate::state::{StateStore, StateWriter};
 use crate::types::Value;
 
-/// State entries changed in a cycle: key and new value (`None` deletes).
-type Changes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+use crate::state::Changes;
 
 /// How a failed commit cycle ends.
 enum Failure {
@@ -47,6 +46,7 @@ pub struct Engine {
     producer: Producer,
     restorer: Restorer,
     store: StateStore,
+    writer: StateWriter,
     sources: Vec<SourceRuntime>,
     inputs: BTreeMap<(usize, i32), InputPartition>,
     /// `tasks[query][partition]`.
@@ -67,6 +67,8 @@ pub struct Engine {
     row: Vec<Value>,
     /// Commit cycles that had something to commit.
     cycles: u64,
+    /// The wall clock of the current batch (read once per batch, not per record).
+    clock: Instant,
     static_membership: bool,
 }
 
@@ -106,6 +108,7 @@ impl Engine {
             producer: p.producer,
             restorer: p.restorer,
             store: p.store,
+            writer: StateWriter::start(1024),
             sources: p.sources,
             inputs: BTreeMap::new(),
             tasks,
@@ -120,6 +123,7 @@ impl Engine {
             summary: RunSummary::default(),
             row: Vec::new(),
             cycles: 0,
+            clock: Instant::now(),
             static_membership: config.kafka.static_membership,
         }
     }
@@ -177,7 +181,7 @@ impl Engine {
         if let Some(i) = off {
             self.row[i] = Value::Long(offset);
         }
-        let now = Instant::now();
+        let now = self.clock;
         for &q in &src.queries {
             if let Some(Some(task)) = self.tasks[q].get_mut(partition as usize) {
                 task.on_row(&self.row, &rec, now, &mut em)?;
@@ -205,9 +209,18 @@ impl Engine {
                 }
             }
             if self.opts.stop_at_end {
+                // Without a record delivered since the assignment the position is unknown; the
+                // consumer then started at the group's committed offset (or the beginning).
+                let start = || {
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(topic, partition);
+                    match consumer.committed_offsets(tpl, Duration::from_secs(10)).ok()?.find_partition(topic, partition)?.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    }
+                };
                 if let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
-                    // An empty partition has no position yet; it is at its end when empty.
-                    let pos = position.or(input.next_offset).unwrap_or(low);
+                    let pos = position.or(input.next_offset).or_else(start).unwrap_or(low);
                     input.at_end = pos >= high;
                     tracing::debug!(topic = %topic, partition, pos, high, at_end = input.at_end, "partition end reached");
                 }
@@ -227,6 +240,11 @@ impl Engine {
         Ok(())
     }
 
+    /// Reads the wall clock once for the records of the next batch.
+    pub fn tick(&mut self) {
+        self.clock = Instant::now();
+    }
+
     pub fn commit_due(&self) -> bool {
         self.cycle_start.elapsed() >= self.commit_interval || self.cycle_records >= self.commit_max_records
     }
@@ -241,6 +259,11 @@ impl Engine {
             && self.inputs.values().all(|i| i.at_end)
             && !self.txn.open
             && self.inputs.values().all(|i| i.uncommitted().is_none())
+    }
+
+    /// Waits until every queued state write is in sled (before shutting down).
+    pub fn drain_state(&self) -> Result<(), EngineError> {
+        Ok(self.writer.drain()?)
     }
 
     /// Bounded runs: every task's watermark is final (the flush committed).
@@ -404,7 +427,7 @@ impl Engine {
             let Some(Some(task)) = self.tasks[q].get(p as usize) else { continue };
             let Some(tree) = &task.tree else { continue };
             let offset = log.changelog_ends.get(&task.slot).copied();
-            tree.apply(changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())), offset).map_err(|e| Failure::Fatal(e.into()))?;
+            self.writer.apply(tree, changes, offset).map_err(|e| Failure::Fatal(e.into()))?;
         }
         for input in self.inputs.values_mut() {
             if input.next_offset.is_some() {
@@ -440,6 +463,7 @@ impl Engine {
         self.txn = Txn::default();
         self.metrics.transactions.with_label_values(&["aborted"]).inc();
         self.summary.aborts += 1;
+        self.writer.drain()?;
         for t in self.tasks.iter_mut().flatten().flatten() {
             t.clear();
             if let Some(tree) = t.tree.clone() {
@@ -509,7 +533,7 @@ impl Engine {
         if stateful {
             self.status.restoring(1);
             let started = Instant::now();
-            let result = self.restorer.restore(&mut task, &self.changelogs[qi]);
+            let result = self.restorer.restore(&mut task, &self.changelogs[qi], &self.writer);
             self.status.restoring(-1);
             let restored = result?;
             let n = restored.from_sled + restored.from_changelog;

@@ -1,6 +1,7 @@
 //! Restore: rebuild a task's state from its sled tree, then replay its changelog partition
-//! from the offset sled recorded to the end (read_committed), writing what it replays back to
-//! sled. A tree that may have missed compacted-away tombstones is wiped and rebuilt.
+//! from the offset sled recorded to the end (read_committed). What it replays goes back to
+//! sled through the state writer's queue, so a task is ready as fast as the changelog can be
+//! read. A tree that may have missed compacted-away tombstones is wiped and rebuilt.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,12 +12,13 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::task::QueryTask;
 use super::EngineError;
+use crate::state::{Changes, StateWriter};
 
 /// Trees whose last write is older than this are rebuilt from the whole changelog when the
 /// changelog moved on without them: by then its tombstones may have been compacted away
 /// (changelog topics keep tombstones for a day).
 const STALE_AFTER: Duration = Duration::from_secs(12 * 3600);
-const BATCH: usize = 50_000;
+const CHUNK: usize = 10_000;
 
 /// What a restore did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -40,8 +42,10 @@ impl Restorer {
     }
 
     /// Restores `task` (which must be empty) from its tree and `changelog`'s partition.
-    pub fn restore(&self, task: &mut QueryTask, changelog: &str) -> Result<Restored, EngineError> {
+    pub fn restore(&self, task: &mut QueryTask, changelog: &str, writer: &StateWriter) -> Result<Restored, EngineError> {
         let Some(tree) = task.tree.clone() else { return Ok(Restored::default()) };
+        // Earlier writes to this tree (a partition revoked and assigned again) land first.
+        writer.drain()?;
         let partition = task.partition;
         let (low, high) = self
             .consumer
@@ -74,23 +78,25 @@ impl Restorer {
         tpl.add_partition_offset(changelog, partition, Offset::Offset(from))
             .map_err(|e| EngineError::kafka("cannot build the restore assignment", e))?;
         self.consumer.assign(&tpl).map_err(|e| EngineError::kafka(format!("cannot assign changelog {changelog}[{partition}]"), e))?;
-        let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut chunk: Changes = Vec::with_capacity(CHUNK);
         let mut position = from;
         let mut last_progress = Instant::now();
         let outcome = loop {
             match self.consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
-                    last_progress = Instant::now();
+                    if result.from_changelog % 4096 == 0 {
+                        last_progress = Instant::now();
+                    }
                     position = m.offset() + 1;
                     let Some(key) = m.key() else { continue };
                     if let Err(source) = task.restore(key, m.payload()) {
                         break Err(EngineError::Restore { tree: tree_name.clone(), source });
                     }
-                    batch.push((key.to_vec(), m.payload().map(<[u8]>::to_vec)));
+                    chunk.push((key.to_vec(), m.payload().map(<[u8]>::to_vec)));
                     result.from_changelog += 1;
-                    if batch.len() >= BATCH {
-                        if let Err(e) = apply(&tree, &mut batch, position) {
-                            break Err(e);
+                    if chunk.len() >= CHUNK {
+                        if let Err(e) = writer.apply(&tree, std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)), None) {
+                            break Err(e.into());
                         }
                     }
                 }
@@ -113,13 +119,8 @@ impl Restorer {
         };
         let _ = self.consumer.unassign();
         outcome?;
-        apply(&tree, &mut batch, position)?;
+        // The offset goes with the last chunk: a crash before it leaves an older offset.
+        writer.apply(&tree, chunk, Some(position))?;
         Ok(result)
     }
-}
-
-fn apply(tree: &crate::state::StateTree, batch: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>, offset: i64) -> Result<(), EngineError> {
-    tree.apply(batch.iter().map(|(k, v)| (k.as_slice(), v.as_deref())), Some(offset))?;
-    batch.clear();
-    Ok(())
 }

@@ -145,6 +145,9 @@ pub fn run(
                 tracing::error!(error = %err, "the final commit failed: {err}");
             }
         }
+        if let Err(err) = e.drain_state() {
+            tracing::warn!(error = %err, "state writes after a restore failed: {err}; the next start replays the changelog");
+        }
         e.summary.clone()
     };
     if let Err(e) = store.flush() {
@@ -217,7 +220,11 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
         if shutdown.load(Ordering::Acquire) {
             return Ok(());
         }
-        let wait = handle.lock().time_to_commit().clamp(Duration::from_millis(1), Duration::from_millis(100));
+        let wait = {
+            let mut e = handle.lock();
+            e.tick();
+            e.time_to_commit().clamp(Duration::from_millis(1), Duration::from_millis(100))
+        };
         for i in 0..BATCH {
             let Some(polled) = consumer.poll(if i == 0 { wait } else { Duration::ZERO }) else { break };
             let mut e = handle.lock();

@@ -59,6 +59,7 @@ pub struct QueryTask {
     pub tree: Option<StateTree>,
     /// Delivery-report slot of this task's changelog records.
     pub slot: usize,
+
     encoder: JsonEncoder,
     key_encoder: Option<JsonEncoder>,
     late: LateRoute,
@@ -101,6 +102,7 @@ impl QueryTask {
             meta_dirty: false,
             tree,
             slot,
+
             encoder: JsonEncoder::new(&names),
             key_encoder: (!key_names.is_empty()).then(|| JsonEncoder::new(&key_names)),
             late,

@@ -45,9 +45,13 @@ pub fn group_consumer(c: &PipelineConfig, instance: &str, exactly_once: bool, st
     cfg
 }
 
-/// A consumer without a group, for changelog restore and `eddy tail`.
+/// A consumer without a group, for changelog restore: it reads to the end as fast as the
+/// broker serves, without waiting for more data at the end of a partition.
 pub fn plain_consumer(c: &PipelineConfig, client_id: &str) -> ClientConfig {
     let mut cfg = base(c, client_id);
+    cfg.set("fetch.wait.max.ms", "10");
+    cfg.set("max.partition.fetch.bytes", "16777216");
+    cfg.set("fetch.max.bytes", "67108864");
     cfg.set("group.id", format!("{}-restore", c.app));
     cfg.set("enable.auto.commit", "false");
     cfg.set("enable.auto.offset.store", "false");

@@ -4,5 +4,7 @@
 
 pub mod codec;
 mod store;
+mod writer;
 
 pub use store::{StateError, StateStore, StateTree, META_PREFIX};
+pub use writer::{Changes, StateWriter};

@@ -189,7 +189,10 @@ impl QueryTask {
                     self.input_row.push(a.as_ref().map_or(Value::Null, |e| e.eval(row)));
                 }
                 let wm = self.merger.current();
-                match op.process(&self.input_row, wm) {
+                let mut emitted = std::mem::take(&mut self.rows);
+                let processed = op.process(0, &self.input_row, wm, &mut emitted);
+                self.rows = emitted;
+                match processed {
                     Processed::Accepted => self.stats.updated += 1,
                     Processed::Late => {
                         self.stats.late += 1;

@@ -4,6 +4,9 @@
 //! `sql` plan types; never on Kafka.
 
 mod accumulator;
+pub mod dedup;
+pub mod join;
+pub mod session;
 mod window;
 
 pub use accumulator::Accumulator;
@@ -29,12 +32,22 @@ pub enum Processed {
 
 /// A stateful operator, driven by its task.
 ///
-/// Input rows are `[event_time, keys..., args...]`; output rows are the operator's result
-/// rows (for an aggregation: `[keys..., window?, results...]`).
+/// Input rows are `[event_time, keys..., values...]` (an aggregation's values are its
+/// aggregate arguments); `side` says which input a row comes from (0, or 1 for the right side
+/// of a join). Output rows are the operator's result rows: for an aggregation
+/// `[keys..., window?, results...]`, for a join `[left values..., right values...]`.
+///
+/// State entries are keyed by bytes starting with [`DATA_PREFIX`]; the task owns the other
+/// prefixes of its tree. `take_changes` reports the latest value of every entry changed since
+/// its last call (not every intermediate one), and deletions as `None` — but only for
+/// entries it reported before (an entry born and dropped within one cycle leaves no trace).
+/// After `clear` and a `restore` of every reported entry, an operator behaves exactly as it
+/// did when those entries were taken.
 pub trait Operator: Send {
-    /// Adds one input row. `watermark` is the task's current watermark; rows that only
-    /// belong to windows ending at or before it are late.
-    fn process(&mut self, row: &[crate::types::Value], watermark: i64) -> Processed;
+    /// Adds one input row. `watermark` is the task's current watermark: rows that can no
+    /// longer change any result are late (`Processed::Late`, and no state changes). A join
+    /// emits its matches here, into `out`.
+    fn process(&mut self, side: usize, row: &[crate::types::Value], watermark: i64, out: &mut Vec<Row>) -> Processed;
 
     /// The watermark advanced to `watermark`: emit (append mode) and drop what is now final.
     fn on_watermark(&mut self, watermark: i64, out: &mut Vec<Row>);

@@ -140,7 +140,7 @@ fn result_row(key_count: usize, window: Option<WindowSpec>, end: i64, key: &[u8]
 }
 
 impl Operator for WindowAggregate {
-    fn process(&mut self, row: &[Value], watermark: i64) -> Processed {
+    fn process(&mut self, _side: usize, row: &[Value], watermark: i64, _out: &mut Vec<Row>) -> Processed {
         let Some(Value::Timestamp(ts)) = row.first() else { return Processed::Late };
         let ts = *ts;
         self.scratch_key.clear();

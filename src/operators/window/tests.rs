@@ -38,7 +38,7 @@ fn persist(op: &mut WindowAggregate, store: &mut BTreeMap<Vec<u8>, Vec<u8>>) {
 #[test]
 fn an_event_at_a_window_end_opens_the_next_window() {
     let mut o = op(Some(WindowSpec::tumbling(H)), OutputMode::Append);
-    assert_eq!(o.process(&row(H, "a", 1), NO_WATERMARK), Processed::Accepted);
+    assert_eq!(o.process(0, &row(H, "a", 1), NO_WATERMARK, &mut Vec::new()), Processed::Accepted);
     let mut out = Vec::new();
     o.on_watermark(2 * H - 1, &mut out);
     assert!(out.is_empty(), "[1h, 2h) is still open at 2h - 1us");
@@ -49,27 +49,27 @@ fn an_event_at_a_window_end_opens_the_next_window() {
 #[test]
 fn a_record_whose_windows_closed_is_late() {
     let mut o = op(Some(WindowSpec::tumbling(H)), OutputMode::Append);
-    assert_eq!(o.process(&row(H - 1, "a", 1), H), Processed::Late, "window ends at H, watermark is H");
-    assert_eq!(o.process(&row(H - 1, "a", 1), H - 1), Processed::Accepted);
+    assert_eq!(o.process(0, &row(H - 1, "a", 1), H, &mut Vec::new()), Processed::Late, "window ends at H, watermark is H");
+    assert_eq!(o.process(0, &row(H - 1, "a", 1), H - 1, &mut Vec::new()), Processed::Accepted);
     // sliding: late for the older window, on time for the newer one
     let mut s = op(Some(WindowSpec::sliding(2 * H, H)), OutputMode::Append);
-    assert_eq!(s.process(&row(H + 5, "a", 1), 2 * H), Processed::Accepted);
+    assert_eq!(s.process(0, &row(H + 5, "a", 1), 2 * H, &mut Vec::new()), Processed::Accepted);
     assert_eq!(s.entries(), 1, "only [H, 3H) took the row; [0, 2H) had closed");
 }
 
 #[test]
 fn update_mode_emits_changed_rows_at_commit() {
     let mut o = op(Some(WindowSpec::tumbling(H)), OutputMode::Update);
-    o.process(&row(10, "a", 1), NO_WATERMARK);
-    o.process(&row(20, "a", 2), NO_WATERMARK);
-    o.process(&row(30, "b", 5), NO_WATERMARK);
+    o.process(0, &row(10, "a", 1), NO_WATERMARK, &mut Vec::new());
+    o.process(0, &row(20, "a", 2), NO_WATERMARK, &mut Vec::new());
+    o.process(0, &row(30, "b", 5), NO_WATERMARK, &mut Vec::new());
     let mut out = Vec::new();
     o.on_commit(&mut out);
     assert_eq!(out.len(), 2);
     out.clear();
     o.on_commit(&mut out);
     assert!(out.is_empty(), "nothing changed since");
-    o.process(&row(40, "a", 1), NO_WATERMARK);
+    o.process(0, &row(40, "a", 1), NO_WATERMARK, &mut Vec::new());
     o.on_watermark(H, &mut out);
     assert_eq!(out.len(), 1, "an updated window that closes before the commit is still emitted");
     assert_eq!(out[0][2], Value::Long(3));
@@ -79,8 +79,8 @@ fn update_mode_emits_changed_rows_at_commit() {
 #[test]
 fn complete_mode_emits_everything_and_keeps_it() {
     let mut o = op(None, OutputMode::Complete);
-    o.process(&row(10, "a", 1), NO_WATERMARK);
-    o.process(&row(20, "b", 1), NO_WATERMARK);
+    o.process(0, &row(10, "a", 1), NO_WATERMARK, &mut Vec::new());
+    o.process(0, &row(20, "b", 1), NO_WATERMARK, &mut Vec::new());
     let mut out = Vec::new();
     o.on_watermark(i64::MAX, &mut out);
     o.on_commit(&mut out);
@@ -93,18 +93,18 @@ fn complete_mode_emits_everything_and_keeps_it() {
 fn changes_are_latest_values_and_tombstones_only_for_persisted_keys() {
     let mut o = op(Some(WindowSpec::tumbling(H)), OutputMode::Append);
     let mut store = BTreeMap::new();
-    o.process(&row(10, "a", 1), NO_WATERMARK);
-    o.process(&row(11, "a", 1), NO_WATERMARK);
+    o.process(0, &row(10, "a", 1), NO_WATERMARK, &mut Vec::new());
+    o.process(0, &row(11, "a", 1), NO_WATERMARK, &mut Vec::new());
     let mut writes = 0;
     o.take_changes(&mut |_, v| {
         assert!(v.is_some());
         writes += 1;
     });
     assert_eq!(writes, 1, "two updates of one key are one changelog record");
-    o.process(&row(12, "a", 1), NO_WATERMARK);
+    o.process(0, &row(12, "a", 1), NO_WATERMARK, &mut Vec::new());
     persist(&mut o, &mut store);
     // a window opened and closed within one cycle leaves no trace
-    o.process(&row(H + 1, "b", 1), NO_WATERMARK);
+    o.process(0, &row(H + 1, "b", 1), NO_WATERMARK, &mut Vec::new());
     let mut out = Vec::new();
     o.on_watermark(2 * H, &mut out);
     persist(&mut o, &mut store);
@@ -117,7 +117,7 @@ fn restore_rebuilds_the_same_state() {
     let mut o = op(Some(WindowSpec::tumbling(H)), OutputMode::Append);
     let mut store = BTreeMap::new();
     for i in 0..50 {
-        o.process(&row(i * 1_000_000, if i % 3 == 0 { "x" } else { "y" }, i), NO_WATERMARK);
+        o.process(0, &row(i * 1_000_000, if i % 3 == 0 { "x" } else { "y" }, i), NO_WATERMARK, &mut Vec::new());
     }
     persist(&mut o, &mut store);
     let mut r = op(Some(WindowSpec::tumbling(H)), OutputMode::Append);
@@ -173,7 +173,7 @@ fn streamed(order: &[(i64, u8, i64)], spec: WindowSpec, delay: i64, crashes: &[u
                 o.restore(k, Some(val)).unwrap();
             }
         }
-        if o.process(&row(ts, &key.to_string(), v), wm.watermark()) == Processed::Late {
+        if o.process(0, &row(ts, &key.to_string(), v), wm.watermark(), &mut Vec::new()) == Processed::Late {
             late += 1;
         }
         wm.observe(ts, t0);

@@ -65,6 +65,24 @@ impl Accumulator {
         }
     }
 
+    /// Folds `other` (the same aggregate over other rows) into this one, as if this had seen
+    /// its rows too: counts and sums add (a NULL sum adds nothing), avg adds its sum and count,
+    /// min/max compare, distinct sets unite. Accumulators of different kinds are left alone.
+    pub fn merge(&mut self, other: &Accumulator) {
+        match (self, other) {
+            (Accumulator::Count(n), Accumulator::Count(m)) => *n = n.wrapping_add(*m),
+            (Accumulator::SumLong(s), Accumulator::SumLong(Some(x))) => *s = Some(s.unwrap_or(0).wrapping_add(*x)),
+            (Accumulator::SumDouble(s), Accumulator::SumDouble(Some(x))) => *s = Some(s.unwrap_or(0.0) + x),
+            (Accumulator::Avg { sum, count }, Accumulator::Avg { sum: s, count: c }) => {
+                *sum += s;
+                *count += c;
+            }
+            (a @ Accumulator::Min(_), Accumulator::Min(v)) | (a @ Accumulator::Max(_), Accumulator::Max(v)) => a.update(Some(v)),
+            (Accumulator::Distinct(set), Accumulator::Distinct(other)) => set.extend(other.iter().cloned()),
+            _ => {}
+        }
+    }
+
     pub fn result(&self) -> Value {
         match self {
             Accumulator::Count(n) => Value::Long(*n),
@@ -173,6 +191,72 @@ mod tests {
         let back = Accumulator::decode(&mut Reader::new(&w.buf)).unwrap();
         assert_eq!(back, a, "state round-trips");
         a.result()
+    }
+
+    fn acc(kind: AggregateKind, ty: DataType, values: &[Value]) -> Accumulator {
+        let mut a = Accumulator::new(kind, Some(ty));
+        for v in values {
+            a.update(if kind == AggregateKind::CountStar { None } else { Some(v) });
+        }
+        a
+    }
+
+    /// Merging the accumulators of two halves gives the accumulator of the whole.
+    fn merged(kind: AggregateKind, ty: DataType, left: &[Value], right: &[Value]) -> Value {
+        let mut a = acc(kind, ty, left);
+        a.merge(&acc(kind, ty, right));
+        let whole: Vec<Value> = left.iter().chain(right).cloned().collect();
+        assert_eq!(a.result(), acc(kind, ty, &whole).result(), "{kind:?} over {left:?} + {right:?}");
+        a.result()
+    }
+
+    #[test]
+    fn merge_equals_accumulating_everything() {
+        use AggregateKind::*;
+        let l = [Value::Long(3), Value::Null, Value::Long(5)];
+        let r = [Value::Long(3), Value::Long(-7)];
+        assert_eq!(merged(CountStar, DataType::Long, &l, &r), Value::Long(5));
+        assert_eq!(merged(Count, DataType::Long, &l, &r), Value::Long(4));
+        assert_eq!(merged(Sum, DataType::Long, &l, &r), Value::Long(4));
+        assert_eq!(merged(Avg, DataType::Long, &l, &r), Value::Double(1.0));
+        assert_eq!(merged(Min, DataType::Long, &l, &r), Value::Long(-7));
+        assert_eq!(merged(Max, DataType::Long, &l, &r), Value::Long(5));
+        assert_eq!(merged(CountDistinct, DataType::Long, &l, &r), Value::Long(3));
+        assert_eq!(merged(Sum, DataType::Double, &[Value::Double(0.5)], &[Value::Double(0.25)]), Value::Double(0.75));
+        assert_eq!(merged(Max, DataType::String, &[Value::str("a")], &[Value::str("b")]), Value::str("b"));
+        assert_eq!(merged(Min, DataType::String, &[Value::str("a")], &[Value::str("b")]), Value::str("a"));
+        assert_eq!(merged(Sum, DataType::Long, &[Value::Long(i64::MAX)], &[Value::Long(1)]), Value::Long(i64::MIN), "wraps like update");
+    }
+
+    #[test]
+    fn merge_with_nulls_and_empties() {
+        use AggregateKind::*;
+        let nulls = [Value::Null];
+        let five = [Value::Long(5)];
+        // NULL + x = x, x + NULL = x, NULL + NULL = NULL
+        assert_eq!(merged(Sum, DataType::Long, &nulls, &five), Value::Long(5));
+        assert_eq!(merged(Sum, DataType::Long, &five, &nulls), Value::Long(5));
+        assert_eq!(merged(Sum, DataType::Long, &nulls, &nulls), Value::Null);
+        assert_eq!(merged(Sum, DataType::Double, &[], &[]), Value::Null);
+        assert_eq!(merged(Sum, DataType::Double, &[], &[Value::Double(1.5)]), Value::Double(1.5));
+        assert_eq!(merged(Avg, DataType::Long, &nulls, &[]), Value::Null);
+        assert_eq!(merged(Avg, DataType::Long, &[], &five), Value::Double(5.0));
+        assert_eq!(merged(Min, DataType::Long, &nulls, &five), Value::Long(5));
+        assert_eq!(merged(Max, DataType::Long, &five, &nulls), Value::Long(5));
+        assert_eq!(merged(Min, DataType::Long, &[], &[]), Value::Null);
+        assert_eq!(merged(Count, DataType::Long, &nulls, &nulls), Value::Long(0));
+        assert_eq!(merged(CountStar, DataType::Long, &nulls, &nulls), Value::Long(2));
+        assert_eq!(merged(CountDistinct, DataType::Long, &five, &five), Value::Long(1));
+    }
+
+    #[test]
+    fn merging_different_kinds_changes_nothing() {
+        let mut a = acc(AggregateKind::Sum, DataType::Long, &[Value::Long(2)]);
+        a.merge(&acc(AggregateKind::CountStar, DataType::Long, &[Value::Null]));
+        assert_eq!(a.result(), Value::Long(2));
+        let mut m = acc(AggregateKind::Min, DataType::Long, &[Value::Long(2)]);
+        m.merge(&acc(AggregateKind::Max, DataType::Long, &[Value::Long(1)]));
+        assert_eq!(m.result(), Value::Long(2));
     }
 
     #[test]

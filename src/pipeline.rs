@@ -49,6 +49,8 @@ fn plan_all(loaded: LoadedConfig) -> Result<Pipeline, Box<Diagnostic>> {
         .map(|(name, s)| SourceInfo {
             name,
             topic: &s.topic,
+            kind: s.kind,
+            primary_key: s.primary_key.as_deref(),
             schema: &s.schema.schema,
             event_time: s.event_time.as_ref(),
             watermark_delay: s.watermark_delay.map(|d| d.micros()),

@@ -15,7 +15,7 @@ use serde::Deserialize;
 pub use diagnostic::Diagnostic;
 pub use locate::{locate, PathSeg};
 pub use schema::SchemaConfig;
-pub use types::{ConfigDuration, ErrorPolicy, EventTimeConfig, Format, OutputMode, ProcessingGuarantee, StartFrom};
+pub use types::{ConfigDuration, ErrorPolicy, EventTimeConfig, Format, OutputMode, ProcessingGuarantee, SourceKind, StartFrom};
 
 /// A whole pipeline file.
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +134,13 @@ impl Default for HttpConfig {
 pub struct SourceConfig {
     /// The Kafka topic.
     pub topic: String,
+    /// `stream` (default): every record is an event. `table`: a compacted topic holding the
+    /// latest value per key (a null value deletes it), joined to streams by `primary_key`.
+    #[serde(default)]
+    pub kind: SourceKind,
+    /// For a table: the columns that identify a row (its records are keyed by them).
+    #[serde(default)]
+    pub primary_key: Option<Vec<String>>,
     /// Record format. Only `json` so far.
     #[serde(default)]
     pub format: Format,
@@ -361,6 +368,25 @@ fn check(loaded: &LoadedConfig) -> Result<(), Diagnostic> {
                     return Err(at(&field("partition_key"), format!("partition_key column \"{k}\" is not in the schema of source {name}")));
                 }
             }
+        }
+        match (source.kind, &source.primary_key) {
+            (SourceKind::Table, None) => {
+                return Err(at(&path, format!("table source {name} needs a primary_key: the columns its records are keyed by")));
+            }
+            (SourceKind::Table, Some(keys)) => {
+                for k in keys {
+                    if source.schema.schema.index_of(k).is_none() {
+                        return Err(at(&field("primary_key"), format!("primary_key column \"{k}\" is not in the schema of table {name}")));
+                    }
+                }
+            }
+            (SourceKind::Stream, Some(_)) => {
+                return Err(at(
+                    &field("primary_key"),
+                    "primary_key is for table sources (kind: table); a stream's keying is its partition_key".into(),
+                ));
+            }
+            (SourceKind::Stream, None) => {}
         }
         if source.dead_letter_topic.as_deref() == Some(source.topic.as_str()) {
             return Err(at(&field("dead_letter_topic"), "dead_letter_topic may not be the source topic itself".into()));

@@ -144,3 +144,14 @@ pub enum StartFrom {
     Earliest,
     Latest,
 }
+
+/// Streams and tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Every record is an event.
+    #[default]
+    Stream,
+    /// A compacted topic: the latest value per key; a null value deletes the key.
+    Table,
+}

@@ -1,6 +1,6 @@
-//! The engine proper: routes records to tasks, runs the commit cycle (sink records, changelog
-//! records and input offsets in one transaction, then the same changes into sled), aborts and
-//! rewinds on failure, and takes or hands over partitions when the group rebalances.
+//! The engine proper: routes records to tasks, runs the commit cycle (sink, repartition and
+//! changelog records plus input offsets in one transaction, then the same state changes into
+//! sled), and aborts and rewinds on failure. Rebalances are in rebalance.rs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,26 +8,28 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::emit::{Emitter, RecordRef, Txn};
+use super::internal::{decode_row, Marker, H_MARKER, H_ORIGINAL_KEY, H_ORIGINAL_POSITION, H_ORIGINAL_VALUE};
+use super::prepare::PrepareTask;
 use super::progress::ProgressTracker;
 use super::restore::Restorer;
-use super::source::{InputPartition, SourceRuntime};
-use super::task::{LateRoute, QueryTask};
+use super::source::{InputPartition, Reader, TopicKind, TopicRuntime};
+use super::table::TableRuntime;
+use super::task::{Ctx, QueryTask};
 use super::{EngineError, RunOptions, RunSummary};
 use crate::config::{ErrorPolicy, ProcessingGuarantee};
+use crate::kafka::admin::Admin;
 use crate::kafka::producer::{Outgoing, Producer};
 use crate::kafka::{classify, ErrorClass};
 use crate::metrics::{Metrics, Status};
 use crate::pipeline::Pipeline;
 use crate::sql::explain::changelog_topic;
 use crate::sql::QueryPlan;
-use crate::state::{StateStore, StateWriter};
+use crate::state::{Changes, StateStore, StateWriter};
 use crate::types::Value;
-
-use crate::state::Changes;
 
 /// How a failed commit cycle ends.
 enum Failure {
@@ -37,28 +39,43 @@ enum Failure {
     Fatal(EngineError),
 }
 
+/// One query as the engine runs it.
+pub struct QueryRuntime {
+    pub plan: Arc<QueryPlan>,
+    /// Operator-stage tasks, by partition (a source's, or a repartition topic's).
+    pub tasks: Vec<Option<QueryTask>>,
+    /// First-stage tasks of repartitioned sides, by side then source partition.
+    pub prepare: Vec<Vec<Option<PrepareTask>>>,
+    pub changelog: String,
+    /// Per side: the source topic's index in the engine's topics.
+    pub source_topic: Vec<usize>,
+    /// Per side: the repartition topic's index, when the side is repartitioned.
+    pub repartition: Vec<Option<usize>>,
+    /// The joined table's index, for stream-table joins.
+    pub table: Option<usize>,
+}
+
 /// Everything the engine thread owns.
 pub struct Engine {
-    pub plans: Vec<Arc<QueryPlan>>,
+    pub queries: Vec<QueryRuntime>,
     pub opts: RunOptions,
-    exactly_once: bool,
-    transactional_id: String,
-    producer: Producer,
-    restorer: Restorer,
-    store: StateStore,
-    writer: StateWriter,
-    sources: Vec<SourceRuntime>,
-    inputs: BTreeMap<(usize, i32), InputPartition>,
-    /// `tasks[query][partition]`.
-    tasks: Vec<Vec<Option<QueryTask>>>,
-    changelogs: Vec<String>,
-    txn: Txn,
-    next_slot: usize,
+    pub(super) exactly_once: bool,
+    pub(super) transactional_id: String,
+    pub(super) producer: Producer,
+    pub(super) restorer: Restorer,
+    pub(super) store: StateStore,
+    pub(super) writer: StateWriter,
+    pub(super) admin: Admin,
+    pub(super) topics: Vec<TopicRuntime>,
+    pub(super) tables: Vec<TableRuntime>,
+    pub(super) inputs: BTreeMap<(usize, i32), InputPartition>,
+    pub(super) txn: Txn,
+    pub(super) next_slot: usize,
     commit_interval: Duration,
     commit_max_records: usize,
     cycle_start: Instant,
     cycle_records: usize,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     pub status: Arc<Status>,
     /// A failure inside a rebalance callback, reported by the main loop.
     pub fatal: Option<EngineError>,
@@ -68,7 +85,9 @@ pub struct Engine {
     /// Commit cycles that had something to commit.
     cycles: u64,
     /// The wall clock of the current batch (read once per batch, not per record).
-    clock: Instant,
+    pub(super) clock: Instant,
+    last_idle_check: Instant,
+    last_purge: Instant,
     static_membership: bool,
 }
 
@@ -79,40 +98,64 @@ pub struct EngineParts {
     pub producer: Producer,
     pub restorer: Restorer,
     pub store: StateStore,
-    pub sources: Vec<SourceRuntime>,
+    pub admin: Admin,
+    pub topics: Vec<TopicRuntime>,
+    pub tables: Vec<TableRuntime>,
+    pub queries: Vec<QueryRuntime>,
     pub transactional_id: String,
     pub metrics: Arc<Metrics>,
     pub status: Arc<Status>,
 }
 
+impl QueryRuntime {
+    /// An empty runtime for `plan`; `operator_partitions` and per-side source partition
+    /// counts size the task tables.
+    pub fn new(
+        app: &str,
+        plan: Arc<QueryPlan>,
+        operator_partitions: usize,
+        source_partitions: &[usize],
+        source_topic: Vec<usize>,
+        repartition: Vec<Option<usize>>,
+        table: Option<usize>,
+    ) -> QueryRuntime {
+        let prepare = repartition
+            .iter()
+            .zip(source_partitions)
+            .map(|(r, &n)| if r.is_some() { (0..n).map(|_| None).collect() } else { Vec::new() })
+            .collect();
+        QueryRuntime {
+            changelog: changelog_topic(app, &plan.name),
+            tasks: (0..operator_partitions).map(|_| None).collect(),
+            prepare,
+            source_topic,
+            repartition,
+            table,
+            plan,
+        }
+    }
+}
+
 impl Engine {
     pub fn new(p: EngineParts) -> Engine {
         let config = p.pipeline.config();
-        let plans: Vec<Arc<QueryPlan>> = p.pipeline.queries.iter().cloned().map(Arc::new).collect();
-        let tasks = plans
-            .iter()
-            .map(|plan| {
-                let partitions = p.sources.iter().find(|s| s.name == plan.scan.source).map_or(0, |s| s.partitions);
-                (0..partitions).map(|_| None).collect()
-            })
-            .collect();
-        let changelogs = plans.iter().map(|q| changelog_topic(&config.app, &q.name)).collect();
         Engine {
             exactly_once: config.processing_guarantee == ProcessingGuarantee::ExactlyOnce,
             commit_interval: config.commit_interval.std(),
             commit_max_records: config.commit_max_records,
-            progress: ProgressTracker::new(&config.app, &plans),
-            plans,
+            progress: ProgressTracker::new(&config.app),
+            static_membership: config.kafka.static_membership,
+            queries: p.queries,
             opts: p.opts,
             transactional_id: p.transactional_id,
             producer: p.producer,
             restorer: p.restorer,
             store: p.store,
             writer: StateWriter::start(1024),
-            sources: p.sources,
+            admin: p.admin,
+            topics: p.topics,
+            tables: p.tables,
             inputs: BTreeMap::new(),
-            tasks,
-            changelogs,
             txn: Txn::default(),
             next_slot: 1,
             cycle_start: Instant::now(),
@@ -124,26 +167,43 @@ impl Engine {
             row: Vec::new(),
             cycles: 0,
             clock: Instant::now(),
-            static_membership: config.kafka.static_membership,
+            last_idle_check: Instant::now(),
+            last_purge: Instant::now(),
         }
     }
 
     /// The offset committed for an assigned partition.
     pub fn committed_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        let si = self.source_index(topic)?;
-        self.inputs.get(&(si, partition))?.committed
+        let ti = self.topic_index(topic)?;
+        self.inputs.get(&(ti, partition))?.committed
     }
 
-    fn source_index(&self, topic: &str) -> Option<usize> {
-        self.sources.iter().position(|s| &*s.topic == topic)
+    pub(super) fn topic_index(&self, topic: &str) -> Option<usize> {
+        self.topics.iter().position(|t| &*t.topic == topic)
+    }
+
+    /// Reads the wall clock once for the records of the next batch; re-checks idleness.
+    pub fn tick(&mut self) {
+        self.clock = Instant::now();
+        if self.clock.duration_since(self.last_idle_check) >= Duration::from_millis(200) {
+            self.last_idle_check = self.clock;
+            for q in &mut self.queries {
+                for t in q.tasks.iter_mut().flatten() {
+                    t.tick(self.clock);
+                }
+            }
+        }
+        for t in &mut self.tables {
+            t.poll(10_000);
+        }
     }
 
     /// Processes one record.
     pub fn on_message(&mut self, m: &BorrowedMessage<'_>) -> Result<(), EngineError> {
-        let Some(si) = self.source_index(m.topic()) else { return Ok(()) };
+        let Some(ti) = self.topic_index(m.topic()) else { return Ok(()) };
         let partition = m.partition();
         let offset = m.offset();
-        let Some(input) = self.inputs.get_mut(&(si, partition)) else { return Ok(()) };
+        let Some(input) = self.inputs.get_mut(&(ti, partition)) else { return Ok(()) };
         if input.next_offset.is_some_and(|n| offset < n) {
             return Ok(());
         }
@@ -155,50 +215,101 @@ impl Engine {
         input.consumed += 1;
         self.cycle_records += 1;
         self.summary.records_in += 1;
-        let src = &self.sources[si];
         let rec =
             RecordRef { topic: m.topic(), partition, offset, key: m.key(), payload: m.payload(), timestamp: m.timestamp().to_millis() };
-        self.row.clear();
-        self.row.resize(src.row_len, Value::Null);
-        let decoded = match rec.payload {
-            None => Err(crate::formats::DecodeError::new(crate::formats::DecodeErrorKind::Malformed, "the record has no value")),
-            Some(p) => src.decoder.decode(p, &mut self.row[..src.schema_len]),
-        };
-        let mut em = Emitter { producer: &self.producer, txn: &mut self.txn };
-        if let Err(e) = decoded {
-            return dead_letter(src, &rec, &e, &mut em, &self.metrics);
-        }
-        let [ts, key, part, off] = src.metadata;
-        if let Some(i) = ts {
-            self.row[i] = rec.timestamp.map_or(Value::Null, |ms| Value::Timestamp(ms.saturating_mul(1000)));
-        }
-        if let Some(i) = key {
-            self.row[i] = rec.key.and_then(|k| std::str::from_utf8(k).ok()).map_or(Value::Null, Value::str);
-        }
-        if let Some(i) = part {
-            self.row[i] = Value::Long(i64::from(partition));
-        }
-        if let Some(i) = off {
-            self.row[i] = Value::Long(offset);
-        }
-        let now = self.clock;
-        for &q in &src.queries {
-            if let Some(Some(task)) = self.tasks[q].get_mut(partition as usize) {
-                task.on_row(&self.row, &rec, now, &mut em)?;
+        let Engine { topics, queries, producer, txn, tables, metrics, row, clock, .. } = self;
+        let mut ctx = Ctx { em: Emitter { producer, txn }, now: *clock, tables };
+        match &topics[ti].kind {
+            TopicKind::Source { decoder, schema_len, row_len, metadata, readers, query_names, dead_letter_topic, late_topic, on_error } => {
+                row.clear();
+                row.resize(*row_len, Value::Null);
+                let decoded = match rec.payload {
+                    None => Err(crate::formats::DecodeError::new(crate::formats::DecodeErrorKind::Malformed, "the record has no value")),
+                    Some(p) => decoder.decode(p, &mut row[..*schema_len]),
+                };
+                if let Err(e) = decoded {
+                    return dead_letter(&topics[ti], dead_letter_topic.as_deref(), *on_error, query_names, &rec, &e, &mut ctx.em, metrics);
+                }
+                let [ts, key, part, off] = *metadata;
+                if let Some(i) = ts {
+                    row[i] = rec.timestamp.map_or(Value::Null, |ms| Value::Timestamp(ms.saturating_mul(1000)));
+                }
+                if let Some(i) = key {
+                    row[i] = rec.key.and_then(|k| std::str::from_utf8(k).ok()).map_or(Value::Null, Value::str);
+                }
+                if let Some(i) = part {
+                    row[i] = Value::Long(i64::from(partition));
+                }
+                if let Some(i) = off {
+                    row[i] = Value::Long(offset);
+                }
+                for reader in readers {
+                    match *reader {
+                        Reader::Task { query, side } => {
+                            let Some(Some(task)) = queries[query].tasks.get_mut(partition as usize) else {
+                                return Err(not_copartitioned(&queries[query].plan.name, &topics[ti].topic, partition));
+                            };
+                            task.on_source_row(side, row, &rec, &mut ctx)?;
+                        }
+                        Reader::Prepare { query, side } => {
+                            let Some(Some(task)) = queries[query].prepare.get_mut(side).and_then(|s| s.get_mut(partition as usize)) else {
+                                continue;
+                            };
+                            if task.on_row(row, &rec, ctx.now, &mut ctx.em)? {
+                                ctx.em.txn.internal += 1;
+                            } else if let Some(topic) = late_topic.as_ref().or(dead_letter_topic.as_ref()) {
+                                ctx.em.forward(
+                                    topic,
+                                    &rec,
+                                    "missing_event_time",
+                                    "the record has no event time",
+                                    &queries[query].plan.name,
+                                    None,
+                                )?;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+            TopicKind::Repartition { query, side } => {
+                let Some(Some(task)) = queries[*query].tasks.get_mut(partition as usize) else {
+                    return Err(not_copartitioned(&queries[*query].plan.name, &topics[ti].topic, partition));
+                };
+                let headers = m.headers();
+                let header = |name: &str| headers.and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value));
+                if let Some(marker) = header(H_MARKER) {
+                    let text = std::str::from_utf8(marker).unwrap_or("");
+                    let marker =
+                        Marker::parse(text).map_err(|e| EngineError::Setup(format!("{} offset {offset}: {e}", topics[ti].topic)))?;
+                    task.on_marker(*side, marker.upstream as usize, marker.watermark, marker.idle, ctx.now);
+                    return Ok(());
+                }
+                let row = decode_row(rec.payload.unwrap_or_default())
+                    .map_err(|e| EngineError::Setup(format!("{} offset {offset}: {e}", topics[ti].topic)))?;
+                let position = header(H_ORIGINAL_POSITION).and_then(|p| std::str::from_utf8(p).ok()).and_then(parse_position);
+                let original = position.map(|(topic, partition, offset)| RecordRef {
+                    topic,
+                    partition,
+                    offset,
+                    key: header(H_ORIGINAL_KEY),
+                    payload: header(H_ORIGINAL_VALUE),
+                    timestamp: rec.timestamp,
+                });
+                task.on_input_row(*side, row, original.as_ref(), &mut ctx)
             }
         }
-        Ok(())
     }
 
     /// A partition reached its end: commit past any trailing transaction markers, and note
     /// the end for bounded runs.
     pub fn on_eof<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, partition: i32) {
         let Ok(positions) = consumer.position() else { return };
-        for ((si, p), input) in self.inputs.iter_mut() {
+        for ((ti, p), input) in self.inputs.iter_mut() {
             if *p != partition {
                 continue;
             }
-            let topic = &self.sources[*si].topic;
+            let topic = &self.topics[*ti].topic;
             let position = match positions.find_partition(topic, partition).map(|e| e.offset()) {
                 Some(Offset::Offset(pos)) => Some(pos),
                 _ => None,
@@ -230,19 +341,14 @@ impl Engine {
 
     /// Fires windows closed by watermark progress in every task.
     pub fn advance(&mut self) -> Result<(), EngineError> {
-        let mut em = Emitter { producer: &self.producer, txn: &mut self.txn };
-        for tasks in &mut self.tasks {
-            for t in tasks.iter_mut().flatten() {
-                t.advance(&mut em)?;
+        let Engine { queries, producer, txn, tables, clock, .. } = self;
+        let mut ctx = Ctx { em: Emitter { producer, txn }, now: *clock, tables };
+        for q in queries.iter_mut() {
+            for t in q.tasks.iter_mut().flatten() {
+                t.advance(&mut ctx)?;
             }
         }
-        self.producer.poll();
         Ok(())
-    }
-
-    /// Reads the wall clock once for the records of the next batch.
-    pub fn tick(&mut self) {
-        self.clock = Instant::now();
     }
 
     pub fn commit_due(&self) -> bool {
@@ -261,21 +367,27 @@ impl Engine {
             && self.inputs.values().all(|i| i.uncommitted().is_none())
     }
 
-    /// Waits until every queued state write is in sled (before shutting down).
-    pub fn drain_state(&self) -> Result<(), EngineError> {
-        Ok(self.writer.drain()?)
-    }
-
-    /// Bounded runs: every task's watermark is final (the flush committed).
+    /// Bounded runs: every task's watermark is final (the flush committed and, through
+    /// repartition topics, arrived).
     pub fn all_finished(&self) -> bool {
-        self.tasks.iter().flatten().flatten().all(|t| !t.is_stateful() || t.watermark() == i64::MAX)
+        self.queries.iter().flat_map(|q| q.tasks.iter().flatten()).all(|t| !t.is_stateful() || t.watermark() == i64::MAX)
     }
 
     /// Bounded runs: the input is finished, every window may close.
     pub fn finish_all(&mut self) {
-        for t in self.tasks.iter_mut().flatten().flatten() {
-            t.finish();
+        for q in &mut self.queries {
+            for t in q.tasks.iter_mut().flatten() {
+                t.finish(self.clock);
+            }
+            for p in q.prepare.iter_mut().flatten().flatten() {
+                p.finish();
+            }
         }
+    }
+
+    /// Waits until every queued state write is in sled (before shutting down).
+    pub fn drain_state(&self) -> Result<(), EngineError> {
+        Ok(self.writer.drain()?)
     }
 
     /// Ends the commit cycle. Recoverable failures abort and rewind; only fatal ones return.
@@ -323,7 +435,7 @@ impl Engine {
         EngineError::kafka("the consumer failed", source)
     }
 
-    fn fatal_kafka(&self, context: String, source: KafkaError) -> EngineError {
+    pub(super) fn fatal_kafka(&self, context: String, source: KafkaError) -> EngineError {
         let fenced = matches!(
             source.rdkafka_error_code(),
             Some(
@@ -342,47 +454,19 @@ impl Engine {
     fn try_commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), Failure> {
         let started = Instant::now();
         let process_time = self.cycle_start.elapsed();
-        let mut em = Emitter { producer: &self.producer, txn: &mut self.txn };
         let mut pending: Vec<(usize, i32, Changes)> = Vec::new();
-        let mut err = None;
-        'tasks: for (q, tasks) in self.tasks.iter_mut().enumerate() {
-            for t in tasks.iter_mut().flatten() {
-                if let Err(e) = t.on_commit(&mut em) {
-                    err = Some(e);
-                    break 'tasks;
-                }
-                if t.tree.is_none() {
-                    continue;
-                }
-                let mut changes: Changes = Vec::new();
-                t.take_changes(&mut |k, v| changes.push((k.to_vec(), v.map(<[u8]>::to_vec))));
-                for (k, v) in &changes {
-                    let r = em.send(&Outgoing {
-                        topic: &self.changelogs[q],
-                        partition: Some(t.partition),
-                        key: Some(k),
-                        payload: v.as_deref(),
-                        headers: &[],
-                        timestamp: None,
-                        slot: t.slot,
-                    });
-                    if let Err(e) = r {
-                        err = Some(e);
-                        break 'tasks;
-                    }
-                }
-                if !changes.is_empty() {
-                    pending.push((q, t.partition, changes));
-                }
-            }
-        }
-        if let Some(e) = err {
+        let result = {
+            let Engine { queries, producer, txn, tables, clock, .. } = &mut *self;
+            let mut ctx = Ctx { em: Emitter { producer, txn }, now: *clock, tables };
+            emit_cycle_end(queries, &mut ctx, &mut pending)
+        };
+        if let Err(e) = result {
             return Err(self.failure(e));
         }
         let mut offsets = TopicPartitionList::new();
-        for ((si, p), input) in &self.inputs {
+        for ((ti, p), input) in &self.inputs {
             if let Some(o) = input.uncommitted() {
-                let _ = offsets.add_partition_offset(&self.sources[*si].topic, *p, Offset::Offset(o));
+                let _ = offsets.add_partition_offset(&self.topics[*ti].topic, *p, Offset::Offset(o));
             }
         }
         if !self.txn.open && offsets.count() == 0 && pending.is_empty() {
@@ -424,7 +508,7 @@ impl Engine {
         let log = self.producer.take_log();
         // Kafka has the changes; now sled gets the same ones, with the changelog offset reached.
         for (q, p, changes) in pending {
-            let Some(Some(task)) = self.tasks[q].get(p as usize) else { continue };
+            let Some(Some(task)) = self.queries[q].tasks.get(p as usize) else { continue };
             let Some(tree) = &task.tree else { continue };
             let offset = log.changelog_ends.get(&task.slot).copied();
             self.writer.apply(tree, changes, offset).map_err(|e| Failure::Fatal(e.into()))?;
@@ -434,12 +518,24 @@ impl Engine {
                 input.committed = input.next_offset;
             }
         }
+        for p in self.queries.iter_mut().flat_map(|q| q.prepare.iter_mut().flatten().flatten()) {
+            p.committed();
+        }
+        if self.txn.internal > 0 {
+            // Records went to repartition topics: their ends moved.
+            for ((ti, _), input) in self.inputs.iter_mut() {
+                if matches!(self.topics[*ti].kind, TopicKind::Repartition { .. }) {
+                    input.at_end = false;
+                }
+            }
+        }
         let commit_time = started.elapsed();
         self.metrics.transactions.with_label_values(&["committed"]).inc();
         self.metrics.transaction_duration.observe(commit_time.as_secs_f64());
         self.summary.commits += 1;
         self.summary.records_out += self.txn.output;
         self.publish(process_time, commit_time);
+        self.purge_repartition_topics();
         self.txn = Txn::default();
         self.start_cycle();
         Ok(())
@@ -448,6 +544,32 @@ impl Engine {
     fn start_cycle(&mut self) {
         self.cycle_start = Instant::now();
         self.cycle_records = 0;
+    }
+
+    /// Deletes repartition records every owner has committed past (DeleteRecords), so
+    /// repartition topics hold only unprocessed data.
+    fn purge_repartition_topics(&mut self) {
+        if self.last_purge.elapsed() < Duration::from_secs(10) {
+            return;
+        }
+        self.last_purge = Instant::now();
+        let mut tpl = TopicPartitionList::new();
+        for ((ti, p), input) in self.inputs.iter_mut() {
+            if !matches!(self.topics[*ti].kind, TopicKind::Repartition { .. }) {
+                continue;
+            }
+            if let Some(c) = input.committed {
+                if input.purged.is_none_or(|done| c > done) {
+                    let _ = tpl.add_partition_offset(&self.topics[*ti].topic, *p, Offset::Offset(c));
+                    input.purged = Some(c);
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.admin.delete_records(&tpl) {
+                tracing::warn!(error = %e, "cannot purge consumed repartition records: {e}");
+            }
+        }
     }
 
     /// Aborts the open transaction, drops uncommitted state, and seeks every input back.
@@ -464,18 +586,24 @@ impl Engine {
         self.metrics.transactions.with_label_values(&["aborted"]).inc();
         self.summary.aborts += 1;
         self.writer.drain()?;
-        for t in self.tasks.iter_mut().flatten().flatten() {
-            t.clear();
-            if let Some(tree) = t.tree.clone() {
-                let name = tree.name().to_string();
-                tree.for_each(|k, v| t.restore(k, Some(v)).map_err(|source| EngineError::Restore { tree: name.clone(), source }))?;
+        for q in &mut self.queries {
+            for t in q.tasks.iter_mut().flatten() {
+                t.clear();
+                if let Some(tree) = t.tree.clone() {
+                    let name = tree.name().to_string();
+                    tree.for_each(|k, v| t.restore(k, Some(v)).map_err(|source| EngineError::Restore { tree: name.clone(), source }))?;
+                }
+            }
+            for p in q.prepare.iter_mut().flatten().flatten() {
+                p.aborted();
             }
         }
-        for ((si, p), input) in self.inputs.iter_mut() {
+        for ((ti, p), input) in self.inputs.iter_mut() {
             if let Some(o) = input.rewind_to() {
+                let topic = &self.topics[*ti].topic;
                 consumer
-                    .seek(&self.sources[*si].topic, *p, Offset::Offset(o), Duration::from_secs(10))
-                    .map_err(|e| EngineError::kafka(format!("cannot rewind {}[{p}] to offset {o}", self.sources[*si].topic), e))?;
+                    .seek(topic, *p, Offset::Offset(o), Duration::from_secs(10))
+                    .map_err(|e| EngineError::kafka(format!("cannot rewind {topic}[{p}] to offset {o}"), e))?;
             }
             // Only an input with records to read again can reach a new end (and a new EOF).
             if input.next_offset != input.committed {
@@ -487,132 +615,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Partitions were assigned: create their tasks and restore their state.
-    pub fn assign(&mut self, tpl: &TopicPartitionList) -> Result<(), EngineError> {
-        self.metrics.rebalances.with_label_values(&["assigned"]).inc();
-        let mut added = Vec::new();
-        for e in tpl.elements() {
-            let Some(si) = self.source_index(e.topic()) else { continue };
-            let key = (si, e.partition());
-            if let std::collections::btree_map::Entry::Vacant(slot) = self.inputs.entry(key) {
-                slot.insert(InputPartition::default());
-                added.push(key);
-            }
-        }
-        tracing::info!(partitions = added.len(), "assigned {} partition(s): {}", added.len(), describe(&self.sources, &added));
-        for (si, p) in added {
-            for qi in 0..self.plans.len() {
-                if self.plans[qi].scan.source != self.sources[si].name {
-                    continue;
-                }
-                if self.tasks[qi].get(p as usize).is_none_or(Option::is_some) {
-                    continue;
-                }
-                let task = self.create_task(qi, si, p)?;
-                self.tasks[qi][p as usize] = Some(task);
-            }
-        }
-        self.update_assignment_gauge();
-        self.status.set_ready(true);
-        Ok(())
-    }
-
-    fn create_task(&mut self, qi: usize, si: usize, p: i32) -> Result<QueryTask, EngineError> {
-        let plan = self.plans[qi].clone();
-        let src = &self.sources[si];
-        let late = match (&src.late_topic, &src.dead_letter_topic) {
-            (Some(t), _) => LateRoute { topic: Some(t.clone()), kind: "late" },
-            (None, Some(t)) => LateRoute { topic: Some(t.clone()), kind: "late" },
-            (None, None) => LateRoute { topic: None, kind: "late" },
-        };
-        let stateful = !matches!(plan.body, crate::sql::PlanBody::Stateless { .. });
-        let tree = if stateful { Some(self.store.tree(&format!("{}/aggregate/{p}", plan.name))?) } else { None };
-        let slot = self.next_slot;
-        self.next_slot += 1;
-        let mut task = QueryTask::new(p, plan.clone(), tree, slot, late, &self.metrics);
-        if stateful {
-            self.status.restoring(1);
-            let started = Instant::now();
-            let result = self.restorer.restore(&mut task, &self.changelogs[qi], &self.writer);
-            self.status.restoring(-1);
-            let restored = result?;
-            let n = restored.from_sled + restored.from_changelog;
-            self.metrics.restore_records.with_label_values(&[&plan.name]).inc_by(n);
-            self.metrics.restore_duration.with_label_values(&[&plan.name]).observe(started.elapsed().as_secs_f64());
-            self.summary.restored_from_changelog += restored.from_changelog;
-            self.summary.restored_from_sled += restored.from_sled;
-            tracing::info!(
-                query = %plan.name,
-                partition = p,
-                sled = restored.from_sled,
-                changelog = restored.from_changelog,
-                rebuilt = restored.wiped,
-                "restored query {} partition {p}: {} entries from sled, {} from the changelog in {:?}",
-                plan.name,
-                restored.from_sled,
-                restored.from_changelog,
-                started.elapsed()
-            );
-        }
-        Ok(task)
-    }
-
-    /// Partitions are being revoked: commit (or, when lost, abort) first, then drop them.
-    pub fn revoke<C: ConsumerContext>(
-        &mut self,
-        consumer: &BaseConsumer<C>,
-        tpl: &TopicPartitionList,
-        lost: bool,
-    ) -> Result<(), EngineError> {
-        self.metrics.rebalances.with_label_values(&[if lost { "lost" } else { "revoked" }]).inc();
-        let r = if lost { self.abort_and_rewind(consumer) } else { self.advance().and_then(|()| self.commit(consumer)) };
-        let mut removed = Vec::new();
-        for e in tpl.elements() {
-            let Some(si) = self.source_index(e.topic()) else { continue };
-            if self.inputs.remove(&(si, e.partition())).is_some() {
-                removed.push((si, e.partition()));
-            }
-            for qi in 0..self.plans.len() {
-                if self.plans[qi].scan.source == self.sources[si].name {
-                    if let Some(slot) = self.tasks[qi].get_mut(e.partition() as usize) {
-                        if let Some(t) = slot.take() {
-                            self.clear_task_metrics(&t);
-                        }
-                    }
-                }
-            }
-        }
-        tracing::info!(
-            partitions = removed.len(),
-            lost,
-            "{} {} partition(s): {}",
-            if lost { "lost" } else { "revoked" },
-            removed.len(),
-            describe(&self.sources, &removed)
-        );
-        self.update_assignment_gauge();
-        r
-    }
-
-    fn update_assignment_gauge(&self) {
-        for (si, s) in self.sources.iter().enumerate() {
-            let n = self.inputs.keys().filter(|(i, _)| *i == si).count();
-            self.metrics.assigned_partitions.with_label_values(&[&s.topic]).set(n as i64);
-        }
-    }
-
-    fn clear_task_metrics(&self, t: &QueryTask) {
-        let p = t.partition.to_string();
-        let _ = self.metrics.watermark.remove_label_values(&[&t.plan.name, &p]);
-        let _ = self.metrics.watermark_delay.remove_label_values(&[&t.plan.name, &p]);
-        let _ = self.metrics.state_entries.remove_label_values(&[&t.plan.name, t.operator_name(), &p]);
-        let _ = self.metrics.state_bytes.remove_label_values(&[&t.plan.name, t.operator_name(), &p]);
-    }
-
     /// Metrics and /progress after a commit.
     fn publish(&mut self, process_time: Duration, commit_time: Duration) {
         let now_s = super::emit::now_millis() as f64 / 1000.0;
-        for t in self.tasks.iter().flatten().flatten() {
+        for t in self.queries.iter().flat_map(|q| q.tasks.iter().flatten()) {
             let p = t.partition.to_string();
             let wm = t.watermark();
             if wm != crate::time::NO_WATERMARK && wm != i64::MAX {
@@ -625,15 +631,12 @@ impl Engine {
                 self.metrics.state_bytes.with_label_values(&[&t.plan.name, t.operator_name(), &p]).set(t.state_bytes() as i64);
             }
         }
-        for ((si, p), input) in &mut self.inputs {
-            if input.consumed > 0 {
-                self.metrics
-                    .records_consumed
-                    .with_label_values(&[&*self.sources[*si].topic, p.to_string().as_str()])
-                    .inc_by(input.consumed);
+        for ((ti, p), input) in &mut self.inputs {
+            if input.consumed > 0 && matches!(self.topics[*ti].kind, TopicKind::Source { .. }) {
+                self.metrics.records_consumed.with_label_values(&[&*self.topics[*ti].topic, p.to_string().as_str()]).inc_by(input.consumed);
             }
         }
-        let progress = self.progress.record(&self.plans, &mut self.tasks, &self.inputs, &self.sources, process_time, commit_time);
+        let progress = self.progress.record(&mut self.queries, &self.inputs, &self.topics, process_time, commit_time);
         if let Ok(mut slot) = self.status.progress.lock() {
             *slot = progress;
         }
@@ -643,22 +646,72 @@ impl Engine {
     }
 }
 
+/// The end of a cycle inside the transaction: markers, update/complete output, changelog.
+fn emit_cycle_end(queries: &mut [QueryRuntime], ctx: &mut Ctx<'_>, pending: &mut Vec<(usize, i32, Changes)>) -> Result<(), EngineError> {
+    for (q, runtime) in queries.iter_mut().enumerate() {
+        for p in runtime.prepare.iter_mut().flatten().flatten() {
+            p.send_markers(ctx.now, &mut ctx.em)?;
+        }
+        for t in runtime.tasks.iter_mut().flatten() {
+            t.on_commit(ctx)?;
+            if t.tree.is_none() {
+                continue;
+            }
+            let mut changes: Changes = Vec::new();
+            t.take_changes(&mut |k, v| changes.push((k.to_vec(), v.map(<[u8]>::to_vec))));
+            for (k, v) in &changes {
+                ctx.em.send(&Outgoing {
+                    topic: &runtime.changelog,
+                    partition: Some(t.partition),
+                    key: Some(k),
+                    payload: v.as_deref(),
+                    headers: &[],
+                    timestamp: None,
+                    slot: t.slot,
+                })?;
+            }
+            if !changes.is_empty() {
+                pending.push((q, t.partition, changes));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn not_copartitioned(query: &str, topic: &str, partition: i32) -> EngineError {
+    EngineError::Setup(format!(
+        "query {query}: {topic}[{partition}] was assigned without the same partition of its co-partitioned input; \
+         co-partitioned topics need equal partition counts and the range assignor (the default)"
+    ))
+}
+
+/// `topic/partition/offset`
+fn parse_position(text: &str) -> Option<(&str, i32, i64)> {
+    let (rest, offset) = text.rsplit_once('/')?;
+    let (topic, partition) = rest.rsplit_once('/')?;
+    Some((topic, partition.parse().ok()?, offset.parse().ok()?))
+}
+
 /// Sends an undecodable record to the dead-letter topic, or applies the source's policy.
+#[allow(clippy::too_many_arguments)]
 fn dead_letter(
-    src: &SourceRuntime,
+    topic: &TopicRuntime,
+    dead_letter_topic: Option<&str>,
+    on_error: ErrorPolicy,
+    query_names: &str,
     rec: &RecordRef<'_>,
     e: &crate::formats::DecodeError,
     em: &mut Emitter<'_>,
     metrics: &Metrics,
 ) -> Result<(), EngineError> {
-    match (&src.dead_letter_topic, src.on_error) {
-        (Some(topic), _) => {
-            em.forward(topic, rec, e.kind.as_str(), &e.message, &src.query_names, None)?;
-            metrics.dead_letter_records.with_label_values(&[&src.topic, "dead_lettered"]).inc();
+    match (dead_letter_topic, on_error) {
+        (Some(dlq), _) => {
+            em.forward(dlq, rec, e.kind.as_str(), &e.message, query_names, None)?;
+            metrics.dead_letter_records.with_label_values(&[&topic.topic, "dead_lettered"]).inc();
             Ok(())
         }
         (None, ErrorPolicy::Skip) => {
-            metrics.dead_letter_records.with_label_values(&[&src.topic, "skipped"]).inc();
+            metrics.dead_letter_records.with_label_values(&[&topic.topic, "skipped"]).inc();
             tracing::debug!(
                 topic = rec.topic,
                 partition = rec.partition,
@@ -668,7 +721,7 @@ fn dead_letter(
             Ok(())
         }
         (None, ErrorPolicy::Fail) => Err(EngineError::DecodeFailure {
-            source_name: src.name.clone(),
+            source_name: topic.name.clone(),
             topic: rec.topic.to_string(),
             partition: rec.partition,
             offset: rec.offset,
@@ -692,12 +745,4 @@ fn retry<T>(mut f: impl FnMut() -> Result<T, KafkaError>) -> Result<T, KafkaErro
             other => return other,
         }
     }
-}
-
-fn describe(sources: &[SourceRuntime], parts: &[(usize, i32)]) -> String {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (si, p) in parts {
-        by_topic.entry(&sources[*si].topic).or_default().push(*p);
-    }
-    by_topic.iter().map(|(t, ps)| format!("{t}{ps:?}")).collect::<Vec<_>>().join(", ")
 }

@@ -18,6 +18,8 @@ pub struct Txn {
     pub sent: u64,
     /// Of those, rows written to sinks.
     pub output: u64,
+    /// Of those, rows written to repartition topics.
+    pub internal: u64,
 }
 
 /// A handle for sending within the cycle's transaction.

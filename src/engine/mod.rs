@@ -5,15 +5,19 @@
 mod core;
 mod emit;
 mod error;
+mod internal;
+mod prepare;
 mod progress;
+mod rebalance;
 mod restore;
 mod run;
 mod source;
+mod table;
 mod task;
 
 pub use emit::{H_ERROR_KIND, H_ERROR_MESSAGE, H_QUERY, H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC, H_WATERMARK};
 pub use error::EngineError;
-pub use run::{required_topics, run};
+pub use run::{layout, required_topics, run, Layout};
 
 /// How this process runs the pipeline.
 #[derive(Debug, Clone)]

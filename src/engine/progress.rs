@@ -1,14 +1,12 @@
 //! Builds `/progress` after each commit, modelled on Spark's `StreamingQueryProgress`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::core::QueryRuntime;
 use super::emit::{now_millis, watermark_text};
-use super::source::{InputPartition, SourceRuntime};
-use super::task::QueryTask;
+use super::source::{InputPartition, TopicRuntime};
 use crate::metrics::progress::{Progress, QueryProgress, SinkProgress, SourceProgress, StateOperatorProgress};
-use crate::sql::QueryPlan;
 use crate::time::{format_timestamp, NO_WATERMARK};
 
 /// Remembers what the previous commit reported.
@@ -21,7 +19,7 @@ pub struct ProgressTracker {
 }
 
 impl ProgressTracker {
-    pub fn new(app: &str, _plans: &[Arc<QueryPlan>]) -> ProgressTracker {
+    pub fn new(app: &str) -> ProgressTracker {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         ProgressTracker {
             app: app.to_string(),
@@ -34,10 +32,9 @@ impl ProgressTracker {
 
     pub fn record(
         &mut self,
-        plans: &[Arc<QueryPlan>],
-        tasks: &mut [Vec<Option<QueryTask>>],
+        queries: &mut [QueryRuntime],
         inputs: &BTreeMap<(usize, i32), InputPartition>,
-        sources: &[SourceRuntime],
+        topics: &[TopicRuntime],
         process_time: Duration,
         commit_time: Duration,
     ) -> Progress {
@@ -47,11 +44,12 @@ impl ProgressTracker {
         let mut now = String::new();
         format_timestamp(now_millis() * 1000, &mut now);
         let mut progress = Progress::default();
-        for (qi, plan) in plans.iter().enumerate() {
+        for q in queries.iter_mut() {
+            let plan = q.plan.clone();
             let (mut input, mut output, mut late, mut updated, mut entries, mut bytes) = (0, 0, 0, 0, 0, 0);
             let mut watermark = i64::MAX;
-            let mut operator = "project";
-            for t in tasks[qi].iter_mut().flatten() {
+            let operator = plan.operator_name();
+            for t in q.tasks.iter_mut().flatten() {
                 input += t.stats.input;
                 output += t.stats.output;
                 late += t.stats.late;
@@ -59,16 +57,13 @@ impl ProgressTracker {
                 entries += t.state_entries() as u64;
                 bytes += t.state_bytes() as u64;
                 watermark = watermark.min(t.watermark());
-                operator = t.operator_name();
                 t.stats = Default::default();
             }
             let mut end_offset = BTreeMap::new();
-            if let Some(si) = sources.iter().position(|s| s.name == plan.scan.source) {
-                for ((s, p), i) in inputs {
-                    if *s == si {
-                        if let Some(o) = i.committed {
-                            end_offset.insert(p.to_string(), o);
-                        }
+            for ((ti, p), i) in inputs {
+                if q.source_topic.contains(ti) {
+                    if let Some(o) = i.committed {
+                        end_offset.insert(format!("{}/{p}", topics[*ti].topic), o);
                     }
                 }
             }
@@ -82,7 +77,7 @@ impl ProgressTracker {
             duration_ms.insert("commit".to_string(), commit_time.as_millis() as u64);
             duration_ms.insert("triggerExecution".to_string(), (process_time + commit_time).as_millis() as u64);
             let processing = (process_time + commit_time).as_secs_f64().max(1e-6);
-            let state_operators = if operator == "project" {
+            let state_operators = if !plan.is_stateful() {
                 Vec::new()
             } else {
                 vec![StateOperatorProgress {
@@ -108,7 +103,10 @@ impl ProgressTracker {
                     event_time,
                     state_operators,
                     sources: vec![SourceProgress {
-                        description: format!("KafkaV2[Subscribe[{}]]", plan.scan.topic),
+                        description: format!(
+                            "KafkaV2[Subscribe[{}]]",
+                            plan.inputs.iter().map(|i| i.scan.topic.as_str()).collect::<Vec<_>>().join(",")
+                        ),
                         start_offset,
                         end_offset,
                         num_input_rows: input,

@@ -9,20 +9,21 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Statistics, TopicPartitionList};
 
-use super::core::{Engine, EngineParts};
+use super::core::{Engine, EngineParts, QueryRuntime};
 use super::restore::Restorer;
-use super::source::SourceRuntime;
+use super::source::{TopicKind, TopicRuntime};
+use super::table::TableRuntime;
 use super::{EngineError, RunOptions, RunSummary};
 use crate::config::{ProcessingGuarantee, StartFrom};
-use crate::kafka::admin::{changelog_spec, output_spec, Admin, TopicSpec};
+use crate::kafka::admin::{changelog_spec, output_spec, repartition_spec, Admin, TopicSpec};
 use crate::kafka::client;
 use crate::kafka::consumer::{GroupContext, RebalanceHandler};
 use crate::kafka::producer::Producer;
 use crate::kafka::{classify, ErrorClass};
 use crate::metrics::{Metrics, Status};
 use crate::pipeline::Pipeline;
-use crate::sql::explain::changelog_topic;
-use crate::sql::PlanBody;
+use crate::sql::explain::{changelog_topic, repartition_topic_for};
+use crate::sql::{Exchange, PlanBody};
 use crate::state::StateStore;
 
 /// Records handled between two looks at the commit clock.
@@ -74,6 +75,73 @@ impl RebalanceHandler for EngineHandle {
     }
 }
 
+/// How a pipeline's queries map onto partitions, given its sources' partition counts.
+pub struct Layout {
+    /// Per query: partitions of its operator stage (its tasks, its changelog).
+    pub operator_partitions: Vec<usize>,
+    /// Per query: partitions of its repartition topics, when it has any.
+    pub repartition_partitions: Vec<Option<usize>>,
+    /// Every topic eddy writes: changelogs, repartition topics, sinks, dead letters.
+    pub specs: Vec<TopicSpec>,
+}
+
+/// Plans partition counts and internal topics.
+pub fn layout(pipeline: &Pipeline, source_partitions: impl Fn(&str) -> usize) -> Result<Layout, EngineError> {
+    let config = pipeline.config();
+    let mut out = Layout { operator_partitions: Vec::new(), repartition_partitions: Vec::new(), specs: Vec::new() };
+    for q in &pipeline.queries {
+        let counts: Vec<usize> = q.inputs.iter().map(|i| source_partitions(&i.scan.topic)).collect();
+        let repartition = q.inputs.iter().find_map(|i| match &i.exchange {
+            Exchange::Repartition { partitions, .. } => {
+                Some(partitions.map_or_else(|| counts.iter().copied().max().unwrap_or(1), |p| p as usize))
+            }
+            Exchange::Local => None,
+        });
+        let operator = match repartition {
+            Some(r) => r,
+            None => {
+                if counts.windows(2).any(|w| w[0] != w[1]) {
+                    return Err(EngineError::Setup(format!(
+                        "query {} joins {} ({} partitions) with {} ({} partitions) partition by partition, which needs equal counts: remove a partition_key to repartition instead",
+                        q.name, q.inputs[0].scan.topic, counts[0], q.inputs[1].scan.topic, counts[1]
+                    )));
+                }
+                counts.first().copied().unwrap_or(1)
+            }
+        };
+        if q.is_stateful() {
+            let why = format!("the changelog of query {} needs one partition per task", q.name);
+            out.specs.push(changelog_spec(changelog_topic(&config.app, &q.name), operator, why));
+        }
+        if let Some(r) = repartition {
+            for side in 0..q.inputs.len() {
+                let why = format!("query {} re-keys its input through it", q.name);
+                out.specs.push(repartition_spec(repartition_topic_for(&config.app, &q.name, side), r, why));
+            }
+        }
+        let mut outputs = vec![(q.sink_topic.clone(), format!("sink of query {}", q.name))];
+        for input in &q.inputs {
+            if let Some(src) = config.sources.get(&input.scan.source) {
+                outputs.extend(src.dead_letter_topic.iter().map(|t| (t.clone(), format!("dead letters of source {}", input.scan.source))));
+                outputs.extend(src.late_topic.iter().map(|t| (t.clone(), format!("late records of source {}", input.scan.source))));
+            }
+        }
+        for (topic, why) in outputs {
+            if !out.specs.iter().any(|s| s.name == topic) {
+                out.specs.push(output_spec(topic, counts.first().copied().unwrap_or(1), why));
+            }
+        }
+        out.operator_partitions.push(operator);
+        out.repartition_partitions.push(repartition);
+    }
+    Ok(out)
+}
+
+/// Every topic the pipeline writes (for brokers that cannot create topics on request).
+pub fn required_topics(pipeline: &Pipeline, source_partitions: impl Fn(&str) -> usize) -> Vec<TopicSpec> {
+    layout(pipeline, source_partitions).map(|l| l.specs).unwrap_or_default()
+}
+
 /// Runs the pipeline until `shutdown` is set (or, with `stop_at_end`, the input is consumed).
 pub fn run(
     pipeline: Arc<Pipeline>,
@@ -86,17 +154,24 @@ pub fn run(
     let exactly_once = config.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
     let admin = Admin::new(&client::admin(config))?;
     let mut partitions: HashMap<String, usize> = HashMap::new();
-    for q in &pipeline.queries {
-        if !partitions.contains_key(&q.scan.topic) {
-            partitions.insert(q.scan.topic.clone(), admin.require(&q.scan.topic)?);
+    let mut read_topics: Vec<&str> = pipeline.queries.iter().flat_map(|q| q.inputs.iter().map(|i| i.scan.topic.as_str())).collect();
+    read_topics.extend(pipeline.queries.iter().filter_map(|q| match &q.body {
+        PlanBody::TableJoin(t) => Some(t.table.topic.as_str()),
+        _ => None,
+    }));
+    for topic in read_topics {
+        if !partitions.contains_key(topic) {
+            partitions.insert(topic.to_string(), admin.require(topic)?);
         }
     }
-    for spec in required_topics(&pipeline, |t| partitions.get(t).copied().unwrap_or(1)) {
+    let source_partitions = |t: &str| partitions.get(t).copied().unwrap_or(1);
+    let layout = layout(&pipeline, source_partitions)?;
+    for spec in &layout.specs {
         if spec.config.is_empty() && admin.partitions(&spec.name)?.is_some() {
             // An output topic that exists is used as it is.
             continue;
         }
-        admin.ensure(&spec)?;
+        admin.ensure(spec)?;
     }
     std::fs::create_dir_all(&config.state.dir)
         .map_err(|e| EngineError::Setup(format!("cannot create the state directory {}: {e}", config.state.dir.display())))?;
@@ -108,12 +183,72 @@ pub fn run(
     if exactly_once {
         init_transactions(&producer, &transactional_id)?;
     }
-    let restorer = Restorer::new(
-        &client::plain_consumer(config, &format!("{}-{}-restore", config.app, opts.instance_id)),
-        config.kafka.transaction_timeout.std() * 3 + Duration::from_secs(30),
-    )?;
-    let sources = SourceRuntime::build(&pipeline, |t| partitions.get(t).copied().unwrap_or(0));
-    let topics: Vec<String> = sources.iter().map(|s| s.topic.to_string()).collect();
+    let stall = config.kafka.transaction_timeout.std() * 3 + Duration::from_secs(30);
+    let restorer = Restorer::new(&client::plain_consumer(config, &format!("{}-{}-restore", config.app, opts.instance_id)), stall)?;
+
+    let mut topics = TopicRuntime::sources(&pipeline, source_partitions);
+    let mut tables: Vec<TableRuntime> = Vec::new();
+    let mut queries = Vec::new();
+    for (qi, q) in pipeline.queries.iter().enumerate() {
+        let source_topic: Vec<usize> =
+            q.inputs.iter().map(|i| topics.iter().position(|t| *t.topic == *i.scan.topic).unwrap_or(0)).collect();
+        let mut repartition = Vec::new();
+        for side in 0..q.inputs.len() {
+            repartition.push(layout.repartition_partitions[qi].map(|r| {
+                topics.push(TopicRuntime {
+                    name: repartition_topic_for(&config.app, &q.name, side),
+                    topic: Arc::from(repartition_topic_for(&config.app, &q.name, side).as_str()),
+                    partitions: r,
+                    kind: TopicKind::Repartition { query: qi, side },
+                });
+                topics.len() - 1
+            }));
+        }
+        let table = match &q.body {
+            PlanBody::TableJoin(t) => {
+                let existing = tables.iter().position(|x| x.name == t.table.source);
+                Some(match existing {
+                    Some(i) => i,
+                    None => {
+                        let src = config
+                            .sources
+                            .get(&t.table.source)
+                            .ok_or_else(|| EngineError::Setup(format!("unknown table {}", t.table.source)))?;
+                        let n = source_partitions(&t.table.topic);
+                        let cfg = client::plain_consumer(config, &format!("{}-{}-table-{}", config.app, opts.instance_id, t.table.source));
+                        let mut table = TableRuntime::open(&cfg, &t.table.source, &src.schema.schema, &t.table, t.table_keys.clone(), n)?;
+                        let started = std::time::Instant::now();
+                        let loaded = table.load(n, stall)?;
+                        tracing::info!(
+                            table = %t.table.source,
+                            records = loaded,
+                            rows = table.len(),
+                            rejected = table.rejected(),
+                            "loaded table {} ({} rows from {loaded} records, {} undecodable) in {:?}",
+                            t.table.source,
+                            table.len(),
+                            table.rejected(),
+                            started.elapsed()
+                        );
+                        tables.push(table);
+                        tables.len() - 1
+                    }
+                })
+            }
+            _ => None,
+        };
+        let counts: Vec<usize> = q.inputs.iter().map(|i| source_partitions(&i.scan.topic)).collect();
+        queries.push(QueryRuntime::new(
+            &config.app,
+            Arc::new(q.clone()),
+            layout.operator_partitions[qi],
+            &counts,
+            source_topic,
+            repartition,
+            table,
+        ));
+    }
+    let topic_names: Vec<String> = topics.iter().map(|t| t.topic.to_string()).collect();
     let start = if config.sources.values().all(|s| s.start_from == StartFrom::Latest) { StartFrom::Latest } else { StartFrom::Earliest };
     let engine = Engine::new(EngineParts {
         pipeline: pipeline.clone(),
@@ -121,7 +256,10 @@ pub fn run(
         producer,
         restorer,
         store: store.clone(),
-        sources,
+        admin,
+        topics,
+        tables,
+        queries,
         transactional_id,
         metrics: metrics.clone(),
         status: status.clone(),
@@ -130,9 +268,9 @@ pub fn run(
     let consumer: BaseConsumer<GroupContext<EngineHandle>> = client::group_consumer(config, &opts.instance_id, exactly_once, start)
         .create_with_context(GroupContext { handler: handle })
         .map_err(|e| EngineError::kafka("cannot create the consumer", e))?;
-    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let topic_refs: Vec<&str> = topic_names.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs).map_err(|e| EngineError::kafka("cannot subscribe to the source topics", e))?;
-    tracing::info!(app = %config.app, instance = %opts.instance_id, topics = ?topics, "joining consumer group {} as instance {}", config.app, opts.instance_id);
+    tracing::info!(app = %config.app, instance = %opts.instance_id, topics = ?topic_names, "joining consumer group {} as instance {}", config.app, opts.instance_id);
 
     let result = main_loop(&consumer, &shutdown, &opts);
     let summary = {
@@ -146,7 +284,7 @@ pub fn run(
             }
         }
         if let Err(err) = e.drain_state() {
-            tracing::warn!(error = %err, "state writes after a restore failed: {err}; the next start replays the changelog");
+            tracing::warn!(error = %err, "state writes failed: {err}; the next start replays the changelog");
         }
         e.summary.clone()
     };
@@ -166,31 +304,6 @@ pub fn run(
         summary.commits
     );
     result.map(|()| summary)
-}
-
-/// Every topic the pipeline writes: changelogs (which must match their source's partition
-/// count) and sink, dead-letter and late topics (created with the source's count if missing).
-pub fn required_topics(pipeline: &Pipeline, source_partitions: impl Fn(&str) -> usize) -> Vec<TopicSpec> {
-    let config = pipeline.config();
-    let mut specs: Vec<TopicSpec> = Vec::new();
-    for q in &pipeline.queries {
-        let n = source_partitions(&q.scan.topic);
-        if !matches!(q.body, PlanBody::Stateless { .. }) {
-            let why = format!("the changelog of query {} needs one partition per partition of {}", q.name, q.scan.topic);
-            specs.push(changelog_spec(changelog_topic(&config.app, &q.name), n, why));
-        }
-        let mut outputs = vec![(q.sink_topic.clone(), format!("sink of query {}", q.name))];
-        if let Some(src) = config.sources.get(&q.scan.source) {
-            outputs.extend(src.dead_letter_topic.iter().map(|t| (t.clone(), format!("dead letters of source {}", q.scan.source))));
-            outputs.extend(src.late_topic.iter().map(|t| (t.clone(), format!("late records of source {}", q.scan.source))));
-        }
-        for (topic, why) in outputs {
-            if !specs.iter().any(|s| s.name == topic) {
-                specs.push(output_spec(topic, n, why));
-            }
-        }
-    }
-    specs
 }
 
 fn init_transactions(producer: &Producer, transactional_id: &str) -> Result<(), EngineError> {

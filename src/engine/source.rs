@@ -1,49 +1,87 @@
-//! Runtime state of sources: one decoder per source (reading the union of the columns its
-//! queries need), and one [`InputPartition`] per assigned topic partition with the offsets
-//! the commit cycle needs.
+//! The topics the engine reads: user sources (decoded once per record for every query that
+//! reads them) and repartition topics (operator input rows and watermark markers), and one
+//! [`InputPartition`] per assigned partition with the offsets the commit cycle needs.
 
 use std::sync::Arc;
 
-use crate::config::{ErrorPolicy, PipelineConfig};
+use crate::config::{ErrorPolicy, PipelineConfig, SourceKind};
 use crate::formats::JsonDecoder;
 use crate::pipeline::Pipeline;
-use crate::sql::METADATA_COLUMNS;
+use crate::sql::{Exchange, METADATA_COLUMNS};
 
-/// A source as the engine runs it.
-pub struct SourceRuntime {
+/// Which stage of a query reads a source topic for one of its input sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// The query's own task reads the source partition.
+    Task { query: usize, side: usize },
+    /// The first stage of a repartitioned side reads it.
+    Prepare { query: usize, side: usize },
+}
+
+/// What a topic holds.
+pub enum TopicKind {
+    Source {
+        decoder: JsonDecoder,
+        /// Columns of the schema proper; metadata columns follow.
+        schema_len: usize,
+        /// Schema plus metadata columns.
+        row_len: usize,
+        /// Which metadata columns some query reads: timestamp, key, partition, offset.
+        metadata: [Option<usize>; 4],
+        readers: Vec<Reader>,
+        query_names: String,
+        dead_letter_topic: Option<Arc<str>>,
+        late_topic: Option<Arc<str>>,
+        on_error: ErrorPolicy,
+    },
+    Repartition {
+        query: usize,
+        side: usize,
+    },
+}
+
+/// A topic the engine consumes.
+pub struct TopicRuntime {
+    /// The source name, or the repartition topic's name.
     pub name: String,
     pub topic: Arc<str>,
     pub partitions: usize,
-    pub decoder: JsonDecoder,
-    /// Columns of the schema proper; metadata columns follow.
-    pub schema_len: usize,
-    /// Schema plus metadata columns.
-    pub row_len: usize,
-    /// Which metadata columns some query reads: timestamp, key, partition, offset.
-    pub metadata: [Option<usize>; 4],
-    /// Queries reading this source, by index.
-    pub queries: Vec<usize>,
-    pub query_names: String,
-    pub dead_letter_topic: Option<Arc<str>>,
-    pub late_topic: Option<Arc<str>>,
-    pub on_error: ErrorPolicy,
+    pub kind: TopicKind,
 }
 
-impl SourceRuntime {
-    /// The sources some query reads, in a stable order.
-    pub fn build(pipeline: &Pipeline, partitions: impl Fn(&str) -> usize) -> Vec<SourceRuntime> {
+impl TopicRuntime {
+    /// The stream sources some query reads, in a stable order.
+    pub fn sources(pipeline: &Pipeline, partitions: impl Fn(&str) -> usize) -> Vec<TopicRuntime> {
         let config: &PipelineConfig = pipeline.config();
         let mut out = Vec::new();
         for (name, src) in &config.sources {
-            let queries: Vec<usize> = pipeline.queries.iter().enumerate().filter(|(_, q)| &q.scan.source == name).map(|(i, _)| i).collect();
-            let Some(&first) = queries.first() else { continue };
-            let scan_schema = &pipeline.queries[first].scan.schema;
-            let mut needed = vec![false; scan_schema.len()];
-            for &q in &queries {
-                for (i, n) in pipeline.queries[q].scan.needed.iter().enumerate() {
-                    needed[i] |= *n;
+            if src.kind == SourceKind::Table {
+                continue;
+            }
+            let mut readers = Vec::new();
+            let mut needed: Vec<bool> = Vec::new();
+            let mut scan_schema = None;
+            for (qi, q) in pipeline.queries.iter().enumerate() {
+                for (side, input) in q.inputs.iter().enumerate() {
+                    if &input.scan.source != name {
+                        continue;
+                    }
+                    readers.push(match input.exchange {
+                        Exchange::Local => Reader::Task { query: qi, side },
+                        Exchange::Repartition { .. } => Reader::Prepare { query: qi, side },
+                    });
+                    if needed.is_empty() {
+                        needed = vec![false; input.scan.needed.len()];
+                        scan_schema = Some(input.scan.schema.clone());
+                    }
+                    for (i, n) in input.scan.needed.iter().enumerate() {
+                        if let Some(slot) = needed.get_mut(i) {
+                            *slot |= *n;
+                        }
+                    }
                 }
             }
+            let Some(scan_schema) = scan_schema else { continue };
             let schema_len = src.schema.schema.len();
             let mut metadata = [None; 4];
             for (slot, (meta_name, _)) in METADATA_COLUMNS.iter().enumerate() {
@@ -53,32 +91,43 @@ impl SourceRuntime {
                     }
                 }
             }
-            out.push(SourceRuntime {
+            let mut names: Vec<&str> = readers
+                .iter()
+                .map(|r| match r {
+                    Reader::Task { query, .. } | Reader::Prepare { query, .. } => pipeline.queries[*query].name.as_str(),
+                })
+                .collect();
+            names.dedup();
+            out.push(TopicRuntime {
                 name: name.clone(),
                 topic: Arc::from(src.topic.as_str()),
                 partitions: partitions(&src.topic),
-                decoder: JsonDecoder::new(&src.schema.schema, &needed),
-                schema_len,
-                row_len: scan_schema.len(),
-                metadata,
-                query_names: queries.iter().map(|&q| pipeline.queries[q].name.as_str()).collect::<Vec<_>>().join(","),
-                queries,
-                dead_letter_topic: src.dead_letter_topic.as_deref().map(Arc::from),
-                late_topic: src.late_topic.as_deref().map(Arc::from),
-                on_error: src.on_error,
+                kind: TopicKind::Source {
+                    decoder: JsonDecoder::new(&src.schema.schema, &needed),
+                    schema_len,
+                    row_len: scan_schema.len(),
+                    metadata,
+                    readers,
+                    query_names: names.join(","),
+                    dead_letter_topic: src.dead_letter_topic.as_deref().map(Arc::from),
+                    late_topic: src.late_topic.as_deref().map(Arc::from),
+                    on_error: src.on_error,
+                },
             });
         }
         out
     }
 }
 
-/// One assigned partition of a source topic.
+/// One assigned partition of a consumed topic.
 #[derive(Debug, Default)]
 pub struct InputPartition {
     /// The offset to commit: after the last record processed (or past trailing markers).
     pub next_offset: Option<i64>,
     /// The offset committed (in the last successful cycle), or the first offset read.
     pub committed: Option<i64>,
+    /// The committed offset up to which a repartition topic was purged.
+    pub purged: Option<i64>,
     /// The end was reached and nothing arrived since.
     pub at_end: bool,
     pub consumed: u64,

@@ -106,6 +106,14 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// Deletes records before the given offsets (Kafka's DeleteRecords).
+    pub fn delete_records(&self, offsets: &rdkafka::TopicPartitionList) -> Result<(), KafkaError> {
+        let opts = AdminOptions::new().operation_timeout(Some(self.timeout));
+        block_on(self.client.delete_records(offsets, &opts)).map(|_| ())
+    }
+}
+
 /// Creates `topic` with `partitions` partitions if it does not exist (for `eddy gen`).
 pub fn ensure_topic(bootstrap_servers: &str, topic: &str, partitions: i32) -> Result<(), AdminError> {
     let mut cfg = ClientConfig::new();
@@ -123,6 +131,16 @@ pub fn changelog_spec(name: String, partitions: usize, why: String) -> TopicSpec
     config.insert("cleanup.policy", "compact".to_string());
     config.insert("delete.retention.ms", "86400000".to_string());
     config.insert("min.compaction.lag.ms", "0".to_string());
+    TopicSpec { name, partitions, config, why }
+}
+
+/// A repartition topic: data must never expire before it is processed, so time and size
+/// retention are off; eddy deletes what every owner has committed (DeleteRecords).
+pub fn repartition_spec(name: String, partitions: usize, why: String) -> TopicSpec {
+    let mut config = BTreeMap::new();
+    config.insert("cleanup.policy", "delete".to_string());
+    config.insert("retention.ms", "-1".to_string());
+    config.insert("retention.bytes", "-1".to_string());
     TopicSpec { name, partitions, config, why }
 }
 

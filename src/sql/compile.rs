@@ -41,6 +41,11 @@ pub struct Compiler<'a> {
 
 const AGGREGATES: &[&str] = &["count", "sum", "avg", "mean", "min", "max"];
 
+/// `window` names the group's window, `session_window` too (Spark's column name for it).
+fn is_window_name(name: &str) -> bool {
+    name.eq_ignore_ascii_case("window") || name.eq_ignore_ascii_case("session_window")
+}
+
 pub fn is_aggregate_name(name: &str) -> bool {
     AGGREGATES.iter().any(|a| a.eq_ignore_ascii_case(name))
 }
@@ -123,10 +128,10 @@ impl<'a> Compiler<'a> {
                     )),
                 });
             }
-            ast::Expr::Identifier(id) if id.value.eq_ignore_ascii_case("window") && agg.window_text.is_some() => {
+            ast::Expr::Identifier(id) if is_window_name(&id.value) && agg.window_text.is_some() => {
                 return agg.window_index().map(|i| Ok(Expr::column(i, DataType::Window)));
             }
-            ast::Expr::CompoundIdentifier(ids) if ids.len() == 2 && ids[0].value.eq_ignore_ascii_case("window") => {
+            ast::Expr::CompoundIdentifier(ids) if ids.len() == 2 && is_window_name(&ids[0].value) => {
                 let Some(i) = agg.window_index() else {
                     return Some(Err(SqlError::at(ast.span(), "window.start and window.end need a window(...) in GROUP BY")));
                 };
@@ -186,7 +191,7 @@ impl<'a> Compiler<'a> {
         match ast {
             A::Identifier(id) => self.column(None, id),
             A::CompoundIdentifier(ids) => match ids.as_slice() {
-                [q, name] if q.value.eq_ignore_ascii_case("window") && !self.scope.has_qualifier("window") => {
+                [q, name] if is_window_name(&q.value) && !self.scope.has_qualifier(&q.value) => {
                     Err(SqlError::at(ast.span(), format!("window.{} needs a window(...) in GROUP BY", name.value)))
                 }
                 [q, name] => self.column(Some(q), name),

@@ -16,78 +16,83 @@ pub fn repartition_topic(app: &str, query: &str) -> String {
     format!("{app}-{query}-repartition")
 }
 
+/// The repartition topic of a query's input `side`.
+pub fn repartition_topic_for(app: &str, query: &str, side: usize) -> String {
+    if side == 0 {
+        repartition_topic(app, query)
+    } else {
+        format!("{}-right", repartition_topic(app, query))
+    }
+}
+
+fn names(schema: &crate::types::Schema) -> Vec<String> {
+    schema.fields.iter().map(|f| f.name.clone()).collect()
+}
+
+fn dur(us: i64) -> ConfigDuration {
+    ConfigDuration::from_micros(us)
+}
+
 impl QueryPlan {
     /// The plan as indented text.
     pub fn explain(&self, app: &str) -> String {
         let mut s = String::new();
-        let scan_names: Vec<String> = self.scan.schema.fields.iter().map(|f| f.name.clone()).collect();
         let _ = writeln!(s, "query {} → sink {} (topic {}, output_mode {})", self.name, self.sink, self.sink_topic, self.output_mode);
-        let _ = writeln!(s, "  scan source {} (topic {})", self.scan.source, self.scan.topic);
-        let read: Vec<&str> = self.scan.needed.iter().zip(&scan_names).filter(|(n, _)| **n).map(|(_, name)| name.as_str()).collect();
-        let _ = writeln!(s, "    decode json, columns read: {}", if read.is_empty() { "none".to_string() } else { read.join(", ") });
-        match (self.scan.event_time, self.scan.watermark_delay) {
-            (Some(et), delay) => {
-                let col = match et {
-                    EventTimeColumn::Column(c) => scan_names[c].clone(),
-                    EventTimeColumn::KafkaTimestamp => "kafka_timestamp".to_string(),
-                };
-                let wm = match delay {
-                    Some(d) => format!("watermark = max({col}) − {} per partition, min over partitions", ConfigDuration::from_micros(d)),
-                    None => "no watermark".to_string(),
-                };
-                let idle = self
-                    .scan
-                    .idle_timeout
-                    .map_or(String::new(), |t| format!("; a partition idle for {}s stops holding it back", t.as_secs_f64()));
-                let _ = writeln!(s, "    event time {col}; {wm}{idle}");
+        for (i, input) in self.inputs.iter().enumerate() {
+            let label = match (self.inputs.len(), i) {
+                (1, _) => "input".to_string(),
+                (_, 0) => "left input".to_string(),
+                _ => "right input".to_string(),
+            };
+            explain_scan(&mut s, &label, &input.scan);
+            let scan_names = names(&input.scan.schema);
+            if !input.keys.is_empty() {
+                let keys: Vec<String> = input.keys.iter().map(|k| fmt_expr(k, &scan_names)).collect();
+                let _ = writeln!(s, "    keys [{}]", keys.join(", "));
             }
-            (None, _) => {
-                let _ = writeln!(s, "    no event time");
+            match &input.exchange {
+                Exchange::Local if self.is_stateful() => {
+                    let _ = writeln!(s, "    exchange: none (each source partition holds whole keys: the source is keyed by them)");
+                }
+                Exchange::Local => {}
+                Exchange::Repartition { partitions, reason } => {
+                    let n = partitions.map_or("as many partitions as the source".to_string(), |p| format!("{p} partition(s)"));
+                    let _ = writeln!(s, "    exchange: repartition by the keys through topic {} ({n}), because {reason}; watermarks follow as marker records", repartition_topic_for(app, &self.name, i));
+                }
             }
         }
-        if let Some(f) = &self.scan.filter {
-            let _ = writeln!(s, "    filter {}", fmt_expr(f, &scan_names));
-        }
+        let state = |s: &mut String, what: &str| {
+            let _ = writeln!(
+                s,
+                "    state: {what} in sled tree {}/{}/<partition>, changelog topic {}",
+                self.name,
+                self.operator_name(),
+                changelog_topic(app, &self.name)
+            );
+        };
         match &self.body {
             PlanBody::Stateless { projection } => {
                 let _ = writeln!(s, "  project (stateless, no state)");
-                for (e, c) in projection.iter().zip(&self.output) {
-                    let _ = writeln!(s, "    {} := {}", c.name, fmt_expr(e, &scan_names));
-                }
+                project(&mut s, projection, &self.output, &names(&self.scan().schema));
             }
             PlanBody::Aggregate(a) => {
-                match &a.exchange {
-                    Exchange::Local => {
-                        let _ = writeln!(s, "  exchange: none (each source partition holds whole groups: it is keyed by a group column)");
-                    }
-                    Exchange::Repartition { partitions, reason } => {
-                        let n = partitions.map_or("the source's partition count".to_string(), |p| p.to_string());
-                        let _ = writeln!(
-                            s,
-                            "  exchange: repartition by the group keys through topic {} ({n} partitions), because {reason}",
-                            repartition_topic(app, &self.name)
-                        );
-                    }
-                }
-                let keys: Vec<String> = a.keys.iter().map(|k| fmt_expr(k, &scan_names)).collect();
+                let scan_names = names(&self.scan().schema);
+                let keys: Vec<String> = self.inputs[0].keys.iter().map(|k| fmt_expr(k, &scan_names)).collect();
                 let window = match a.window {
                     None => "no window".to_string(),
-                    Some(w) if w.is_tumbling() => format!("tumbling window {}", ConfigDuration::from_micros(w.size)),
-                    Some(w) => {
-                        format!("sliding window {} every {}", ConfigDuration::from_micros(w.size), ConfigDuration::from_micros(w.slide))
-                    }
+                    Some(WindowKind::Fixed(w)) if w.is_tumbling() => format!("tumbling window {}", dur(w.size)),
+                    Some(WindowKind::Fixed(w)) => format!("sliding window {} every {}", dur(w.size), dur(w.slide)),
+                    Some(WindowKind::Session { gap }) => format!("session window, gap {}", dur(gap)),
                 };
                 let _ = writeln!(s, "  aggregate by [{}], {window}", keys.join(", "));
                 for c in &a.aggregates {
                     let _ = writeln!(s, "    {}", c.text);
                 }
-                let what = if a.window.is_some() { "(window end, group key)" } else { "group key" };
-                let _ = writeln!(
-                    s,
-                    "    state: one row per {what} in sled tree {}/aggregate/<partition>, changelog topic {}",
-                    self.name,
-                    changelog_topic(app, &self.name)
-                );
+                match a.window {
+                    Some(WindowKind::Session { .. }) => state(&mut s, "one row per (group key, session)"),
+                    Some(_) => state(&mut s, "one row per (window end, group key)"),
+                    None => state(&mut s, "one row per group key"),
+                }
                 let emits = match (self.output_mode, a.window.is_some()) {
                     (OutputMode::Append, _) => "each window once, when the watermark passes its end; then its state is deleted",
                     (OutputMode::Update, true) => {
@@ -106,15 +111,76 @@ impl QueryPlan {
                     let _ = writeln!(s, "  having {}", fmt_expr(h, &agg_names));
                 }
                 let _ = writeln!(s, "  project");
-                for (e, c) in a.projection.iter().zip(&self.output) {
-                    let _ = writeln!(s, "    {} := {}", c.name, fmt_expr(e, &agg_names));
+                project(&mut s, &a.projection, &self.output, &agg_names);
+            }
+            PlanBody::Join(j) => {
+                let kind = match j.kind {
+                    JoinKind::Inner => "inner",
+                    JoinKind::LeftOuter => "left outer",
+                    JoinKind::RightOuter => "right outer",
+                    JoinKind::FullOuter => "full outer",
+                };
+                let _ = writeln!(
+                    s,
+                    "  {kind} join on [{}] and left time − right time in [{}, {}]",
+                    j.key_text.join(", "),
+                    signed(j.lower),
+                    signed(j.upper)
+                );
+                state(&mut s, "each side's rows until no future row of the other side can match them (the watermark passes their time plus the range)");
+                let _ = writeln!(
+                    s,
+                    "    emits matches as soon as both rows are present{}",
+                    if j.kind == JoinKind::Inner { "" } else { "; unmatched outer rows, null-padded, when they expire" }
+                );
+                let joined: Vec<String> =
+                    (0..j.projection.iter().flat_map(Expr::columns).max().map_or(0, |m| m + 1)).map(|i| format!("#{i}")).collect();
+                if let Some(r) = &j.residual {
+                    let _ = writeln!(s, "  filter {}", fmt_expr(r, &joined));
                 }
+                let _ = writeln!(s, "  project");
+                project(&mut s, &j.projection, &self.output, &joined);
+            }
+            PlanBody::Dedup(d) => {
+                let scan_names = names(&self.scan().schema);
+                let keys: Vec<String> = self.inputs[0].keys.iter().map(|k| fmt_expr(k, &scan_names)).collect();
+                let rule = match d.rule {
+                    DedupRule::EventTimeInKey => {
+                        "a key's state ends when the watermark passes its event time (Spark's dropDuplicates)".to_string()
+                    }
+                    DedupRule::WithinWatermark { delay } => {
+                        format!("a key's state ends {} after its first event (Spark's dropDuplicatesWithinWatermark)", dur(delay))
+                    }
+                };
+                let _ = writeln!(s, "  deduplicate by [{}]: the first row of each key passes; {rule}", keys.join(", "));
+                state(&mut s, "one row per key");
+                let _ = writeln!(s, "  project");
+                project(&mut s, &self.inputs[0].values, &self.output, &scan_names);
+            }
+            PlanBody::TableJoin(t) => {
+                let scan_names = names(&self.scan().schema);
+                let keys: Vec<String> = t.stream_keys.iter().map(|k| fmt_expr(k, &scan_names)).collect();
+                let _ = writeln!(
+                    s,
+                    "  {} table {} (topic {}) on [{}]: every instance keeps the table's latest row per key in memory, read from its start; updates apply as they arrive",
+                    if t.left_outer { "left join" } else { "join" },
+                    t.table.source,
+                    t.table.topic,
+                    keys.join(", ")
+                );
+                let mut all = scan_names.clone();
+                all.extend(names(&t.table.schema));
+                if let Some(r) = &t.residual {
+                    let _ = writeln!(s, "  filter {}", fmt_expr(r, &all));
+                }
+                let _ = writeln!(s, "  project");
+                project(&mut s, &t.projection, &self.output, &all);
             }
         }
         let key = if self.key_columns.is_empty() {
             match self.body {
-                PlanBody::Stateless { .. } => "the input record's key".to_string(),
-                PlanBody::Aggregate(_) => "none".to_string(),
+                PlanBody::Stateless { .. } | PlanBody::TableJoin(_) => "the input record's key".to_string(),
+                _ => "none".to_string(),
             }
         } else {
             let names: Vec<&str> = self.key_columns.iter().map(|&i| self.output[i].name.as_str()).collect();
@@ -122,6 +188,45 @@ impl QueryPlan {
         };
         let _ = writeln!(s, "  sink topic {}, json, key: {key}", self.sink_topic);
         s
+    }
+}
+
+fn signed(us: i64) -> String {
+    if us < 0 {
+        format!("-{}", dur(-us))
+    } else if us == 0 {
+        "0".to_string()
+    } else {
+        dur(us).to_string()
+    }
+}
+
+fn explain_scan(s: &mut String, label: &str, scan: &ScanPlan) {
+    let scan_names = names(&scan.schema);
+    let _ = writeln!(s, "  {label}: source {} (topic {})", scan.source, scan.topic);
+    let read: Vec<&str> = scan.needed.iter().zip(&scan_names).filter(|(n, _)| **n).map(|(_, name)| name.as_str()).collect();
+    let _ = writeln!(s, "    decode json, columns read: {}", if read.is_empty() { "none".to_string() } else { read.join(", ") });
+    if let Some(et) = scan.event_time {
+        let col = match et {
+            EventTimeColumn::Column(c) => scan_names[c].clone(),
+            EventTimeColumn::KafkaTimestamp => "kafka_timestamp".to_string(),
+        };
+        let wm = match scan.watermark_delay {
+            Some(d) => format!("watermark = max({col}) − {} per partition, min over partitions", dur(d)),
+            None => "no watermark".to_string(),
+        };
+        let idle =
+            scan.idle_timeout.map_or(String::new(), |t| format!("; a partition idle for {}s stops holding it back", t.as_secs_f64()));
+        let _ = writeln!(s, "    event time {col}; {wm}{idle}");
+    }
+    if let Some(f) = &scan.filter {
+        let _ = writeln!(s, "    filter {}", fmt_expr(f, &scan_names));
+    }
+}
+
+fn project(s: &mut String, projection: &[Expr], output: &[super::plan::OutputColumn], names: &[String]) {
+    for (e, c) in projection.iter().zip(output) {
+        let _ = writeln!(s, "    {} := {}", c.name, fmt_expr(e, names));
     }
 }
 

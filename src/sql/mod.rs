@@ -2,9 +2,11 @@
 //! topics), and every "a stream cannot do that" error, with the reason and what to write.
 //! Depends on `expr`, `types`, `time` and `config` types; never on Kafka or state.
 
+mod aggregate;
 mod compile;
 mod error;
 pub mod explain;
+mod join;
 
 mod naming;
 mod plan;

@@ -12,7 +12,9 @@ pub fn spark_name(e: &ast::Expr) -> String {
     match e {
         A::Identifier(id) => id.value.clone(),
         A::CompoundIdentifier(ids) => match ids.as_slice() {
-            [w, f] if w.value.eq_ignore_ascii_case("window") => format!("window_{}", f.value.to_ascii_lowercase()),
+            [w, f] if w.value.eq_ignore_ascii_case("window") || w.value.eq_ignore_ascii_case("session_window") => {
+                format!("{}_{}", w.value.to_ascii_lowercase(), f.value.to_ascii_lowercase())
+            }
             _ => ids.last().map(|i| i.value.clone()).unwrap_or_default(),
         },
         A::Value(v) => match &v.value {

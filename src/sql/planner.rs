@@ -1,5 +1,6 @@
-//! SELECT → [`QueryPlan`]: resolves the source, splits the query into scan, stateful operator
-//! and projection, and rejects what a streaming query cannot do, saying why and what to write.
+//! SELECT → [`QueryPlan`]: resolves sources, splits the query into inputs, a stateful
+//! operator and a projection, decides where a repartition is needed, and rejects what a
+//! streaming query cannot do, saying why and what to write.
 
 use std::time::Duration;
 
@@ -7,14 +8,15 @@ use sqlparser::ast::{self, Spanned};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
-use super::compile::{function_args, function_name, interval_micros, AggContext, Compiler};
+use super::aggregate::plan_aggregate;
+use super::compile::{function_name, is_aggregate_name, Compiler};
 use super::error::SqlError;
+use super::join::plan_join;
 use super::naming::spark_name;
 use super::plan::*;
 use super::scope::Scope;
-use crate::config::{EventTimeConfig, OutputMode};
+use crate::config::{EventTimeConfig, OutputMode, SourceKind};
 use crate::expr::Expr;
-use crate::time::{parse_duration, WindowSpec};
 use crate::types::{DataType, Schema};
 
 /// What the planner knows of one source.
@@ -22,11 +24,13 @@ use crate::types::{DataType, Schema};
 pub struct SourceInfo<'a> {
     pub name: &'a str,
     pub topic: &'a str,
+    pub kind: SourceKind,
     pub schema: &'a Schema,
     pub event_time: Option<&'a EventTimeConfig>,
     pub watermark_delay: Option<i64>,
     pub idle_timeout: Option<Duration>,
     pub partition_key: Option<&'a [String]>,
+    pub primary_key: Option<&'a [String]>,
 }
 
 /// What the planner knows of the query's sink.
@@ -46,9 +50,6 @@ pub struct PlanContext<'a> {
     pub sink: SinkInfo<'a>,
     pub repartition_partitions: Option<u32>,
 }
-
-/// Whether the engine can run repartition stages yet.
-const REPARTITION_SUPPORTED: bool = false;
 
 /// Plans one SQL query.
 pub fn plan_query(sql: &str, ctx: &PlanContext) -> Result<QueryPlan, SqlError> {
@@ -77,7 +78,9 @@ pub fn plan_query(sql: &str, ctx: &PlanContext) -> Result<QueryPlan, SqlError> {
         }
         other => return Err(SqlError::at(other.span(), "only SELECT ... FROM ... queries are supported")),
     };
-    plan_select(select, ctx)
+    let mut plan = plan_select(select, ctx)?;
+    mark_needed(&mut plan);
+    Ok(plan)
 }
 
 fn check_query_clauses(query: &ast::Query) -> Result<(), SqlError> {
@@ -106,18 +109,13 @@ fn check_query_clauses(query: &ast::Query) -> Result<(), SqlError> {
 }
 
 fn plan_select(select: &ast::Select, ctx: &PlanContext) -> Result<QueryPlan, SqlError> {
-    if let Some(d) = &select.distinct {
-        if !matches!(d, ast::Distinct::All) {
-            return Err(SqlError::at(select.span(), "SELECT DISTINCT is not supported yet; group by the columns instead"));
-        }
-    }
     if select.top.is_some() {
         return Err(SqlError::at(select.span(), "TOP is not supported on a stream"));
     }
     if !select.sort_by.is_empty() || !select.cluster_by.is_empty() || !select.distribute_by.is_empty() {
         return Err(SqlError::at(
             select.span(),
-            "SORT BY, CLUSTER BY and DISTRIBUTE BY are not supported; eddy partitions by the group keys itself",
+            "SORT BY, CLUSTER BY and DISTRIBUTE BY are not supported; eddy partitions by the keys itself",
         ));
     }
     if select.qualify.is_some() || !select.named_window.is_empty() {
@@ -126,53 +124,6 @@ fn plan_select(select: &ast::Select, ctx: &PlanContext) -> Result<QueryPlan, Sql
             "window functions over rows (QUALIFY, WINDOW) are not supported; use GROUP BY window(...)",
         ));
     }
-    let source = resolve_from(select, ctx)?;
-    let alias = from_alias(select);
-    let mut qualifiers = vec![source.name];
-    if let Some(a) = &alias {
-        qualifiers.push(a.as_str());
-    }
-    let (scope, full_schema) = Scope::for_source(&qualifiers, source.schema);
-    let event_time = match source.event_time {
-        None => None,
-        Some(EventTimeConfig::KafkaTimestamp) => Some(EventTimeColumn::KafkaTimestamp),
-        Some(EventTimeConfig::Column(c)) => full_schema.index_of(c).map(EventTimeColumn::Column),
-    };
-    let filter = match &select.selection {
-        Some(w) => Some(Compiler::plain(&scope, "WHERE").predicate(w)?),
-        None => None,
-    };
-    let group_by = match &select.group_by {
-        ast::GroupByExpr::Expressions(exprs, modifiers) => {
-            if !modifiers.is_empty() {
-                return Err(SqlError::at(select.span(), "ROLLUP, CUBE and GROUPING SETS are not supported; write one query per grouping"));
-            }
-            exprs.as_slice()
-        }
-        ast::GroupByExpr::All(_) => return Err(SqlError::at(select.span(), "GROUP BY ALL is not supported; list the group columns")),
-    };
-    let aggregating = !group_by.is_empty() || select.having.is_some() || select.projection.iter().any(item_has_aggregate);
-
-    let scan_base = ScanPlan {
-        source: source.name.to_string(),
-        topic: source.topic.to_string(),
-        schema: full_schema.clone(),
-        needed: vec![false; full_schema.len()],
-        event_time,
-        watermark_delay: source.watermark_delay,
-        idle_timeout: source.idle_timeout,
-        filter,
-    };
-    let mut plan = if aggregating {
-        plan_aggregate(select, group_by, &scope, scan_base, source, ctx)?
-    } else {
-        plan_stateless(select, &scope, scan_base, ctx)?
-    };
-    mark_needed(&mut plan);
-    Ok(plan)
-}
-
-fn resolve_from<'a>(select: &ast::Select, ctx: &'a PlanContext) -> Result<&'a SourceInfo<'a>, SqlError> {
     let table = match select.from.as_slice() {
         [] => return Err(SqlError::at(select.span(), "the query reads no source; add FROM <source>")),
         [one] => one,
@@ -183,56 +134,149 @@ fn resolve_from<'a>(select: &ast::Select, ctx: &'a PlanContext) -> Result<&'a So
             ))
         }
     };
-    if let Some(join) = table.joins.first() {
-        return Err(SqlError::at(join.relation.span(), "stream-stream JOIN is not supported yet"));
+    if !table.joins.is_empty() {
+        return plan_join(select, table, ctx);
     }
-    let ast::TableFactor::Table { name, args: None, .. } = &table.relation else {
+    let (source, alias) = resolve_source(&table.relation, ctx)?;
+    if source.kind == SourceKind::Table {
         return Err(SqlError::at(
             table.relation.span(),
+            format!(
+                "{} is a table source; tables are joined to streams (FROM stream JOIN {} ON ...), not read alone",
+                source.name, source.name
+            ),
+        ));
+    }
+    let input = SourceScope::new(source, alias.as_deref());
+    let filter = match &select.selection {
+        Some(w) => Some(Compiler::plain(&input.scope, "WHERE").predicate(w)?),
+        None => None,
+    };
+    let scan = input.scan_plan(filter);
+    let group_by = group_by_exprs(select)?;
+    let aggregating = !group_by.is_empty() || select.having.is_some() || select.projection.iter().any(item_has_aggregate);
+    let distinct = match &select.distinct {
+        None | Some(ast::Distinct::All) => None,
+        Some(d) => Some(d),
+    };
+    match (distinct, aggregating) {
+        (Some(_), true) => Err(SqlError::at(
+            select.span(),
+            "DISTINCT together with GROUP BY is not supported; GROUP BY alone already gives one row per group",
+        )),
+        (Some(d), false) => plan_dedup(select, d, &input, scan, ctx),
+        (None, true) => plan_aggregate(select, group_by, &input, scan, ctx),
+        (None, false) => plan_stateless(select, &input.scope, scan, ctx),
+    }
+}
+
+/// A resolved source with its scope.
+pub struct SourceScope<'a> {
+    pub source: &'a SourceInfo<'a>,
+    pub scope: Scope,
+    pub schema: Schema,
+}
+
+impl<'a> SourceScope<'a> {
+    pub fn new(source: &'a SourceInfo<'a>, alias: Option<&str>) -> SourceScope<'a> {
+        let mut qualifiers = vec![source.name];
+        if let Some(a) = alias {
+            qualifiers.push(a);
+        }
+        let (scope, schema) = Scope::for_source(&qualifiers, source.schema);
+        SourceScope { source, scope, schema }
+    }
+
+    pub fn event_time(&self) -> Option<EventTimeColumn> {
+        match self.source.event_time {
+            None => None,
+            Some(EventTimeConfig::KafkaTimestamp) => Some(EventTimeColumn::KafkaTimestamp),
+            Some(EventTimeConfig::Column(c)) => self.schema.index_of(c).map(EventTimeColumn::Column),
+        }
+    }
+
+    /// The index of the event-time column in the scan row.
+    pub fn event_time_index(&self) -> Option<usize> {
+        match self.event_time()? {
+            EventTimeColumn::Column(c) => Some(c),
+            EventTimeColumn::KafkaTimestamp => self.schema.index_of("kafka_timestamp"),
+        }
+    }
+
+    pub fn event_time_name(&self) -> String {
+        match self.source.event_time {
+            Some(EventTimeConfig::Column(c)) => c.clone(),
+            Some(EventTimeConfig::KafkaTimestamp) => "kafka_timestamp".to_string(),
+            None => "<time column>".to_string(),
+        }
+    }
+
+    pub fn scan_plan(&self, filter: Option<Expr>) -> ScanPlan {
+        ScanPlan {
+            source: self.source.name.to_string(),
+            topic: self.source.topic.to_string(),
+            schema: self.schema.clone(),
+            needed: vec![false; self.schema.len()],
+            event_time: self.event_time(),
+            watermark_delay: self.source.watermark_delay,
+            idle_timeout: self.source.idle_timeout,
+            filter,
+        }
+    }
+}
+
+/// A FROM item: a source and its alias.
+pub fn resolve_source<'a>(relation: &ast::TableFactor, ctx: &'a PlanContext) -> Result<(&'a SourceInfo<'a>, Option<String>), SqlError> {
+    let ast::TableFactor::Table { name, args: None, alias, .. } = relation else {
+        return Err(SqlError::at(
+            relation.span(),
             "FROM takes a source name from the pipeline file; subqueries and table functions are not supported",
         ));
     };
     let wanted = name.to_string();
-    ctx.sources.iter().find(|s| s.name.eq_ignore_ascii_case(&wanted)).ok_or_else(|| {
+    let source = ctx.sources.iter().find(|s| s.name.eq_ignore_ascii_case(&wanted)).ok_or_else(|| {
         let known: Vec<&str> = ctx.sources.iter().map(|s| s.name).collect();
         SqlError::at(name.span(), format!("unknown source {wanted}; the pipeline's sources are: {}", known.join(", ")))
-    })
+    })?;
+    Ok((source, alias.as_ref().map(|a| a.name.value.clone())))
 }
 
-fn from_alias(select: &ast::Select) -> Option<String> {
-    match &select.from.first()?.relation {
-        ast::TableFactor::Table { alias: Some(a), .. } => Some(a.name.value.clone()),
-        _ => None,
+fn group_by_exprs(select: &ast::Select) -> Result<&[ast::Expr], SqlError> {
+    match &select.group_by {
+        ast::GroupByExpr::Expressions(exprs, modifiers) => {
+            if !modifiers.is_empty() {
+                return Err(SqlError::at(select.span(), "ROLLUP, CUBE and GROUPING SETS are not supported; write one query per grouping"));
+            }
+            Ok(exprs.as_slice())
+        }
+        ast::GroupByExpr::All(_) => Err(SqlError::at(select.span(), "GROUP BY ALL is not supported; list the group columns")),
     }
 }
 
-fn item_has_aggregate(item: &ast::SelectItem) -> bool {
-    let e = match item {
-        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => e,
-        _ => return false,
-    };
-    has_aggregate(e)
+pub fn item_has_aggregate(item: &ast::SelectItem) -> bool {
+    match item {
+        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => has_aggregate(e),
+        _ => false,
+    }
 }
 
-fn has_aggregate(e: &ast::Expr) -> bool {
+pub fn has_aggregate(e: &ast::Expr) -> bool {
     let found = ast::visit_expressions(e, |inner| match inner {
-        ast::Expr::Function(f) if f.over.is_none() && super::compile::is_aggregate_name(&function_name(f)) => {
-            std::ops::ControlFlow::Break(())
-        }
+        ast::Expr::Function(f) if f.over.is_none() && is_aggregate_name(&function_name(f)) => std::ops::ControlFlow::Break(()),
         _ => std::ops::ControlFlow::Continue(()),
     });
     found.is_break()
 }
 
 /// A select list item after `*` expansion: its expression and output name.
-struct Item<'s> {
-    ast: Option<&'s ast::Expr>,
-    star_column: Option<(usize, DataType)>,
-    name: String,
-    span: sqlparser::tokenizer::Span,
+pub struct Item<'s> {
+    pub ast: Option<&'s ast::Expr>,
+    pub star_column: Option<(usize, DataType)>,
+    pub name: String,
+    pub span: sqlparser::tokenizer::Span,
 }
 
-fn items<'s>(select: &'s ast::Select, scope: &Scope) -> Result<Vec<Item<'s>>, SqlError> {
+pub fn items<'s>(select: &'s ast::Select, scope: &Scope) -> Result<Vec<Item<'s>>, SqlError> {
     let mut out = Vec::new();
     for item in &select.projection {
         match item {
@@ -266,13 +310,8 @@ fn items<'s>(select: &'s ast::Select, scope: &Scope) -> Result<Vec<Item<'s>>, Sq
     Ok(out)
 }
 
-fn plan_stateless(select: &ast::Select, scope: &Scope, scan: ScanPlan, ctx: &PlanContext) -> Result<QueryPlan, SqlError> {
-    if ctx.sink.output_mode == OutputMode::Complete {
-        return Err(SqlError::new(format!(
-            "sink {} uses output_mode complete, which re-emits a whole result table; a query without aggregation has no bounded table. Use append",
-            ctx.sink.name
-        )));
-    }
+/// Compiles the select list over `scope` without aggregation.
+pub fn plain_projection(select: &ast::Select, scope: &Scope) -> Result<(Vec<Expr>, Vec<OutputColumn>), SqlError> {
     let mut projection = Vec::new();
     let mut output = Vec::new();
     for item in items(select, scope)? {
@@ -284,244 +323,114 @@ fn plan_stateless(select: &ast::Select, scope: &Scope, scan: ScanPlan, ctx: &Pla
         output.push(OutputColumn { name: item.name, data_type: e.data_type() });
         projection.push(e);
     }
+    Ok((projection, output))
+}
+
+fn plan_stateless(select: &ast::Select, scope: &Scope, scan: ScanPlan, ctx: &PlanContext) -> Result<QueryPlan, SqlError> {
+    if ctx.sink.output_mode == OutputMode::Complete {
+        return Err(SqlError::new(format!(
+            "sink {} uses output_mode complete, which re-emits a whole result table; a query without aggregation has no bounded table. Use append",
+            ctx.sink.name
+        )));
+    }
+    let (projection, output) = plain_projection(select, scope)?;
     let key_columns = sink_key(ctx, &output, Vec::new())?;
     Ok(QueryPlan {
         name: ctx.query_name.to_string(),
         sink: ctx.sink.name.to_string(),
         sink_topic: ctx.sink.topic.to_string(),
         output_mode: ctx.sink.output_mode,
-        scan,
+        inputs: vec![InputPlan { scan, keys: Vec::new(), values: Vec::new(), exchange: Exchange::Local }],
         body: PlanBody::Stateless { projection },
         output,
         key_columns,
     })
 }
 
-fn plan_aggregate(
+/// `SELECT DISTINCT ...` (Spark's dropDuplicates over the selected columns) and
+/// `SELECT DISTINCT ON (keys) ...` (dropDuplicatesWithinWatermark over the keys).
+fn plan_dedup(
     select: &ast::Select,
-    group_by: &[ast::Expr],
-    scope: &Scope,
+    distinct: &ast::Distinct,
+    input: &SourceScope,
     scan: ScanPlan,
-    source: &SourceInfo,
     ctx: &PlanContext,
 ) -> Result<QueryPlan, SqlError> {
-    let select_items = items(select, scope)?;
-    let mut agg = AggContext::default();
-    let mut window: Option<WindowSpec> = None;
-    let mut key_names = Vec::new();
-    for g in group_by {
-        let g = resolve_group_alias(g, &select_items, scope)?;
-        if let ast::Expr::Function(f) = g {
-            let name = function_name(f);
-            if name == "window" || name == "session_window" {
-                if window.is_some() {
-                    return Err(SqlError::at(g.span(), "a query may group by one window only"));
-                }
-                if name == "session_window" {
-                    return Err(SqlError::at(g.span(), "session_window is not supported yet; use window(time, size)"));
-                }
-                window = Some(window_spec(f, scope, &scan)?);
-                agg.window_text = Some(g.to_string());
-                continue;
-            }
-        }
-        let e = Compiler::plain(scope, "GROUP BY").compile(g)?;
-        if e.data_type() == DataType::Double {
-            // Allowed (Spark allows it), but grouping doubles is rarely what anyone wants.
-        }
-        if !agg.keys.contains(&e) {
-            agg.keys.push(e);
-            key_names.push(spark_name(g));
-        }
-    }
-    let mut projection = Vec::new();
-    let mut output = Vec::new();
-    let mut group_derived = Vec::new();
-    for item in &select_items {
-        let e = match (item.ast, item.star_column) {
-            (Some(a), _) => Compiler { scope, agg: Some(&mut agg), clause: "SELECT" }.compile(a)?,
-            (None, _) => {
-                return Err(SqlError::at(item.span, "SELECT * cannot be combined with GROUP BY; list the group columns and aggregates"))
-            }
-        };
-        output.push(OutputColumn { name: item.name.clone(), data_type: e.data_type() });
-        group_derived.push(reads_only_groups(&e, agg.keys.len() + usize::from(agg.window_text.is_some())));
-        projection.push(e);
-    }
-    let having = match &select.having {
-        Some(h) => Some(Compiler { scope, agg: Some(&mut agg), clause: "HAVING" }.predicate(h)?),
-        None => None,
+    let Some(delay) = input.source.watermark_delay else {
+        return Err(SqlError::at(
+            select.span(),
+            format!(
+                "deduplicating a stream needs a watermark, or the set of keys seen grows forever: set sources.{}.watermark_delay (e.g. \"10m\")",
+                input.source.name
+            ),
+        ));
     };
-    if agg.aggregates.is_empty() && agg.keys.is_empty() && window.is_none() {
-        return Err(SqlError::at(select.span(), "nothing to aggregate"));
+    if ctx.sink.output_mode == OutputMode::Complete {
+        return Err(SqlError::new(format!(
+            "output_mode complete is for aggregations; a deduplicated stream is written in append mode (sink {})",
+            ctx.sink.name
+        )));
     }
-    let mode = ctx.sink.output_mode;
-    match (window.is_some(), mode) {
-        (true, _) if source.watermark_delay.is_none() => {
-            return Err(SqlError::new(format!(
-                "a windowed aggregation needs a watermark, or its windows never close and its state grows forever: set sources.{}.watermark_delay (e.g. \"10m\")",
-                source.name
-            )))
+    let (values, output) = plain_projection(select, &input.scope)?;
+    let (keys, rule) = match distinct {
+        ast::Distinct::On(exprs) => {
+            let mut keys = Vec::new();
+            for e in exprs {
+                keys.push(Compiler::plain(&input.scope, "DISTINCT ON").compile(e)?);
+            }
+            (keys, DedupRule::WithinWatermark { delay })
         }
-        (true, OutputMode::Complete) => {
-            return Err(SqlError::new(format!(
-                "output_mode complete keeps every window forever (state grows without bound); use append or update for a windowed aggregation (sink {})",
-                ctx.sink.name
-            )))
+        _ => {
+            let et = input.event_time_index();
+            let has_time = values.iter().any(|v| matches!(v, Expr::Column { index, .. } if Some(*index) == et));
+            let rule = if has_time { DedupRule::EventTimeInKey } else { DedupRule::WithinWatermark { delay } };
+            (values.clone(), rule)
         }
-        (false, OutputMode::Append) => {
-            return Err(SqlError::new(format!(
-                "append mode emits a group once it is final, but a group without an event-time window is never final: add window({}, '1 hour') to GROUP BY, or set sinks.{}.output_mode to update or complete",
-                event_time_name(source),
-                ctx.sink.name
-            )))
-        }
-        _ => {}
-    }
-    let exchange = exchange(source, &agg.keys, &scan.schema, ctx)?;
-    if let Exchange::Repartition { reason, .. } = &exchange {
-        if !REPARTITION_SUPPORTED {
-            return Err(SqlError::new(format!("{reason}; repartitioning is not supported yet: group by the partition key too")));
-        }
-    }
-    let group_keys: Vec<usize> = group_derived.iter().enumerate().filter(|(_, d)| **d).map(|(i, _)| i).collect();
-    let key_columns = sink_key(ctx, &output, group_keys)?;
+    };
+    let exchange = exchange(input.source, &keys, &input.schema, ctx)?;
+    let key_columns = sink_key(ctx, &output, Vec::new())?;
     Ok(QueryPlan {
         name: ctx.query_name.to_string(),
         sink: ctx.sink.name.to_string(),
         sink_topic: ctx.sink.topic.to_string(),
-        output_mode: mode,
-        scan,
-        body: PlanBody::Aggregate(AggregatePlan {
-            keys: agg.keys,
-            key_names,
-            window,
-            aggregates: agg.aggregates,
-            having,
-            projection,
-            exchange,
-        }),
+        output_mode: OutputMode::Append,
+        inputs: vec![InputPlan { scan, keys, values, exchange }],
+        body: PlanBody::Dedup(DedupPlan { rule }),
         output,
         key_columns,
     })
 }
 
-fn event_time_name(source: &SourceInfo) -> String {
-    match source.event_time {
-        Some(EventTimeConfig::Column(c)) => c.clone(),
-        Some(EventTimeConfig::KafkaTimestamp) => "kafka_timestamp".to_string(),
-        None => "<time column>".to_string(),
-    }
-}
-
-/// GROUP BY 1 (an ordinal) or GROUP BY alias (a select alias that is not a column).
-fn resolve_group_alias<'s>(g: &'s ast::Expr, items: &[Item<'s>], scope: &Scope) -> Result<&'s ast::Expr, SqlError> {
-    match g {
-        ast::Expr::Value(v) => {
-            if let ast::Value::Number(n, _) = &v.value {
-                let i: usize = n.parse().map_err(|_| SqlError::at(g.span(), "GROUP BY position must be a whole number"))?;
-                return items
-                    .get(i.wrapping_sub(1))
-                    .and_then(|it| it.ast)
-                    .ok_or_else(|| SqlError::at(g.span(), format!("GROUP BY {i}: the select list has {} items", items.len())));
-            }
-            Ok(g)
-        }
-        ast::Expr::Identifier(id) if matches!(scope.lookup(None, &id.value), super::scope::Lookup::NotFound) => {
-            match items.iter().find(|it| it.name.eq_ignore_ascii_case(&id.value)).and_then(|it| it.ast) {
-                Some(e) if !has_aggregate(e) => Ok(e),
-                _ => Ok(g),
-            }
-        }
-        _ => Ok(g),
-    }
-}
-
-fn reads_only_groups(e: &Expr, group_columns: usize) -> bool {
-    let cols = e.columns();
-    !cols.is_empty() && cols.iter().all(|&c| c < group_columns)
-}
-
-/// `window(time, '1 hour' [, '10 minutes' [, '5 minutes']])`
-fn window_spec(f: &ast::Function, scope: &Scope, scan: &ScanPlan) -> Result<WindowSpec, SqlError> {
-    let (args, _) = function_args(f)?;
-    let args: Vec<&ast::Expr> = args.into_iter().flatten().collect();
-    if args.len() < 2 || args.len() > 4 {
-        return Err(SqlError::at(
-            f.span(),
-            "window() takes (time_column, window_duration [, slide_duration [, start_time]]), e.g. window(time, '10 minutes', '5 minutes')",
-        ));
-    }
-    let time = Compiler::plain(scope, "window()").compile(args[0])?;
-    let is_event_time = match (&time, scan.event_time) {
-        (Expr::Column { index, .. }, Some(EventTimeColumn::Column(c))) => *index == c,
-        (Expr::Column { index, .. }, Some(EventTimeColumn::KafkaTimestamp)) => {
-            scan.schema.fields.get(*index).is_some_and(|f| f.name == "kafka_timestamp")
-        }
-        _ => false,
-    };
-    if !is_event_time {
-        let want = match scan.event_time {
-            Some(EventTimeColumn::Column(c)) => format!("the source's event_time column `{}`", scan.schema.fields[c].name),
-            Some(EventTimeColumn::KafkaTimestamp) => "kafka_timestamp (the source's event_time)".to_string(),
-            None => format!("an event-time column: set sources.{}.event_time", scan.source),
-        };
-        return Err(SqlError::at(
-            args[0].span(),
-            format!("window() must be over {want}, because its watermark decides when windows close"),
-        ));
-    }
-    let duration = |a: &ast::Expr, what: &str| -> Result<i64, SqlError> {
-        let micros = match a {
-            ast::Expr::Value(v) => match &v.value {
-                ast::Value::SingleQuotedString(s) => parse_duration(s).map_err(|e| SqlError::at(a.span(), format!("{what}: {e}")))?,
-                _ => return Err(SqlError::at(a.span(), format!("{what} must be a string like '10 minutes'"))),
-            },
-            ast::Expr::Interval(i) => interval_micros(i).map_err(|e| SqlError::at(a.span(), e))?,
-            _ => return Err(SqlError::at(a.span(), format!("{what} must be a literal like '10 minutes'"))),
-        };
-        Ok(micros)
-    };
-    let size = duration(args[1], "window duration")?;
-    let slide = if args.len() >= 3 { duration(args[2], "slide duration")? } else { size };
-    let offset = if args.len() == 4 { duration(args[3], "start time")? } else { 0 };
-    if size <= 0 || slide <= 0 {
-        return Err(SqlError::at(f.span(), "window and slide durations must be greater than zero"));
-    }
-    if slide > size {
-        return Err(SqlError::at(
-            args[2].span(),
-            "the slide duration must be at most the window duration (Spark's rule); a larger slide would skip events",
-        ));
-    }
-    if offset >= slide {
-        return Err(SqlError::at(args[3].span(), "the start time must be less than the slide duration"));
-    }
-    Ok(WindowSpec { size, slide, offset })
-}
-
-fn exchange(source: &SourceInfo, keys: &[Expr], schema: &Schema, ctx: &PlanContext) -> Result<Exchange, SqlError> {
+/// Whether rows keyed by `keys` can stay in their source partition.
+pub fn exchange(source: &SourceInfo, keys: &[Expr], schema: &Schema, ctx: &PlanContext) -> Result<Exchange, SqlError> {
     let partitions = ctx.repartition_partitions;
+    if keys.is_empty() {
+        return Ok(Exchange::Repartition {
+            partitions: Some(1),
+            reason: "the query has no group key, so every row meets in one partition".to_string(),
+        });
+    }
     let Some(pk) = source.partition_key else {
         return Ok(Exchange::Repartition {
             partitions,
-            reason: format!("source {} declares no partition_key, so a group may span partitions", source.name),
+            reason: format!("source {} declares no partition_key, so a key may span partitions", source.name),
         });
     };
-    let covered = pk
-        .iter()
-        .all(|col| schema.index_of(col).is_some_and(|idx| keys.iter().any(|k| matches!(k, Expr::Column { index, .. } if *index == idx))));
-    if covered && !pk.is_empty() {
+    let covered = !pk.is_empty()
+        && pk.iter().all(|col| {
+            schema.index_of(col).is_some_and(|idx| keys.iter().any(|k| matches!(k, Expr::Column { index, .. } if *index == idx)))
+        });
+    if covered {
         Ok(Exchange::Local)
     } else {
         Ok(Exchange::Repartition {
             partitions,
-            reason: format!("GROUP BY does not include the partition key [{}] of source {}", pk.join(", "), source.name),
+            reason: format!("the keys do not include the partition key [{}] of source {}", pk.join(", "), source.name),
         })
     }
 }
 
-fn sink_key(ctx: &PlanContext, output: &[OutputColumn], default: Vec<usize>) -> Result<Vec<usize>, SqlError> {
+pub fn sink_key(ctx: &PlanContext, output: &[OutputColumn], default: Vec<usize>) -> Result<Vec<usize>, SqlError> {
     match ctx.sink.key {
         None => Ok(default),
         Some(names) => names
@@ -540,25 +449,48 @@ fn sink_key(ctx: &PlanContext, output: &[OutputColumn], default: Vec<usize>) -> 
     }
 }
 
-/// Marks the scan columns the query reads, so the decoder can skip the rest.
+/// Marks the scan columns each input reads, so decoders can skip the rest.
 fn mark_needed(plan: &mut QueryPlan) {
-    let mut cols: Vec<usize> = Vec::new();
-    if let Some(f) = &plan.scan.filter {
-        cols.extend(f.columns());
-    }
-    match &plan.body {
-        PlanBody::Stateless { projection } => projection.iter().for_each(|e| cols.extend(e.columns())),
-        PlanBody::Aggregate(a) => {
-            a.keys.iter().for_each(|e| cols.extend(e.columns()));
-            a.aggregates.iter().filter_map(|c| c.arg.as_ref()).for_each(|e| cols.extend(e.columns()));
+    let stateless_projection: Vec<usize> = match &plan.body {
+        PlanBody::Stateless { projection } => projection.iter().flat_map(Expr::columns).collect(),
+        _ => Vec::new(),
+    };
+    let table_stream_cols: Vec<usize> = match &plan.body {
+        PlanBody::TableJoin(t) => {
+            let width = plan.inputs[0].scan.schema.len();
+            let mut cols: Vec<usize> = t.stream_keys.iter().flat_map(Expr::columns).collect();
+            cols.extend(t.projection.iter().chain(t.residual.iter()).flat_map(Expr::columns).filter(|&c| c < width));
+            cols
+        }
+        _ => Vec::new(),
+    };
+    for (i, input) in plan.inputs.iter_mut().enumerate() {
+        let mut cols: Vec<usize> = Vec::new();
+        if let Some(f) = &input.scan.filter {
+            cols.extend(f.columns());
+        }
+        input.keys.iter().chain(input.values.iter()).for_each(|e| cols.extend(e.columns()));
+        if i == 0 {
+            cols.extend(&stateless_projection);
+            cols.extend(&table_stream_cols);
+        }
+        if let Some(EventTimeColumn::Column(c)) = input.scan.event_time {
+            cols.push(c);
+        }
+        for c in cols {
+            if let Some(n) = input.scan.needed.get_mut(c) {
+                *n = true;
+            }
         }
     }
-    if let Some(EventTimeColumn::Column(c)) = plan.scan.event_time {
-        cols.push(c);
-    }
-    for c in cols {
-        if let Some(n) = plan.scan.needed.get_mut(c) {
-            *n = true;
+    if let PlanBody::TableJoin(t) = &mut plan.body {
+        let width = plan.inputs[0].scan.schema.len();
+        let mut cols: Vec<usize> = t.table_keys.clone();
+        cols.extend(t.projection.iter().chain(t.residual.iter()).flat_map(Expr::columns).filter(|&c| c >= width).map(|c| c - width));
+        for c in cols {
+            if let Some(n) = t.table.needed.get_mut(c) {
+                *n = true;
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{EventTimeConfig, OutputMode};
+use crate::config::{EventTimeConfig, OutputMode, SourceKind};
 use crate::time::{MICROS_PER_HOUR, MICROS_PER_MINUTE};
 use crate::types::{DataType, Field, Schema, Value};
 
@@ -17,25 +17,90 @@ struct Fixture {
     schema: Schema,
     event_time: EventTimeConfig,
     pk: Vec<String>,
+    temps: Schema,
+    temps_time: EventTimeConfig,
+    temps_pk: Vec<String>,
+    loads: Schema,
+    loads_time: EventTimeConfig,
+    loads_pk: Vec<String>,
+    devices: Schema,
+    devices_pk: Vec<String>,
 }
 
 impl Fixture {
     fn new() -> Fixture {
-        Fixture { schema: schema(), event_time: EventTimeConfig::Column("time".into()), pk: vec!["action".into()] }
+        Fixture {
+            schema: schema(),
+            event_time: EventTimeConfig::Column("time".into()),
+            pk: vec!["action".into()],
+            temps: Schema::new(vec![
+                Field::new("temp_location_id", DataType::Long, false),
+                Field::new("temp", DataType::Double, false),
+                Field::new("temp_taken_time", DataType::Timestamp, false),
+            ]),
+            temps_time: EventTimeConfig::Column("temp_taken_time".into()),
+            temps_pk: vec!["temp_location_id".into()],
+            loads: Schema::new(vec![
+                Field::new("load_location_id", DataType::Long, false),
+                Field::new("load", DataType::Double, false),
+                Field::new("load_taken_time", DataType::Timestamp, false),
+            ]),
+            loads_time: EventTimeConfig::Column("load_taken_time".into()),
+            loads_pk: vec!["load_location_id".into()],
+            devices: Schema::new(vec![Field::new("id", DataType::String, false), Field::new("owner", DataType::String, false)]),
+            devices_pk: vec!["id".into()],
+        }
     }
 
     fn ctx(&self, mode: OutputMode, delay: Option<i64>) -> PlanContext<'_> {
         PlanContext {
             query_name: "q",
-            sources: vec![SourceInfo {
-                name: "events",
-                topic: "events",
-                schema: &self.schema,
-                event_time: Some(&self.event_time),
-                watermark_delay: delay,
-                idle_timeout: None,
-                partition_key: Some(&self.pk),
-            }],
+            sources: vec![
+                SourceInfo {
+                    name: "events",
+                    topic: "events",
+                    kind: SourceKind::Stream,
+                    schema: &self.schema,
+                    event_time: Some(&self.event_time),
+                    watermark_delay: delay,
+                    idle_timeout: None,
+                    partition_key: Some(&self.pk),
+                    primary_key: None,
+                },
+                SourceInfo {
+                    name: "temps",
+                    topic: "temps",
+                    kind: SourceKind::Stream,
+                    schema: &self.temps,
+                    event_time: Some(&self.temps_time),
+                    watermark_delay: Some(MICROS_PER_HOUR),
+                    idle_timeout: None,
+                    partition_key: Some(&self.temps_pk),
+                    primary_key: None,
+                },
+                SourceInfo {
+                    name: "loads",
+                    topic: "loads",
+                    kind: SourceKind::Stream,
+                    schema: &self.loads,
+                    event_time: Some(&self.loads_time),
+                    watermark_delay: Some(2 * MICROS_PER_HOUR),
+                    idle_timeout: None,
+                    partition_key: Some(&self.loads_pk),
+                    primary_key: None,
+                },
+                SourceInfo {
+                    name: "devices",
+                    topic: "devices",
+                    kind: SourceKind::Table,
+                    schema: &self.devices,
+                    event_time: None,
+                    watermark_delay: None,
+                    idle_timeout: None,
+                    partition_key: None,
+                    primary_key: Some(&self.devices_pk),
+                },
+            ],
             sink: SinkInfo { name: "out", topic: "out", output_mode: mode, key: None },
             repartition_partitions: None,
         }
@@ -64,11 +129,11 @@ fn plans_the_tutorial_query() {
     assert_eq!(plan.output[3].data_type, DataType::Long);
     assert_eq!(plan.key_columns, vec![0, 1, 2], "key = group columns in the output");
     let PlanBody::Aggregate(a) = &plan.body else { panic!("not an aggregate") };
-    assert_eq!(a.window, Some(crate::time::WindowSpec::tumbling(MICROS_PER_HOUR)));
-    assert_eq!(a.exchange, Exchange::Local);
+    assert_eq!(a.window, Some(WindowKind::Fixed(crate::time::WindowSpec::tumbling(MICROS_PER_HOUR))));
+    assert_eq!(plan.inputs[0].exchange, Exchange::Local);
     assert_eq!(a.aggregates.len(), 1);
     assert_eq!(a.aggregates[0].kind, AggregateKind::CountStar);
-    assert_eq!(plan.scan.needed[..3], [true, true, false], "id is never decoded");
+    assert_eq!(plan.scan().needed[..3], [true, true, false], "id is never decoded");
 }
 
 #[test]
@@ -93,10 +158,11 @@ fn sliding_windows_and_having() {
         .plan("SELECT action, window, count(*) AS n FROM events WHERE qty > 0 GROUP BY action, window(time, '10 minutes', '5 minutes') HAVING count(*) > 2")
         .unwrap();
     let PlanBody::Aggregate(a) = &plan.body else { panic!() };
-    assert_eq!(a.window.unwrap().size, 10 * MICROS_PER_MINUTE);
-    assert_eq!(a.window.unwrap().slide, 5 * MICROS_PER_MINUTE);
+    let Some(WindowKind::Fixed(w)) = a.window else { panic!("not a fixed window") };
+    assert_eq!(w.size, 10 * MICROS_PER_MINUTE);
+    assert_eq!(w.slide, 5 * MICROS_PER_MINUTE);
     assert!(a.having.is_some());
-    assert!(plan.scan.filter.is_some());
+    assert!(plan.scan().filter.is_some());
     assert_eq!(plan.output[1].data_type, DataType::Window);
     // HAVING reuses the select list's count(*)
     assert_eq!(a.aggregates.len(), 1);
@@ -132,7 +198,7 @@ fn timestamp_literals_and_intervals() {
         crate::expr::Expr::AddMicros { expr: Box::new(crate::expr::Expr::column(0, DataType::Timestamp)), micros: MICROS_PER_HOUR }
     );
     assert_eq!(projection[1].data_type(), DataType::Timestamp);
-    let filter = plan.scan.filter.unwrap();
+    let filter = plan.scan().filter.clone().unwrap();
     assert!(filter.test(&[Value::Timestamp(1_469_491_200_000_000)]));
     assert!(!filter.test(&[Value::Timestamp(1_469_491_200_000_000 - 1)]));
 }
@@ -179,14 +245,129 @@ fn rejects_windowed_aggregation_without_a_watermark() {
 }
 
 #[test]
-fn rejects_grouping_that_would_need_a_repartition() {
+fn grouping_by_other_keys_plans_a_repartition() {
     let f = Fixture::new();
+    let plan = f.plan("SELECT id, count(*) FROM events GROUP BY id, window(time, '1 hour')").unwrap();
+    let Exchange::Repartition { partitions, reason } = &plan.inputs[0].exchange else { panic!("expected a repartition") };
+    assert_eq!(*partitions, None, "default: the source's partition count");
+    assert!(reason.contains("do not include the partition key [action]"), "{reason}");
+    let plan = f.plan("SELECT count(*) AS n FROM events GROUP BY window(time, '1 hour')").unwrap();
+    assert!(
+        matches!(&plan.inputs[0].exchange, Exchange::Repartition { partitions: Some(1), .. }),
+        "a global aggregate meets in one partition"
+    );
+    assert!(plan.explain("app").contains("through topic app-q-repartition"));
+}
+
+#[test]
+fn sessions_plan_with_a_gap() {
+    let f = Fixture::new();
+    let plan = f
+        .plan("SELECT action, session_window.start AS s, session_window.end AS e, count(*) AS n FROM events GROUP BY action, session_window(time, '5 minutes')")
+        .unwrap();
+    let PlanBody::Aggregate(a) = &plan.body else { panic!() };
+    assert_eq!(a.window, Some(WindowKind::Session { gap: 5 * MICROS_PER_MINUTE }));
+    assert_eq!(plan.operator_name(), "session");
+    assert_eq!(plan.output[1].data_type, DataType::Timestamp);
     assert_rejected(
         &f,
-        "SELECT id, count(*) FROM events GROUP BY id, window(time, '1 hour')",
-        "does not include the partition key [action]",
+        "SELECT action, count(*) FROM events GROUP BY action, session_window(time, '0 seconds')",
+        "must be greater than zero",
     );
-    assert_rejected(&f, "SELECT count(*) FROM events GROUP BY window(time, '1 hour')", "does not include the partition key");
+}
+
+/// Spark's documentation example, stream-stream join of temperatures and loads.
+const SPARK_JOIN: &str = "SELECT * FROM temps JOIN loads ON load_location_id = temp_location_id \
+AND load_taken_time >= temp_taken_time AND load_taken_time <= temp_taken_time + INTERVAL 1 HOUR";
+
+#[test]
+fn plans_sparks_temperature_and_load_join() {
+    let f = Fixture::new();
+    let plan = f.plan(SPARK_JOIN).unwrap();
+    let PlanBody::Join(j) = &plan.body else { panic!("not a join") };
+    assert_eq!(j.kind, JoinKind::Inner);
+    // load time − temp time in [0, 1h] means left (temps) − right (loads) in [−1h, 0].
+    assert_eq!((j.lower, j.upper), (-MICROS_PER_HOUR, 0));
+    assert_eq!(plan.inputs.len(), 2);
+    assert_eq!(plan.inputs[0].exchange, Exchange::Local, "both sides keyed by location");
+    assert_eq!(plan.output.len(), 6);
+    assert_eq!(plan.inputs[0].values.len() + plan.inputs[1].values.len(), 6);
+    let left = f.plan(&SPARK_JOIN.replace("JOIN loads", "LEFT JOIN loads")).unwrap();
+    assert!(matches!(&left.body, PlanBody::Join(j) if j.kind == JoinKind::LeftOuter));
+    let between = f
+        .plan("SELECT t.temp, l.load FROM temps t RIGHT JOIN loads l ON t.temp_location_id = l.load_location_id AND l.load_taken_time BETWEEN t.temp_taken_time AND t.temp_taken_time + INTERVAL '1' HOUR")
+        .unwrap();
+    let PlanBody::Join(j) = &between.body else { panic!() };
+    assert_eq!((j.kind, j.lower, j.upper), (JoinKind::RightOuter, -MICROS_PER_HOUR, 0));
+    assert_eq!(between.inputs[0].values.len(), 1, "only the columns the projection reads are kept");
+}
+
+#[test]
+fn joins_without_a_bounded_time_range_or_watermark_are_rejected() {
+    let f = Fixture::new();
+    assert_rejected(&f, "SELECT * FROM temps JOIN loads ON load_location_id = temp_location_id", "time range bounded on both sides");
+    assert_rejected(
+        &f,
+        "SELECT * FROM temps JOIN loads ON load_location_id = temp_location_id AND load_taken_time >= temp_taken_time",
+        "bounded on both sides",
+    );
+    assert_rejected(
+        &f,
+        "SELECT * FROM temps JOIN loads ON load_taken_time BETWEEN temp_taken_time AND temp_taken_time + INTERVAL 1 HOUR",
+        "key equality",
+    );
+    let e = plan_query(
+        "SELECT * FROM events a JOIN events b ON a.id = b.id AND a.time BETWEEN b.time AND b.time + INTERVAL 1 MINUTE",
+        &f.ctx(OutputMode::Append, None),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("watermark on both sides"), "{}", e.message);
+    assert_rejected(
+        &f,
+        "SELECT temp_location_id, count(*) FROM temps JOIN loads ON load_location_id = temp_location_id AND load_taken_time BETWEEN temp_taken_time AND temp_taken_time + INTERVAL 1 HOUR GROUP BY temp_location_id",
+        "aggregating over a join",
+    );
+    let e = plan_query(SPARK_JOIN, &f.ctx(OutputMode::Update, Some(1))).unwrap_err();
+    assert!(e.message.contains("append-only"), "{}", e.message);
+}
+
+#[test]
+fn a_self_join_on_other_keys_repartitions_both_sides() {
+    let f = Fixture::new();
+    let plan = f
+        .plan("SELECT a.id, b.time FROM events a JOIN events b ON a.id = b.id AND a.time BETWEEN b.time AND b.time + INTERVAL '5' MINUTE")
+        .unwrap();
+    assert!(matches!(plan.inputs[0].exchange, Exchange::Repartition { .. }));
+    assert!(matches!(plan.inputs[1].exchange, Exchange::Repartition { .. }));
+    let text = plan.explain("app");
+    assert!(text.contains("app-q-repartition-right"), "{text}");
+}
+
+#[test]
+fn distinct_plans_deduplication() {
+    let f = Fixture::new();
+    let plan = f.plan("SELECT DISTINCT ON (id) id, action, time FROM events").unwrap();
+    assert!(matches!(&plan.body, PlanBody::Dedup(d) if d.rule == DedupRule::WithinWatermark { delay: 2 * MICROS_PER_HOUR }));
+    assert_eq!(plan.inputs[0].keys.len(), 1);
+    assert_eq!(plan.inputs[0].values.len(), 3);
+    let plan = f.plan("SELECT DISTINCT action, time FROM events").unwrap();
+    assert!(matches!(&plan.body, PlanBody::Dedup(d) if d.rule == DedupRule::EventTimeInKey));
+    assert_eq!(plan.inputs[0].exchange, Exchange::Local, "keyed by action, the partition key");
+    let e = plan_query("SELECT DISTINCT id FROM events", &f.ctx(OutputMode::Append, None)).unwrap_err();
+    assert!(e.message.contains("needs a watermark"), "{}", e.message);
+}
+
+#[test]
+fn stream_table_joins_use_the_primary_key() {
+    let f = Fixture::new();
+    let plan = f.plan("SELECT e.id, d.owner FROM events e LEFT JOIN devices d ON e.id = d.id WHERE e.action = 'Open'").unwrap();
+    let PlanBody::TableJoin(t) = &plan.body else { panic!("not a table join") };
+    assert!(t.left_outer);
+    assert_eq!(t.table_keys, vec![0]);
+    assert!(plan.scan().filter.is_some(), "the stream-only WHERE is applied before the lookup");
+    assert!(!plan.is_stateful());
+    assert_rejected(&f, "SELECT e.id FROM events e JOIN devices d ON e.action = d.owner", "whole primary key");
+    assert_rejected(&f, "SELECT * FROM devices", "tables are joined to streams");
 }
 
 #[test]

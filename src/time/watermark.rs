@@ -100,6 +100,11 @@ impl WatermarkMerger {
         self.inputs.len()
     }
 
+    /// Every input is idle (and there is at least one).
+    pub fn all_idle(&self) -> bool {
+        !self.inputs.is_empty() && self.inputs.iter().all(|(_, idle)| *idle)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.inputs.is_empty()
     }

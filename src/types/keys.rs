@@ -16,7 +16,7 @@ const TAG_TIMESTAMP: u8 = 0x06;
 const TAG_WINDOW: u8 = 0x07;
 
 /// Why bytes could not be decoded back into values (a corrupt or foreign state key).
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum KeyDecodeError {
     #[error("key ends in the middle of a value")]
     Truncated,

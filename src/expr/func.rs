@@ -252,11 +252,7 @@ impl Func {
                 match v[0] {
                     Value::Double(x) => Value::Double(round_half_up(x, digits)),
                     Value::Long(x) if digits >= 0 => Value::Long(x),
-                    Value::Long(x) => {
-                        let p = 10i64.checked_pow(u32::try_from(-digits).unwrap_or(u32::MAX)).unwrap_or(i64::MAX);
-                        let r = round_half_up(x as f64 / p as f64, 0) as i64;
-                        Value::Long(r.wrapping_mul(p))
-                    }
+                    Value::Long(x) => Value::Long(round_long_half_up(x, digits)),
                     _ => Value::Null,
                 }
             }
@@ -328,16 +324,57 @@ fn substring(s: &str, pos: i64, len: i64) -> Value {
     Value::Str(Arc::from(chars[start as usize..end as usize].iter().collect::<String>()))
 }
 
-/// Rounds half away from zero, as Spark's `round` does for doubles.
+/// Spark's `round(double, d)`: HALF_UP (half away from zero) on the double's shortest decimal
+/// form — Scala's `BigDecimal(x).setScale(d, HALF_UP)` — so `round(38.785, 2)` is 38.79 even
+/// though the binary value is slightly below 38.785.
 fn round_half_up(x: f64, digits: i64) -> f64 {
-    if !x.is_finite() {
+    if !x.is_finite() || x == 0.0 {
         return x;
     }
-    let digits = digits.clamp(-300, 300) as i32;
-    let p = 10f64.powi(digits);
-    let scaled = x * p;
-    if !scaled.is_finite() {
+    // Shortest round-trip digits: "3.8785e1" → digits 38785, 2 integer digits.
+    let text = format!("{:e}", x.abs());
+    let Some((mantissa, exp)) = text.split_once('e') else { return x };
+    let Ok(exp) = exp.parse::<i64>() else { return x };
+    let all: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect();
+    let integer_digits = exp + 1;
+    let keep = integer_digits.saturating_add(digits);
+    if keep >= all.len() as i64 {
         return x;
     }
-    scaled.round() / p
+    let sign = if x < 0.0 { "-" } else { "" };
+    if keep < 0 {
+        return if x < 0.0 { -0.0 } else { 0.0 };
+    }
+    let keep = keep as usize;
+    let mut kept: Vec<u8> = all[..keep].to_vec();
+    if all[keep] >= 5 {
+        let mut i = kept.len();
+        loop {
+            if i == 0 {
+                kept.insert(0, 1);
+                break;
+            }
+            i -= 1;
+            if kept[i] == 9 {
+                kept[i] = 0;
+            } else {
+                kept[i] += 1;
+                break;
+            }
+        }
+    }
+    if kept.is_empty() {
+        return if x < 0.0 { -0.0 } else { 0.0 };
+    }
+    let int: String = kept.iter().map(|d| char::from(b'0' + d)).collect();
+    format!("{sign}{int}e{}", -digits).parse().unwrap_or(x)
+}
+
+/// Spark's `round(long, d)` for d < 0: HALF_UP to a multiple of 10^-d, exactly.
+fn round_long_half_up(x: i64, digits: i64) -> i64 {
+    let Some(p) = u32::try_from(-digits).ok().and_then(|e| 10i64.checked_pow(e)) else { return 0 };
+    let (q, r) = (x / p, x % p);
+    let up = r.unsigned_abs().saturating_mul(2) >= p.unsigned_abs();
+    let q = if up { q + x.signum() } else { q };
+    q.wrapping_mul(p)
 }

@@ -79,6 +79,17 @@ fn functions() {
     assert_eq!(call("substring", vec![Value::str("Spark SQL"), Value::Long(-3), Value::Long(2)]), Value::str("SQ"));
     assert_eq!(call("round", vec![Value::Double(2.5)]), Value::Double(3.0));
     assert_eq!(call("round", vec![Value::Double(-2.5)]), Value::Double(-3.0));
+    // HALF_UP on the shortest decimal form, as Spark: the binary 38.785 is 38.78499999...
+    assert_eq!(call("round", vec![Value::Double(38.785), Value::Long(2)]), Value::Double(38.79));
+    assert_eq!(call("round", vec![Value::Double(55.894999999999996), Value::Long(2)]), Value::Double(55.89));
+    assert_eq!(call("round", vec![Value::Double(-0.125), Value::Long(2)]), Value::Double(-0.13));
+    assert_eq!(call("round", vec![Value::Double(9.995), Value::Long(2)]), Value::Double(10.0));
+    assert_eq!(call("round", vec![Value::Double(123.45), Value::Long(-1)]), Value::Double(120.0));
+    assert_eq!(call("round", vec![Value::Double(0.4), Value::Long(0)]), Value::Double(0.0));
+    assert_eq!(call("round", vec![Value::Double(1e-9), Value::Long(2)]), Value::Double(0.0));
+    assert_eq!(call("round", vec![Value::Long(125), Value::Long(-1)]), Value::Long(130));
+    assert_eq!(call("round", vec![Value::Long(-125), Value::Long(-1)]), Value::Long(-130));
+    assert_eq!(call("round", vec![Value::Long(124), Value::Long(-1)]), Value::Long(120));
     assert_eq!(call("floor", vec![Value::Double(-1.5)]), Value::Long(-2));
     assert_eq!(call("concat", vec![Value::str("a"), Value::Null]), Value::Null);
     assert_eq!(call("greatest", vec![Value::Long(1), Value::Double(0.5)]), Value::Double(1.0));

@@ -202,14 +202,10 @@ fn order_aggregates_with_having_case_cast_and_filter_match_spark() {
     check("orders");
 }
 
-/// Known discrepancy, so ignored until eddy is fixed (run it with `-- --ignored`): Spark rounds a
-/// double as `BigDecimal(Double.toString(x)).setScale(d, HALF_UP)`, i.e. half up on the
-/// shortest decimal form, while eddy computes `(x * 10^d).round() / 10^d`, which goes wrong
-/// when `x * 10^d` is inexact: round(38.785, 2) is 38.79 in Spark and 38.78 in eddy,
-/// round(55.894999999999996, 2) is 55.89 in Spark and 55.9 in eddy. Over the 5,000 orders, 164
-/// values differ (136 of round(amount / 2, 2), 28 of round(amount * 1.5, 1)).
+/// Spark rounds a double as `BigDecimal(Double.toString(x)).setScale(d, HALF_UP)`, i.e. half up
+/// on the shortest decimal form: round(38.785, 2) is 38.79 and round(55.894999999999996, 2) is
+/// 55.89, where the naive `(x * 10^d).round() / 10^d` gives 38.78 and 55.9.
 #[test]
-#[ignore = "eddy's round() is not Spark's HALF_UP on the decimal form of the double; see the comment"]
 fn round_of_every_order_matches_spark() {
     check("rounding");
 }

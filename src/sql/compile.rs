@@ -340,6 +340,13 @@ impl<'a> Compiler<'a> {
 
     fn function(&mut self, ast: &ast::Expr, f: &ast::Function) -> Result<Expr, SqlError> {
         let name = function_name(f);
+        // `user`, `current_date` and similar parse as functions without parentheses; a column
+        // of that name wins, as it does in Spark.
+        if matches!(f.args, ast::FunctionArguments::None) {
+            if let [ast::ObjectNamePart::Identifier(id)] = f.name.0.as_slice() {
+                return self.column(None, id);
+            }
+        }
         if f.over.is_some() {
             return Err(SqlError::at(
                 ast.span(),

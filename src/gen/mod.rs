@@ -2,6 +2,8 @@
 //! deterministic from a seed; long runs show a progress bar on a terminal and stay quiet
 //! otherwise.
 
+pub mod nexmark;
+pub mod nexmark_json;
 mod output;
 mod progress;
 mod replay;
@@ -21,6 +23,8 @@ pub enum GenCommand {
     /// Replay NDJSON or CSV files into a topic, one file per batch (like Spark's
     /// maxFilesPerTrigger = 1).
     Replay(replay::ReplayArgs),
+    /// Nexmark benchmark events (persons, auctions, bids), as Apache Beam generates them.
+    Nexmark(nexmark_json::NexmarkArgs),
 }
 
 /// Where generated records go.
@@ -89,6 +93,7 @@ pub fn run(cmd: GenCommand) -> anyhow::Result<()> {
             out.finish()
         }
         GenCommand::Replay(a) => replay::run(&a),
+        GenCommand::Nexmark(a) => nexmark_json::run(&a),
     }
 }
 

@@ -152,6 +152,16 @@ fn unaliased_names_follow_spark() {
 }
 
 #[test]
+fn a_column_named_like_a_niladic_function_is_that_column() {
+    let mut f = Fixture::new();
+    f.schema = Schema::new(vec![Field::new("time", DataType::Timestamp, false), Field::new("user", DataType::String, false)]);
+    let plan = f.plan("SELECT user, count(*) AS n FROM events GROUP BY user, window(time, '1 hour')").unwrap();
+    let names: Vec<&str> = plan.output.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["user", "n"]);
+    assert_eq!(plan.output[0].data_type, DataType::String);
+}
+
+#[test]
 fn sliding_windows_and_having() {
     let f = Fixture::new();
     let plan = f

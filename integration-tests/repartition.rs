@@ -1,0 +1,204 @@
+//! Repartitioning: GROUP BY on keys that are not the topic's partition key. The output of an
+//! 8-partition input with random keys equals a 1-partition run and a batch computation;
+//! watermarks cross the repartition topic (a lagging upstream partition holds windows back
+//! until it goes idle); and the crash test holds with a repartition stage in the plan.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use eddy::gen::rng::Rng;
+
+const HOUR: i64 = 3_600_000_000;
+const START: i64 = 1_469_491_200_000_000;
+
+/// `n` purchases by `users` users over `hours`, in an arrival order whose disorder stays
+/// under 10 minutes, unkeyed (so any user may land in any partition).
+fn purchases(n: u64, users: u64, hours: i64, seed: u64) -> Vec<(i64, u64, i64)> {
+    let mut rng = Rng::new(seed);
+    let mut events: Vec<(i64, i64, u64, i64)> = (0..n)
+        .map(|_| {
+            let t = START + (rng.f64() * (hours * HOUR) as f64) as i64;
+            let arrival = t + rng.below(600_000_000) as i64;
+            (arrival, t, rng.below(users), 1 + rng.below(100) as i64)
+        })
+        .collect();
+    events.sort();
+    events.into_iter().map(|(_, t, u, amount)| (t, u, amount)).collect()
+}
+
+fn records(events: &[(i64, u64, i64)], partitions: i32) -> Vec<(Option<String>, String, Option<i32>)> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, (t, u, amount))| {
+            let mut ts = String::new();
+            eddy::time::format_timestamp(*t, &mut ts);
+            // Round-robin: a user's purchases are spread over every partition.
+            (None, format!(r#"{{"time":"{ts}","user":"u{u}","amount":{amount}}}"#), Some(i as i32 % partitions))
+        })
+        .collect()
+}
+
+fn pipeline(app: &str, bootstrap: &str, topic: &str, out: &str, state: &std::path::Path, extra: &str) -> String {
+    format!(
+        r#"app: {app}
+kafka:
+  bootstrap_servers: "{bootstrap}"
+  properties: {{ "session.timeout.ms": "6000" }}
+state: {{ dir: "{state}" }}
+commit_interval: 100ms
+http: {{ listen: "127.0.0.1:0" }}
+sources:
+  purchases:
+    topic: {topic}
+    schema: {{ time: timestamp, user: string, amount: long }}
+    event_time: time
+    watermark_delay: 1h
+{extra}
+sinks:
+  out: {{ topic: {out} }}
+queries:
+  - name: per_user
+    sink: out
+    sql: |
+      SELECT user, window.start AS window_start, count(*) AS n, sum(amount) AS total
+      FROM purchases
+      GROUP BY user, window(time, '1 hour')
+"#,
+        state = state.display()
+    )
+}
+
+type Totals = BTreeMap<(String, String), (u64, i64)>;
+
+fn batch(events: &[(i64, u64, i64)]) -> Totals {
+    let mut m = Totals::new();
+    for (t, u, amount) in events {
+        let mut ws = String::new();
+        eddy::time::format_timestamp(t.div_euclid(HOUR) * HOUR, &mut ws);
+        let e = m.entry((format!("u{u}"), ws)).or_default();
+        e.0 += 1;
+        e.1 += amount;
+    }
+    m
+}
+
+fn output(records: &[eddy::tail::TailRecord]) -> Totals {
+    let mut m = Totals::new();
+    for r in records {
+        let v: serde_json::Value = serde_json::from_str(r.value_str()).unwrap();
+        let field = |name: &str| v.get(name).cloned().unwrap_or_else(|| panic!("no {name} in {v}"));
+        let key = (field("user").as_str().unwrap().to_string(), field("window_start").as_str().unwrap().to_string());
+        let prev = m.insert(key.clone(), (field("n").as_u64().unwrap(), field("total").as_i64().unwrap()));
+        assert!(prev.is_none(), "{key:?} emitted twice");
+    }
+    m
+}
+
+/// Runs the query over `events` in a topic of `partitions` partitions, to the end.
+fn run_over(broker: &Broker, events: &[(i64, u64, i64)], partitions: i32) -> (Totals, eddy::engine::RunSummary) {
+    let topic = unique("purchases");
+    broker.create_topic(&topic, partitions);
+    produce(&broker.bootstrap, &topic, records(events, partitions));
+    let out = unique("per-user");
+    let text = pipeline(&unique("rp-app"), &broker.bootstrap, &topic, &out, &temp_dir("rp"), "");
+    let summary = Running::start(broker.plan(&text, partitions), "a", true, true).join();
+    (output(&read(&broker.bootstrap, &out)), summary)
+}
+
+#[test]
+fn eight_partitions_with_random_keys_equal_one_partition_and_the_batch_answer() {
+    let n: u64 = std::env::var("EDDY_REPARTITION_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let broker = match Broker::real("(running on the mock broker instead)") {
+        Some(b) => b,
+        None => Broker::mock(),
+    };
+    let events = purchases(n, 2_000, 24, 41);
+    let expected = batch(&events);
+    let (eight, summary) = run_over(&broker, &events, 8);
+    assert!(summary.records_in >= 2 * n, "every record went through the repartition topic: {summary:?}");
+    assert_eq!(eight.len(), expected.len());
+    assert_eq!(eight, expected, "8 partitions equal the batch answer");
+    let (one, _) = run_over(&broker, &events, 1);
+    assert_eq!(one, eight, "1 partition equals 8");
+}
+
+#[test]
+fn a_lagging_upstream_partition_holds_windows_back_until_it_is_idle() {
+    let broker = Broker::mock();
+    let topic = unique("purchases");
+    broker.create_topic(&topic, 2);
+    // Partition 0 holds user u0 over 10 hours; partition 1 holds user u1 and stops after 2.
+    let fast: Vec<(i64, u64, i64)> = (0..600i64).map(|i| (START + i * 60_000_000, 0, 1)).collect();
+    let slow: Vec<(i64, u64, i64)> = (0..120i64).map(|i| (START + i * 60_000_000, 1, 1)).collect();
+    let mut recs = records(&fast, 1);
+    recs.iter_mut().for_each(|r| r.2 = Some(0));
+    let mut slow_recs = records(&slow, 1);
+    slow_recs.iter_mut().for_each(|r| r.2 = Some(1));
+    recs.extend(slow_recs);
+    produce(&broker.bootstrap, &topic, recs);
+    let out = unique("per-user");
+    let text = pipeline(&unique("wm-app"), &broker.bootstrap, &topic, &out, &temp_dir("wm"), "    idle_timeout: 8s");
+    let run = Running::start(broker.plan(&text, 2), "a", false, false);
+    let started = Instant::now();
+    // The slow partition's watermark is 2h − 1h = START + 1h: only windows ending by then close.
+    let closed_by = |limit: i64, all: &Totals| all.keys().filter(|(_, ws)| eddy::time::parse_timestamp(ws).unwrap() + HOUR <= limit).count();
+    let expected_early = closed_by(START + HOUR, &batch(&fast)) + closed_by(START + HOUR, &batch(&slow));
+    wait_for("the windows the slow partition allows", Duration::from_secs(30), || count(&broker.bootstrap, &out) >= expected_early);
+    let early = output(&read(&broker.bootstrap, &out));
+    assert!(started.elapsed() < Duration::from_secs(8), "checked before the idle timeout");
+    let latest_end = early.keys().map(|(_, ws)| eddy::time::parse_timestamp(ws).unwrap() + HOUR).max().unwrap();
+    assert!(latest_end <= START + HOUR, "no window closed past the slow partition's watermark");
+    // After 8s without records, the slow partition is idle: the fast one's watermark rules
+    // (START + 10h − 1h), and the slow user's windows all close too.
+    let expected_late = closed_by(START + 9 * HOUR, &batch(&fast)) + batch(&slow).len();
+    wait_for("the idle partition to stop holding the watermark", Duration::from_secs(60), || count(&broker.bootstrap, &out) >= expected_late);
+    run.stop();
+    let all = output(&read(&broker.bootstrap, &out));
+    assert_eq!(all.len(), expected_late);
+}
+
+#[test]
+fn killed_with_a_repartition_stage_the_output_equals_an_uninterrupted_run() {
+    let Some(broker) = Broker::real("killed_with_a_repartition_stage_the_output_equals_an_uninterrupted_run") else { return };
+    let n: u64 = std::env::var("EDDY_CRASH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let events = purchases(n, 2_000, 24, 43);
+    let topic = unique("crash-purchases");
+    broker.create_topic(&topic, 4);
+    produce(&broker.bootstrap, &topic, records(&events, 4));
+    let out = unique("crash-per-user");
+    let state = temp_dir("rp-crash");
+    let app = unique("rp-crash-app");
+    let file = write_pipeline(&pipeline(&app, &broker.bootstrap, &topic, &out, &state, "").replace("  properties:", "  static_membership: true\n  properties:"));
+    let file = file.to_str().unwrap();
+    let log = temp_dir("rp-crash-log").join("eddy.log");
+    let mut rng = Rng::new(9);
+    let mut progress = Vec::new();
+    for k in 0..5 {
+        let mut child = spawn_eddy(&["run", "-c", file, "--instance-id", "crash", "--log", "warn"], &log);
+        std::thread::sleep(Duration::from_millis(900 + rng.below(1_800)));
+        assert!(child.try_wait().unwrap().is_none(), "eddy exited on its own before kill {k}; see {}", log.display());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let done: i64 = group_offsets(&broker.bootstrap, &app, &topic, 4).iter().map(|o| o.max(&0)).sum();
+        eprintln!("kill {} with {done} of {n} input records committed", k + 1);
+        progress.push(done);
+    }
+    assert!(progress.iter().filter(|&&d| d > 0 && (d as u64) < n).count() >= 3, "kills hit mid-stream: {progress:?}");
+    let mut last = spawn_eddy(&["run", "-c", file, "--instance-id", "crash", "--stop-at-end", "--flush-at-end"], &log);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = last.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "the final run did not finish; see {}", log.display());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "see {}", log.display());
+    assert_eq!(output(&read(&broker.bootstrap, &out)), batch(&events), "no duplicate, no missing row, no different value");
+}

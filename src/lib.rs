@@ -2,6 +2,7 @@
 //! this library holds everything so that tests and benchmarks can drive it directly.
 
 pub mod app;
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod engine;

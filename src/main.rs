@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use eddy::config::ConfigDuration;
 use eddy::engine::RunOptions;
-use eddy::{app, demo, gen, pipeline, tail};
+use eddy::{app, bench, demo, gen, pipeline, tail};
 
 /// Exactly-once, event-time stream processing for Kafka.
 #[derive(Parser)]
@@ -45,6 +45,9 @@ enum Command {
     Gen(gen::GenCommand),
     /// Print a topic's committed records as JSON lines.
     Tail(tail::TailArgs),
+    /// Benchmark queries in-engine or end to end (docs/benchmarks.md).
+    #[command(hide = true)]
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => report(demo::run(&args)),
         Command::Gen(cmd) => report(gen::run(cmd)),
         Command::Tail(args) => report(tail::run(&args)),
+        Command::Bench(args) => report(bench::run(&args)),
     }
 }
 

@@ -42,7 +42,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECORDS_PER_FILE = 50
 WATERMARK_DELAY = "2 hours"
-WATERMARK_DELAY_MS = 2 * 3600 * 1000
 TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"  # 2016-07-26T00:00:00.000Z in UTC
 
 
@@ -50,7 +49,13 @@ def canonical(row):
     return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def split_input(path, into):
+def delay_ms(text):
+    """A Spark delay such as "2 hours" or "30 minutes" in milliseconds."""
+    n, unit = text.split()
+    return int(n) * {"hour": 3600_000, "minute": 60_000, "second": 1000}[unit.rstrip("s")]
+
+
+def split_input(path, into, event_time="time"):
     """Cuts `path` into files of RECORDS_PER_FILE lines; returns (records, max event time ms)."""
     from datetime import datetime, timezone
 
@@ -64,18 +69,26 @@ def split_input(path, into):
             f.write("\n".join(lines[i : i + RECORDS_PER_FILE]) + "\n")
         os.utime(name, (base + n, base + n))
     max_ms = max(
-        int(datetime.strptime(json.loads(line)["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp() * 1000)
+        int(datetime.strptime(json.loads(line)[event_time], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp() * 1000)
         for line in lines
     )
     return len(lines), max_ms
 
 
-def run_query(spark, name, q, source, files_dir, work):
+def sources_of(q):
+    """The input names a query reads: `sources` (a join) or `source`."""
+    return q.get("sources") or [q["source"]]
+
+
+def run_query(spark, name, q, inputs, work):
+    """`inputs`: source name -> (its entry in queries.json, the directory of its files)."""
     from pyspark.sql import functions as F
 
     sql = q.get("spark_sql", q["sql"])
-    stream = spark.readStream.schema(source["spark_schema"]).option("maxFilesPerTrigger", 1).json(files_dir)
-    stream.withWatermark("time", WATERMARK_DELAY).createOrReplaceTempView(q["source"])
+    for source_name, (source, files_dir) in inputs.items():
+        stream = spark.readStream.schema(source["spark_schema"]).option("maxFilesPerTrigger", 1).json(files_dir)
+        stream = stream.withWatermark(source.get("event_time", "time"), source.get("watermark_delay", WATERMARK_DELAY))
+        stream.createOrReplaceTempView(source_name)
     result = spark.sql(sql)
     rows = []
 
@@ -140,16 +153,20 @@ def main(only):
         split = {}
         for name in names:
             q = spec["queries"][name]
-            source = spec["inputs"][q["source"]]
-            if q["source"] not in split:
-                path = os.path.join(HERE, source["file"])
-                files_dir = os.path.join(work, "input-" + q["source"])
-                records, max_ms = split_input(path, files_dir)
-                split[q["source"]] = (files_dir, records, max_ms)
-                with open(path, "rb") as f:
-                    manifest["inputs"][source["file"]] = {"records": records, "sha256": hashlib.sha256(f.read()).hexdigest()}
-            files_dir, records, max_ms = split[q["source"]]
-            rows, progress, seconds = run_query(spark, name, q, source, files_dir, work)
+            for source_name in sources_of(q):
+                source = spec["inputs"][source_name]
+                if source_name not in split:
+                    path = os.path.join(HERE, source["file"])
+                    files_dir = os.path.join(work, "input-" + source_name)
+                    records, max_ms = split_input(path, files_dir, source.get("event_time", "time"))
+                    split[source_name] = (files_dir, records, max_ms)
+                    with open(path, "rb") as f:
+                        manifest["inputs"][source["file"]] = {"records": records, "sha256": hashlib.sha256(f.read()).hexdigest()}
+            inputs = {s: (spec["inputs"][s], split[s][0]) for s in sources_of(q)}
+            records = sum(split[s][1] for s in sources_of(q))
+            # Spark's global watermark is the minimum over the inputs (the default policy).
+            expected_wm = min(split[s][2] - delay_ms(spec["inputs"][s].get("watermark_delay", WATERMARK_DELAY)) for s in sources_of(q))
+            rows, progress, seconds = run_query(spark, name, q, inputs, work)
 
             read = sum(p["numInputRows"] for p in progress)
             assert read == records, f"{name}: Spark read {read} of {records} records"
@@ -158,13 +175,13 @@ def main(only):
             # A stateless query needs no final batch to close windows; Spark runs none.
             assert last["numInputRows"] == 0 or not stateful, f"{name}: the last batch was not the final no-data batch"
             final_wm = last["eventTime"].get("watermark")
-            expected_wm = max_ms - WATERMARK_DELAY_MS
             from datetime import datetime, timezone
 
             want = datetime.fromtimestamp(expected_wm / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{expected_wm % 1000:03d}Z"
             assert final_wm == want or not stateful, f"{name}: final watermark {final_wm}, expected {want}"
-            keys = [tuple(canonical(r[k]) for k in q["key"]) for r in rows]
-            assert len(set(keys)) == len(keys), f"{name}: a row was emitted twice in append mode"
+            if q.get("key"):  # without a key (a join) rows are a multiset: duplicates are legitimate
+                keys = [tuple(canonical(r[k]) for k in q["key"]) for r in rows]
+                assert len(set(keys)) == len(keys), f"{name}: a row was emitted twice in append mode"
 
             lines = sorted(canonical(r) for r in rows)
             with open(os.path.join(HERE, f"{name}.spark.jsonl"), "w", encoding="utf-8") as f:

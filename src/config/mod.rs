@@ -3,8 +3,10 @@
 //! Depends on `time` (durations) and `types` (schemas); knows nothing of SQL or Kafka clients.
 
 mod diagnostic;
+mod format;
 mod locate;
 mod schema;
+pub mod security;
 mod types;
 
 use std::collections::BTreeMap;
@@ -13,8 +15,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use diagnostic::Diagnostic;
+pub use format::{AvroOptions, CsvOptions};
 pub use locate::{locate, PathSeg};
 pub use schema::SchemaConfig;
+pub use security::{Secret, SecurityConfig};
 pub use types::{ConfigDuration, ErrorPolicy, EventTimeConfig, Format, OutputMode, ProcessingGuarantee, SourceKind, StartFrom};
 
 /// A whole pipeline file.
@@ -141,9 +145,15 @@ pub struct SourceConfig {
     /// For a table: the columns that identify a row (its records are keyed by them).
     #[serde(default)]
     pub primary_key: Option<Vec<String>>,
-    /// Record format. Only `json` so far.
+    /// Record format: `json` (default), `csv` or `avro`.
     #[serde(default)]
     pub format: Format,
+    /// Options of `format: csv`.
+    #[serde(default)]
+    pub csv: Option<CsvOptions>,
+    /// Options of `format: avro`.
+    #[serde(default)]
+    pub avro: Option<AvroOptions>,
     /// Columns in order: `{ name: type }`, types `string`, `long`, `double`, `boolean`,
     /// `timestamp` (append `?` for nullable, e.g. `string?`).
     pub schema: SchemaConfig,
@@ -182,9 +192,15 @@ pub struct SourceConfig {
 pub struct SinkConfig {
     /// The Kafka topic.
     pub topic: String,
-    /// Record format. Only `json` so far.
+    /// Record format: `json` (default), `csv` or `avro`.
     #[serde(default)]
     pub format: Format,
+    /// Options of `format: csv`.
+    #[serde(default)]
+    pub csv: Option<CsvOptions>,
+    /// Options of `format: avro`.
+    #[serde(default)]
+    pub avro: Option<AvroOptions>,
     /// Spark's output modes: `append` (default), `update` or `complete`.
     #[serde(default)]
     pub output_mode: OutputMode,
@@ -388,6 +404,8 @@ fn check(loaded: &LoadedConfig) -> Result<(), Diagnostic> {
             }
             (SourceKind::Stream, None) => {}
         }
+        format::check(source.format, source.csv.as_ref(), source.avro.as_ref(), Some(&source.schema.schema))
+            .map_err(|(f, msg)| at(&field(f), msg))?;
         if source.dead_letter_topic.as_deref() == Some(source.topic.as_str()) {
             return Err(at(&field("dead_letter_topic"), "dead_letter_topic may not be the source topic itself".into()));
         }
@@ -396,6 +414,8 @@ fn check(loaded: &LoadedConfig) -> Result<(), Diagnostic> {
         }
     }
     for (name, sink) in &c.sinks {
+        format::check(sink.format, sink.csv.as_ref(), sink.avro.as_ref(), None)
+            .map_err(|(f, msg)| at(&[PathSeg::key("sinks"), PathSeg::key(name), PathSeg::key(f)], msg))?;
         if c.sources.values().any(|s| s.topic == sink.topic) {
             return Err(at(
                 &[PathSeg::key("sinks"), PathSeg::key(name), PathSeg::key("topic")],

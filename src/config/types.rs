@@ -89,6 +89,11 @@ pub enum Format {
     /// One JSON object per record.
     #[default]
     Json,
+    /// One CSV line per record; options under `csv:`.
+    Csv,
+    /// Avro, with a Schema Registry (Confluent's wire format) or a schema file; options
+    /// under `avro:`.
+    Avro,
 }
 
 /// Spark's output modes.

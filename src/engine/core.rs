@@ -53,6 +53,8 @@ pub struct QueryRuntime {
     pub repartition: Vec<Option<usize>>,
     /// The joined table's index, for stream-table joins.
     pub table: Option<usize>,
+    /// The sink's encoder, when its format is not JSON.
+    pub encoder: Option<Arc<crate::formats::Encoder>>,
 }
 
 /// Everything the engine thread owns.
@@ -132,6 +134,7 @@ impl QueryRuntime {
             repartition,
             table,
             plan,
+            encoder: None,
         }
     }
 }
@@ -227,6 +230,9 @@ impl Engine {
                     None => Err(crate::formats::DecodeError::new(crate::formats::DecodeErrorKind::Malformed, "the record has no value")),
                     Some(p) => decoder.decode(p, &mut row[..*schema_len]),
                 };
+                if let Ok(false) = decoded {
+                    return Ok(()); // a CSV header line
+                }
                 if let Err(e) = decoded {
                     return dead_letter(&topics[ti], dead_letter_topic.as_deref(), *on_error, query_names, &rec, &e, &mut ctx.em, metrics);
                 }

@@ -116,6 +116,9 @@ impl Engine {
         let slot = self.next_slot;
         self.next_slot += 1;
         let mut task = QueryTask::new(p, plan.clone(), specs, q.table, tree, slot, late, &self.metrics);
+        if let Some(encoder) = self.queries[qi].encoder.clone() {
+            task.set_encoder(encoder);
+        }
         if stateful {
             self.status.restoring(1);
             let started = Instant::now();

@@ -186,7 +186,7 @@ pub fn run(
     let stall = config.kafka.transaction_timeout.std() * 3 + Duration::from_secs(30);
     let restorer = Restorer::new(&client::plain_consumer(config, &format!("{}-{}-restore", config.app, opts.instance_id)), stall)?;
 
-    let mut topics = TopicRuntime::sources(&pipeline, source_partitions);
+    let mut topics = TopicRuntime::sources(&pipeline, source_partitions)?;
     let mut tables: Vec<TableRuntime> = Vec::new();
     let mut queries = Vec::new();
     for (qi, q) in pipeline.queries.iter().enumerate() {
@@ -216,7 +216,7 @@ pub fn run(
                             .ok_or_else(|| EngineError::Setup(format!("unknown table {}", t.table.source)))?;
                         let n = source_partitions(&t.table.topic);
                         let cfg = client::plain_consumer(config, &format!("{}-{}-table-{}", config.app, opts.instance_id, t.table.source));
-                        let mut table = TableRuntime::open(&cfg, &t.table.source, &src.schema.schema, &t.table, t.table_keys.clone(), n)?;
+                        let mut table = TableRuntime::open(&cfg, &t.table.source, src, &t.table, t.table_keys.clone(), n)?;
                         let started = std::time::Instant::now();
                         let loaded = table.load(n, stall)?;
                         tracing::info!(
@@ -238,15 +238,10 @@ pub fn run(
             _ => None,
         };
         let counts: Vec<usize> = q.inputs.iter().map(|i| source_partitions(&i.scan.topic)).collect();
-        queries.push(QueryRuntime::new(
-            &config.app,
-            Arc::new(q.clone()),
-            layout.operator_partitions[qi],
-            &counts,
-            source_topic,
-            repartition,
-            table,
-        ));
+        let mut runtime =
+            QueryRuntime::new(&config.app, Arc::new(q.clone()), layout.operator_partitions[qi], &counts, source_topic, repartition, table);
+        runtime.encoder = sink_encoder(config, q)?;
+        queries.push(runtime);
     }
     let topic_names: Vec<String> = topics.iter().map(|t| t.topic.to_string()).collect();
     let start = if config.sources.values().all(|s| s.start_from == StartFrom::Latest) { StartFrom::Latest } else { StartFrom::Earliest };
@@ -382,4 +377,19 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
             }
         }
     }
+}
+
+/// The encoder of a query's sink, when its format is not JSON (the tasks' default).
+fn sink_encoder(
+    config: &crate::config::PipelineConfig,
+    q: &crate::sql::QueryPlan,
+) -> Result<Option<Arc<crate::formats::Encoder>>, EngineError> {
+    let Some(sink) = config.sinks.get(&q.sink) else { return Ok(None) };
+    if sink.format == crate::config::Format::Json {
+        return Ok(None);
+    }
+    let names: Vec<&str> = q.output.iter().map(|c| c.name.as_str()).collect();
+    crate::formats::Encoder::for_sink(sink, &names)
+        .map(|e| Some(Arc::new(e)))
+        .map_err(|e| EngineError::Setup(format!("sink {}: {e}", q.sink)))
 }

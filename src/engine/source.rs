@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use super::EngineError;
 use crate::config::{ErrorPolicy, PipelineConfig, SourceKind};
-use crate::formats::JsonDecoder;
+use crate::formats::Decoder;
 use crate::pipeline::Pipeline;
 use crate::sql::{Exchange, METADATA_COLUMNS};
 
@@ -21,7 +22,7 @@ pub enum Reader {
 /// What a topic holds.
 pub enum TopicKind {
     Source {
-        decoder: JsonDecoder,
+        decoder: Decoder,
         /// Columns of the schema proper; metadata columns follow.
         schema_len: usize,
         /// Schema plus metadata columns.
@@ -51,7 +52,7 @@ pub struct TopicRuntime {
 
 impl TopicRuntime {
     /// The stream sources some query reads, in a stable order.
-    pub fn sources(pipeline: &Pipeline, partitions: impl Fn(&str) -> usize) -> Vec<TopicRuntime> {
+    pub fn sources(pipeline: &Pipeline, partitions: impl Fn(&str) -> usize) -> Result<Vec<TopicRuntime>, EngineError> {
         let config: &PipelineConfig = pipeline.config();
         let mut out = Vec::new();
         for (name, src) in &config.sources {
@@ -98,12 +99,14 @@ impl TopicRuntime {
                 })
                 .collect();
             names.dedup();
+            let decoder =
+                Decoder::for_source(src, &src.schema.schema, &needed).map_err(|e| EngineError::Setup(format!("source {name}: {e}")))?;
             out.push(TopicRuntime {
                 name: name.clone(),
                 topic: Arc::from(src.topic.as_str()),
                 partitions: partitions(&src.topic),
                 kind: TopicKind::Source {
-                    decoder: JsonDecoder::new(&src.schema.schema, &needed),
+                    decoder,
                     schema_len,
                     row_len: scan_schema.len(),
                     metadata,
@@ -115,7 +118,7 @@ impl TopicRuntime {
                 },
             });
         }
-        out
+        Ok(out)
     }
 }
 

@@ -11,9 +11,10 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::EngineError;
-use crate::formats::JsonDecoder;
+use crate::config::SourceConfig;
+use crate::formats::Decoder;
 use crate::sql::{ScanPlan, METADATA_COLUMNS};
-use crate::types::{encode_key_value, FxHashMap, Schema, Value};
+use crate::types::{encode_key_value, FxHashMap, Value};
 
 /// One table source.
 pub struct TableRuntime {
@@ -26,7 +27,7 @@ pub struct TableRuntime {
 /// A table's rows.
 struct TableData {
     name: String,
-    decoder: JsonDecoder,
+    decoder: Decoder,
     schema_len: usize,
     row_len: usize,
     metadata: [Option<usize>; 4],
@@ -42,11 +43,13 @@ impl TableRuntime {
     pub fn open(
         cfg: &ClientConfig,
         name: &str,
-        schema: &Schema,
+        source: &SourceConfig,
         scan: &ScanPlan,
         key_columns: Vec<usize>,
         partitions: usize,
     ) -> Result<TableRuntime, EngineError> {
+        let schema = &source.schema.schema;
+        let decoder = Decoder::for_source(source, schema, &scan.needed).map_err(|e| EngineError::Setup(format!("table {name}: {e}")))?;
         let consumer: BaseConsumer =
             cfg.create().map_err(|e| EngineError::kafka(format!("cannot create the consumer of table {name}"), e))?;
         let mut tpl = TopicPartitionList::new();
@@ -69,7 +72,7 @@ impl TableRuntime {
             consumer,
             data: TableData {
                 name: name.to_string(),
-                decoder: JsonDecoder::new(schema, &scan.needed),
+                decoder,
                 schema_len: schema.len(),
                 row_len: scan.schema.len(),
                 metadata,
@@ -150,10 +153,14 @@ impl TableData {
             return;
         };
         let mut row = vec![Value::Null; self.row_len];
-        if let Err(e) = self.decoder.decode(payload, &mut row[..self.schema_len]) {
-            self.rejected += 1;
-            tracing::debug!(table = %self.name, partition = m.partition(), offset = m.offset(), "skipped a table record that cannot be decoded: {e}");
-            return;
+        match self.decoder.decode(payload, &mut row[..self.schema_len]) {
+            Ok(true) => {}
+            Ok(false) => return, // a CSV header line
+            Err(e) => {
+                self.rejected += 1;
+                tracing::debug!(table = %self.name, partition = m.partition(), offset = m.offset(), "skipped a table record that cannot be decoded: {e}");
+                return;
+            }
         }
         let [ts, key, part, off] = self.metadata;
         if let Some(i) = ts {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::{DecodeError, DecodeErrorKind};
-use crate::time::{format_timestamp, parse_timestamp};
+use crate::time::{parse_timestamp, write_timestamp_bytes};
 use crate::types::{DataType, Schema, TimeUnit, Value};
 
 struct Column {
@@ -288,10 +288,8 @@ pub fn write_json_value(v: &Value, out: &mut Vec<u8>) {
 }
 
 fn write_timestamp(t: i64, out: &mut Vec<u8>) {
-    let mut s = String::with_capacity(26);
-    format_timestamp(t, &mut s);
     out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
+    write_timestamp_bytes(t, out);
     out.push(b'"');
 }
 

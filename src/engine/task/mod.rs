@@ -194,6 +194,11 @@ impl QueryTask {
         }
     }
 
+    /// Encodes output in the sink's format (see `Output::set_encoder`).
+    pub fn set_encoder(&mut self, encoder: Arc<crate::formats::Encoder>) {
+        self.output.set_encoder(encoder);
+    }
+
     pub fn is_stateful(&self) -> bool {
         matches!(self.body, Body::Operator { .. })
     }

@@ -1,11 +1,14 @@
-//! A query's output: result rows encoded as JSON objects and sent to the sink topic, keyed by
-//! the key columns (or the input record's key), counted per query.
+//! A query's output: result rows encoded in the sink's format (JSON unless set) and sent to
+//! the sink topic, keyed by the key columns as JSON (or the input record's key), counted per
+//! query.
 
 use prometheus::{Histogram, IntCounter};
 
 use super::super::emit::Emitter;
 use super::super::EngineError;
-use crate::formats::JsonEncoder;
+use std::sync::Arc;
+
+use crate::formats::{Encoder, JsonEncoder};
 use crate::kafka::producer::Outgoing;
 use crate::metrics::Metrics;
 use crate::sql::QueryPlan;
@@ -14,7 +17,7 @@ use crate::types::Value;
 /// Encodes and sends result rows.
 pub struct Output {
     topic: String,
-    encoder: JsonEncoder,
+    encoder: Arc<Encoder>,
     key_encoder: Option<JsonEncoder>,
     key_columns: Vec<usize>,
     produced: IntCounter,
@@ -28,12 +31,17 @@ impl Output {
         let key_names: Vec<&str> = plan.key_columns.iter().map(|&i| names[i]).collect();
         Output {
             topic: plan.sink_topic.clone(),
-            encoder: JsonEncoder::new(&names),
+            encoder: Arc::new(Encoder::Json(JsonEncoder::new(&names))),
             key_encoder: (!key_names.is_empty()).then(|| JsonEncoder::new(&key_names)),
             key_columns: plan.key_columns.clone(),
             produced: metrics.records_produced.with_label_values(&[&plan.name, &plan.sink_topic]),
             latency: metrics.end_to_end_latency.with_label_values(&[&plan.name, "event"]),
         }
+    }
+
+    /// Encodes rows with `encoder` (the sink's format) instead of JSON.
+    pub fn set_encoder(&mut self, encoder: Arc<Encoder>) {
+        self.encoder = encoder;
     }
 
     /// Sends one row; `input_key` is used when the query has no key columns.

@@ -114,10 +114,7 @@ fn run_over(broker: &Broker, events: &[(i64, u64, i64)], partitions: i32) -> (To
 #[test]
 fn eight_partitions_with_random_keys_equal_one_partition_and_the_batch_answer() {
     let n: u64 = std::env::var("EDDY_REPARTITION_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let broker = match Broker::real("(running on the mock broker instead)") {
-        Some(b) => b,
-        None => Broker::mock(),
-    };
+    let Some(broker) = Broker::real("eight_partitions_with_random_keys_equal_one_partition_and_the_batch_answer") else { return };
     let events = purchases(n, 2_000, 24, 41);
     let expected = batch(&events);
     let (eight, summary) = run_over(&broker, &events, 8);
@@ -128,39 +125,59 @@ fn eight_partitions_with_random_keys_equal_one_partition_and_the_batch_answer() 
     assert_eq!(one, eight, "1 partition equals 8");
 }
 
+/// `(event time, user)` records, all in `partition`.
+fn in_partition(events: &[(i64, u64, i64)], partition: i32) -> Vec<(Option<String>, String, Option<i32>)> {
+    let mut recs = records(events, 1);
+    recs.iter_mut().for_each(|r| r.2 = Some(partition));
+    recs
+}
+
+fn minutes(user: u64, range: std::ops::Range<i64>) -> Vec<(i64, u64, i64)> {
+    range.map(|i| (START + i * 60_000_000, user, 1)).collect()
+}
+
 #[test]
 fn a_lagging_upstream_partition_holds_windows_back_until_it_is_idle() {
-    let broker = Broker::mock();
+    // The mock cluster never hands stage 2 the transactional records of the repartition topic.
+    let Some(broker) = Broker::real("a_lagging_upstream_partition_holds_windows_back_until_it_is_idle") else { return };
     let topic = unique("purchases");
     broker.create_topic(&topic, 2);
-    // Partition 0 holds user u0 over 10 hours; partition 1 holds user u1 and stops after 2.
-    let fast: Vec<(i64, u64, i64)> = (0..600i64).map(|i| (START + i * 60_000_000, 0, 1)).collect();
-    let slow: Vec<(i64, u64, i64)> = (0..120i64).map(|i| (START + i * 60_000_000, 1, 1)).collect();
-    let mut recs = records(&fast, 1);
-    recs.iter_mut().for_each(|r| r.2 = Some(0));
-    let mut slow_recs = records(&slow, 1);
-    slow_recs.iter_mut().for_each(|r| r.2 = Some(1));
-    recs.extend(slow_recs);
-    produce(&broker.bootstrap, &topic, recs);
+    // Partition 0 holds user u0 over 10 hours; partition 1 holds user u1 and stops at 2 hours,
+    // so its watermark stays at START + 1h while partition 0's reaches START + 9h.
+    let fast = minutes(0, 0..601);
+    let slow = minutes(1, 0..121);
+    produce(&broker.bootstrap, &topic, in_partition(&fast, 0).into_iter().chain(in_partition(&slow, 1)));
     let out = unique("per-user");
-    let text = pipeline(&unique("wm-app"), &broker.bootstrap, &topic, &out, &temp_dir("wm"), "    idle_timeout: 8s");
+    let text = pipeline(&unique("wm-app"), &broker.bootstrap, &topic, &out, &temp_dir("wm"), "    idle_timeout: 15s");
     let run = Running::start(broker.plan(&text, 2), "a", false, false);
     let started = Instant::now();
-    // The slow partition's watermark is 2h − 1h = START + 1h: only windows ending by then close.
     let closed_by = |limit: i64, all: &Totals| all.keys().filter(|(_, ws)| eddy::time::parse_timestamp(ws).unwrap() + HOUR <= limit).count();
-    let expected_early = closed_by(START + HOUR, &batch(&fast)) + closed_by(START + HOUR, &batch(&slow));
-    wait_for("the windows the slow partition allows", Duration::from_secs(30), || count(&broker.bootstrap, &out) >= expected_early);
+    let early_windows = closed_by(START + HOUR, &batch(&fast)) + closed_by(START + HOUR, &batch(&slow));
+    assert_eq!(early_windows, 2);
+    wait_for("the windows the slow partition allows", Duration::from_secs(60), || count(&broker.bootstrap, &out) >= early_windows);
     let early = output(&read(&broker.bootstrap, &out));
-    assert!(started.elapsed() < Duration::from_secs(8), "checked before the idle timeout");
+    let checked = started.elapsed();
+    assert!(checked < Duration::from_secs(15), "checked before the slow partition can be idle ({checked:?})");
     let latest_end = early.keys().map(|(_, ws)| eddy::time::parse_timestamp(ws).unwrap() + HOUR).max().unwrap();
-    assert!(latest_end <= START + HOUR, "no window closed past the slow partition's watermark");
-    // After 8s without records, the slow partition is idle: the fast one's watermark rules
-    // (START + 10h − 1h), and the slow user's windows all close too.
-    let expected_late = closed_by(START + 9 * HOUR, &batch(&fast)) + batch(&slow).len();
-    wait_for("the idle partition to stop holding the watermark", Duration::from_secs(60), || count(&broker.bootstrap, &out) >= expected_late);
+    assert_eq!(latest_end, START + HOUR, "no window closed past the slow partition's watermark");
+    // Partition 0 keeps flowing; 15 s after its last record partition 1 is idle, the fast
+    // watermark rules, and every window of the slow user closes, along with the fast ones.
+    let mut next = 601;
+    let slow_windows = batch(&slow);
+    wait_for("the idle partition to stop holding the watermark back", Duration::from_secs(90), || {
+        produce(&broker.bootstrap, &topic, in_partition(&minutes(0, next..next + 1), 0));
+        next += 1;
+        let now = output(&read(&broker.bootstrap, &out));
+        slow_windows.keys().all(|k| now.contains_key(k))
+    });
     run.stop();
+    let fast_all = batch(&minutes(0, 0..next));
     let all = output(&read(&broker.bootstrap, &out));
-    assert_eq!(all.len(), expected_late);
+    for (k, v) in &all {
+        let expected = if k.0 == "u1" { slow_windows.get(k) } else { fast_all.get(k) };
+        assert_eq!(Some(v), expected, "window {k:?}");
+    }
+    assert!(closed_by(START + 9 * HOUR, &all) >= closed_by(START + 9 * HOUR, &fast_all) + slow_windows.len());
 }
 
 #[test]
@@ -174,7 +191,9 @@ fn killed_with_a_repartition_stage_the_output_equals_an_uninterrupted_run() {
     let out = unique("crash-per-user");
     let state = temp_dir("rp-crash");
     let app = unique("rp-crash-app");
-    let file = write_pipeline(&pipeline(&app, &broker.bootstrap, &topic, &out, &state, "").replace("  properties:", "  static_membership: true\n  properties:"));
+    let file = write_pipeline(
+        &pipeline(&app, &broker.bootstrap, &topic, &out, &state, "").replace("  properties:", "  static_membership: true\n  properties:"),
+    );
     let file = file.to_str().unwrap();
     let log = temp_dir("rp-crash-log").join("eddy.log");
     let mut rng = Rng::new(9);

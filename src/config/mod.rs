@@ -6,7 +6,6 @@ mod diagnostic;
 mod format;
 mod locate;
 mod schema;
-pub mod security;
 mod types;
 
 use std::collections::BTreeMap;
@@ -18,7 +17,6 @@ pub use diagnostic::Diagnostic;
 pub use format::{AvroOptions, CsvOptions};
 pub use locate::{locate, PathSeg};
 pub use schema::SchemaConfig;
-pub use security::{Secret, SecurityConfig};
 pub use types::{ConfigDuration, ErrorPolicy, EventTimeConfig, Format, OutputMode, ProcessingGuarantee, SourceKind, StartFrom};
 
 /// A whole pipeline file.

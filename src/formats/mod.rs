@@ -16,7 +16,7 @@ use crate::types::{Schema, Value};
 /// A source's decoder, chosen by its `format:`.
 pub enum Decoder {
     Json(JsonDecoder),
-    Csv(CsvDecoder),
+    Csv(Box<CsvDecoder>),
 }
 
 impl Decoder {
@@ -25,7 +25,7 @@ impl Decoder {
     pub fn for_source(source: &SourceConfig, schema: &Schema, needed: &[bool]) -> Result<Decoder, String> {
         Ok(match source.format {
             Format::Json => Decoder::Json(JsonDecoder::new(schema, needed)),
-            Format::Csv => Decoder::Csv(CsvDecoder::new(schema, needed, &source.csv.clone().unwrap_or_default())?),
+            Format::Csv => Decoder::Csv(Box::new(CsvDecoder::new(schema, needed, &source.csv.clone().unwrap_or_default())?)),
             Format::Avro => return Err("avro is not supported yet".into()),
         })
     }

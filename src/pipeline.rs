@@ -21,6 +21,10 @@ impl Pipeline {
     /// Every query's plan, as `eddy explain` prints it.
     pub fn explain(&self) -> String {
         let mut out = String::new();
+        if let Some(security) = &self.config().kafka.security {
+            // Where secrets come from, never their values (Secret prints as ***).
+            out.push_str(&format!("kafka security: {security}\n\n"));
+        }
         for q in &self.queries {
             out.push_str(&q.explain(&self.config().app));
             out.push('\n');

@@ -6,6 +6,7 @@ mod diagnostic;
 mod format;
 mod locate;
 mod schema;
+pub mod security;
 mod types;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ pub use diagnostic::Diagnostic;
 pub use format::{AvroOptions, CsvOptions};
 pub use locate::{locate, PathSeg};
 pub use schema::SchemaConfig;
+pub use security::{Secret, SecurityConfig};
 pub use types::{ConfigDuration, ErrorPolicy, EventTimeConfig, Format, OutputMode, ProcessingGuarantee, SourceKind, StartFrom};
 
 /// A whole pipeline file.
@@ -78,6 +80,10 @@ pub struct KafkaConfig {
     /// Default false.
     #[serde(default)]
     pub static_membership: bool,
+    /// TLS and SASL (`protocol`, `sasl`, `tls`); secrets come from files or environment
+    /// variables. Default: plaintext, no authentication.
+    #[serde(default)]
+    pub security: Option<SecurityConfig>,
 }
 
 fn default_transaction_timeout() -> ConfigDuration {
@@ -268,8 +274,13 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
     if let Some(listen) = env(ENV_HTTP_LISTEN) {
         config.http.listen = listen;
     }
-    let loaded = LoadedConfig { path: path.to_path_buf(), text: text.to_string(), config };
+    let mut loaded = LoadedConfig { path: path.to_path_buf(), text: text.to_string(), config };
     check(&loaded).map_err(Box::new)?;
+    if let Some(sec) = &mut loaded.config.kafka.security {
+        if let Err((at, message)) = security::resolve(sec, &env) {
+            return Err(Box::new(loaded.diagnostic_at(&at, message)));
+        }
+    }
     Ok(loaded)
 }
 
@@ -309,12 +320,15 @@ fn check(loaded: &LoadedConfig) -> Result<(), Diagnostic> {
         ));
     }
     for key in c.kafka.properties.keys() {
-        if let Some((_, why)) = OWNED_PROPERTIES.iter().find(|(k, _)| k == key) {
+        if let Some((_, why)) = OWNED_PROPERTIES.iter().chain(security::OWNED_PROPERTIES).find(|(k, _)| k == key) {
             return Err(at(
                 &[PathSeg::key("kafka"), PathSeg::key("properties"), PathSeg::key(key)],
                 format!("kafka.properties may not set \"{key}\": {why}"),
             ));
         }
+    }
+    if let Some(sec) = &c.kafka.security {
+        security::check(sec).map_err(|(path, message)| at(&path, message))?;
     }
     if c.commit_interval.micros() <= 0 {
         return Err(at(&[PathSeg::key("commit_interval")], "commit_interval must be greater than zero, e.g. \"100ms\"".into()));

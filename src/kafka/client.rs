@@ -3,6 +3,7 @@
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 
+use crate::config::security::librdkafka_settings;
 use crate::config::{PipelineConfig, StartFrom};
 
 fn base(c: &PipelineConfig, client_id: &str) -> ClientConfig {
@@ -11,6 +12,12 @@ fn base(c: &PipelineConfig, client_id: &str) -> ClientConfig {
     cfg.set("client.id", client_id);
     for (k, v) in &c.kafka.properties {
         cfg.set(k, v);
+    }
+    if let Some(security) = &c.kafka.security {
+        // Secrets were read at load time; only librdkafka sees their values.
+        for (k, v) in librdkafka_settings(security) {
+            cfg.set(k, v.expose());
+        }
     }
     cfg.set_log_level(RDKafkaLogLevel::Warning);
     cfg
@@ -88,4 +95,29 @@ pub fn transactional_id(app: &str, instance: &str) -> String {
 /// The admin client.
 pub fn admin(c: &PipelineConfig) -> ClientConfig {
     base(c, &format!("{}-admin", c.app))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use rdkafka::producer::BaseProducer;
+
+    use super::*;
+
+    const SECURE: &str = "app: s\nkafka:\n  bootstrap_servers: 127.0.0.1:1\n  security:\n    protocol: SASL_SSL\n    sasl: { mechanism: SCRAM-SHA-512, username: eddy, password_env: PW }\nsources:\n  e: { topic: e, schema: { a: string } }\nsinks:\n  o: { topic: o, output_mode: update }\nqueries:\n  - { name: q, sink: o, sql: \"SELECT a, count(*) AS n FROM e GROUP BY a\" }\n";
+
+    #[test]
+    fn every_client_gets_the_security_settings_and_librdkafka_accepts_them() {
+        let c = crate::config::parse(Path::new("p.yaml"), SECURE, |n| (n == "PW").then(|| "pw-value".to_string())).unwrap().config;
+        for cfg in [group_consumer(&c, "i", true, StartFrom::Earliest), plain_consumer(&c, "r"), producer(&c, "i", true), admin(&c)] {
+            assert_eq!(cfg.get("security.protocol"), Some("SASL_SSL"));
+            assert_eq!(cfg.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
+            assert_eq!(cfg.get("sasl.username"), Some("eddy"));
+            assert_eq!(cfg.get("sasl.password"), Some("pw-value"));
+        }
+        // Fails when librdkafka is built without OpenSSL (the rdkafka crate's `ssl` feature).
+        let created = producer(&c, "i", false).create::<BaseProducer>();
+        assert!(created.is_ok(), "librdkafka refused SASL_SSL/SCRAM: {:?}", created.err());
+    }
 }

@@ -14,7 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::emit::{Emitter, RecordRef, Txn};
 use super::internal::{decode_row, Marker, H_MARKER, H_ORIGINAL_KEY, H_ORIGINAL_POSITION, H_ORIGINAL_VALUE};
 use super::prepare::PrepareTask;
-use super::progress::ProgressTracker;
+use super::progress::{Phases, ProgressTracker};
 use super::restore::Restorer;
 use super::source::{InputPartition, Reader, TopicKind, TopicRuntime};
 use super::table::TableRuntime;
@@ -82,7 +82,7 @@ pub struct Engine {
     /// A failure inside a rebalance callback, reported by the main loop.
     pub fatal: Option<EngineError>,
     pub summary: RunSummary,
-    progress: ProgressTracker,
+    pub(super) progress: ProgressTracker,
     row: Vec<Value>,
     /// Commit cycles that had something to commit.
     cycles: u64,
@@ -466,6 +466,7 @@ impl Engine {
             let mut ctx = Ctx { em: Emitter { producer, txn }, now: *clock, tables };
             emit_cycle_end(queries, &mut ctx, &mut pending)
         };
+        let produce_time = started.elapsed();
         if let Err(e) = result {
             return Err(self.failure(e));
         }
@@ -540,7 +541,7 @@ impl Engine {
         self.metrics.transaction_duration.observe(commit_time.as_secs_f64());
         self.summary.commits += 1;
         self.summary.records_out += self.txn.output;
-        self.publish(process_time, commit_time);
+        self.publish(Phases { cycle: process_time, produce: produce_time, commit: commit_time });
         self.purge_repartition_topics();
         self.txn = Txn::default();
         self.start_cycle();
@@ -550,6 +551,7 @@ impl Engine {
     fn start_cycle(&mut self) {
         self.cycle_start = Instant::now();
         self.cycle_records = 0;
+        self.progress.poll = Duration::ZERO;
     }
 
     /// Deletes repartition records every owner has committed past (DeleteRecords), so
@@ -616,15 +618,19 @@ impl Engine {
                 input.at_end = false;
             }
             input.next_offset = input.committed;
+            // Records of the aborted cycle are read again; count them once, when committed.
+            input.consumed = 0;
         }
         self.start_cycle();
         Ok(())
     }
 
     /// Metrics and /progress after a commit.
-    fn publish(&mut self, process_time: Duration, commit_time: Duration) {
-        let now_s = super::emit::now_millis() as f64 / 1000.0;
-        for t in self.queries.iter().flat_map(|q| q.tasks.iter().flatten()) {
+    fn publish(&mut self, phases: Phases) {
+        let now_ms = super::emit::now_millis();
+        let now_s = now_ms as f64 / 1000.0;
+        for t in self.queries.iter_mut().flat_map(|q| q.tasks.iter_mut().flatten()) {
+            t.observe_latencies(now_ms);
             let p = t.partition.to_string();
             let wm = t.watermark();
             if wm != crate::time::NO_WATERMARK && wm != i64::MAX {
@@ -642,9 +648,8 @@ impl Engine {
                 self.metrics.records_consumed.with_label_values(&[&*self.topics[*ti].topic, p.to_string().as_str()]).inc_by(input.consumed);
             }
         }
-        let progress = self.progress.record(&mut self.queries, &self.inputs, &self.topics, process_time, commit_time);
-        if let Ok(mut slot) = self.status.progress.lock() {
-            *slot = progress;
+        if let Ok(mut progress) = self.status.progress.lock() {
+            self.progress.record(&mut self.queries, &self.inputs, &self.topics, phases, &mut progress);
         }
         for input in self.inputs.values_mut() {
             input.consumed = 0;

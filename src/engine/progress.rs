@@ -1,4 +1,6 @@
-//! Builds `/progress` after each commit, modelled on Spark's `StreamingQueryProgress`.
+//! Builds `/progress` after each commit, modelled on Spark's `StreamingQueryProgress`
+//! (schema: docs/progress.schema.json). Reads the engine's runtimes; writes nothing back but
+//! the per-cycle task counters it consumes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,112 +11,155 @@ use super::source::{InputPartition, TopicRuntime};
 use crate::metrics::progress::{Progress, QueryProgress, SinkProgress, SourceProgress, StateOperatorProgress};
 use crate::time::{format_timestamp, NO_WATERMARK};
 
+/// How long each phase of a commit cycle took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    /// The whole cycle before the commit began (polling included).
+    pub cycle: Duration,
+    /// Closing the cycle: update/complete output, markers and changelog records handed to the producer.
+    pub produce: Duration,
+    /// From the start of the commit to its end (produce included).
+    pub commit: Duration,
+}
+
 /// Remembers what the previous commit reported.
 pub struct ProgressTracker {
     app: String,
     run_id: String,
     batch_id: u64,
     last: Instant,
-    last_offsets: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Time spent waiting in `poll` during the current cycle (the main loop adds to it; a new
+    /// cycle resets it).
+    pub poll: Duration,
+    /// Per query: topic → partition → committed offset at the previous report.
+    last_offsets: BTreeMap<String, BTreeMap<String, BTreeMap<String, i64>>>,
 }
 
 impl ProgressTracker {
     pub fn new(app: &str) -> ProgressTracker {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let pid = std::process::id();
         ProgressTracker {
             app: app.to_string(),
-            run_id: format!("{:016x}-{:08x}", nanos as u64, std::process::id()),
+            // UUID-shaped like Spark's runId; unique per start (time and process id).
+            run_id: format!(
+                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                (nanos >> 32) as u32,
+                (nanos >> 16) as u16,
+                (nanos as u16) & 0xfff,
+                pid & 0xfff,
+                ((u64::from(pid) << 20) ^ nanos as u64) & 0xffff_ffff_ffff
+            ),
             batch_id: 0,
             last: Instant::now(),
+            poll: Duration::ZERO,
             last_offsets: BTreeMap::new(),
         }
     }
 
+    /// Builds every query's report for the commit that just ended and adds it to `progress`.
     pub fn record(
         &mut self,
         queries: &mut [QueryRuntime],
         inputs: &BTreeMap<(usize, i32), InputPartition>,
         topics: &[TopicRuntime],
-        process_time: Duration,
-        commit_time: Duration,
-    ) -> Progress {
-        let elapsed = self.last.elapsed().as_secs_f64().max(1e-6);
+        phases: Phases,
+        progress: &mut Progress,
+    ) {
+        let elapsed = self.last.elapsed();
+        let since_last = elapsed.as_secs_f64().max(1e-6);
         self.last = Instant::now();
         self.batch_id += 1;
+        let poll = std::mem::take(&mut self.poll).min(phases.cycle);
+        let process = phases.cycle - poll;
+        let busy = (process + phases.commit).as_secs_f64().max(1e-6);
         let mut now = String::new();
         format_timestamp(now_millis() * 1000, &mut now);
-        let mut progress = Progress::default();
+        let mut duration_ms = BTreeMap::new();
+        duration_ms.insert("poll".to_string(), poll.as_millis() as u64);
+        duration_ms.insert("process".to_string(), process.as_millis() as u64);
+        duration_ms.insert("produce".to_string(), phases.produce.as_millis() as u64);
+        duration_ms.insert("commit".to_string(), phases.commit.saturating_sub(phases.produce).as_millis() as u64);
+        duration_ms.insert("triggerExecution".to_string(), (phases.cycle + phases.commit).as_millis() as u64);
         for q in queries.iter_mut() {
             let plan = q.plan.clone();
-            let (mut input, mut output, mut late, mut updated, mut entries, mut bytes) = (0, 0, 0, 0, 0, 0);
+            let (mut output, mut late, mut updated, mut entries, mut bytes, mut tasks) = (0, 0, 0, 0, 0, 0);
             let mut watermark = i64::MAX;
-            let operator = plan.operator_name();
             for t in q.tasks.iter_mut().flatten() {
-                input += t.stats.input;
                 output += t.stats.output;
                 late += t.stats.late;
                 updated += t.stats.updated;
                 entries += t.state_entries() as u64;
                 bytes += t.state_bytes() as u64;
+                tasks += 1;
                 watermark = watermark.min(t.watermark());
                 t.stats = Default::default();
             }
-            let mut end_offset = BTreeMap::new();
-            for ((ti, p), i) in inputs {
-                if q.source_topic.contains(ti) {
+            let previous = self.last_offsets.remove(&plan.name).unwrap_or_default();
+            let mut ends = BTreeMap::new();
+            let mut sources = Vec::new();
+            let mut seen = Vec::new();
+            for &ti in &q.source_topic {
+                if seen.contains(&ti) {
+                    continue;
+                }
+                seen.push(ti);
+                let topic = topics[ti].topic.to_string();
+                let (mut rows, mut end) = (0, BTreeMap::new());
+                for ((_, p), i) in inputs.range((ti, i32::MIN)..=(ti, i32::MAX)) {
+                    rows += i.consumed;
                     if let Some(o) = i.committed {
-                        end_offset.insert(format!("{}/{p}", topics[*ti].topic), o);
+                        end.insert(p.to_string(), o);
                     }
                 }
+                let start: BTreeMap<String, i64> = previous
+                    .get(&topic)
+                    .map(|prev| prev.iter().filter(|(p, _)| end.contains_key(*p)).map(|(p, o)| (p.clone(), *o)).collect())
+                    .unwrap_or_default();
+                ends.insert(topic.clone(), end.clone());
+                sources.push(SourceProgress {
+                    description: format!("KafkaV2[Subscribe[{topic}]]"),
+                    start_offset: BTreeMap::from([(topic.clone(), start)]),
+                    end_offset: BTreeMap::from([(topic, end)]),
+                    num_input_rows: rows,
+                    input_rows_per_second: rows as f64 / since_last,
+                    processed_rows_per_second: rows as f64 / busy,
+                });
             }
-            let start_offset = self.last_offsets.insert(plan.name.clone(), end_offset.clone()).unwrap_or_default();
+            self.last_offsets.insert(plan.name.clone(), ends);
+            let input: u64 = sources.iter().map(|s| s.num_input_rows).sum();
             let mut event_time = BTreeMap::new();
             if watermark != i64::MAX && watermark != NO_WATERMARK {
                 event_time.insert("watermark".to_string(), watermark_text(watermark));
             }
-            let mut duration_ms = BTreeMap::new();
-            duration_ms.insert("process".to_string(), process_time.as_millis() as u64);
-            duration_ms.insert("commit".to_string(), commit_time.as_millis() as u64);
-            duration_ms.insert("triggerExecution".to_string(), (process_time + commit_time).as_millis() as u64);
-            let processing = (process_time + commit_time).as_secs_f64().max(1e-6);
-            let state_operators = if !plan.is_stateful() {
-                Vec::new()
-            } else {
+            let state_operators = if plan.is_stateful() {
                 vec![StateOperatorProgress {
-                    operator_name: operator.to_string(),
+                    operator_name: plan.operator_name().to_string(),
                     num_rows_total: entries,
                     num_rows_updated: updated,
                     num_rows_dropped_by_watermark: late,
                     memory_used_bytes: bytes,
+                    num_state_store_instances: tasks,
                 }]
+            } else {
+                Vec::new()
             };
-            progress.queries.insert(
-                plan.name.clone(),
-                QueryProgress {
-                    id: format!("{}/{}", self.app, plan.name),
-                    run_id: self.run_id.clone(),
-                    name: plan.name.clone(),
-                    batch_id: self.batch_id,
-                    timestamp: now.clone(),
-                    num_input_rows: input,
-                    input_rows_per_second: input as f64 / elapsed,
-                    processed_rows_per_second: input as f64 / processing,
-                    duration_ms,
-                    event_time,
-                    state_operators,
-                    sources: vec![SourceProgress {
-                        description: format!(
-                            "KafkaV2[Subscribe[{}]]",
-                            plan.inputs.iter().map(|i| i.scan.topic.as_str()).collect::<Vec<_>>().join(",")
-                        ),
-                        start_offset,
-                        end_offset,
-                        num_input_rows: input,
-                    }],
-                    sink: SinkProgress { description: format!("KafkaSink[{}]", plan.sink_topic), num_output_rows: output },
-                },
-            );
+            progress.update(QueryProgress {
+                id: format!("{}/{}", self.app, plan.name),
+                run_id: self.run_id.clone(),
+                name: plan.name.clone(),
+                timestamp: now.clone(),
+                batch_id: self.batch_id,
+                batch_duration: elapsed.as_millis() as u64,
+                num_input_rows: input,
+                input_rows_per_second: input as f64 / since_last,
+                processed_rows_per_second: input as f64 / busy,
+                duration_ms: duration_ms.clone(),
+                event_time,
+                state_operators,
+                sources,
+                sink: SinkProgress { description: format!("KafkaSink[{}]", plan.sink_topic), num_output_rows: output },
+            });
         }
-        progress
     }
 }

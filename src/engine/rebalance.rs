@@ -159,6 +159,7 @@ impl Engine {
         for e in tpl.elements() {
             let Some(ti) = self.topic_index(e.topic()) else { continue };
             if self.inputs.remove(&(ti, e.partition())).is_some() {
+                let _ = self.metrics.consumer_lag.remove_label_values(&[e.topic(), &e.partition().to_string()]);
                 removed.insert((ti, e.partition()));
             }
         }

@@ -334,8 +334,15 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
             e.time_to_commit().clamp(Duration::from_millis(1), Duration::from_millis(100))
         };
         for i in 0..BATCH {
-            let Some(polled) = consumer.poll(if i == 0 { wait } else { Duration::ZERO }) else { break };
+            let polling = std::time::Instant::now();
+            let polled = consumer.poll(if i == 0 { wait } else { Duration::ZERO });
+            let waited = polling.elapsed();
+            let Some(polled) = polled else {
+                handle.lock().progress.poll += waited;
+                break;
+            };
             let mut e = handle.lock();
+            e.progress.poll += waited;
             if let Some(f) = e.fatal.take() {
                 return Err(f);
             }

@@ -9,7 +9,7 @@ pub mod server;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use prometheus::{GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub use names::*;
 
@@ -32,6 +32,8 @@ pub struct Metrics {
     pub rebalances: IntCounterVec,
     pub end_to_end_latency: HistogramVec,
     pub assigned_partitions: IntGaugeVec,
+    /// 1 when /readyz answers 200; refreshed at every scrape.
+    pub ready: IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -76,12 +78,14 @@ impl Metrics {
         let end_to_end_latency = HistogramVec::new(
             HistogramOpts::new(
                 END_TO_END_LATENCY,
-                "Commit time minus the event time (clock=event) or the Kafka timestamp (clock=kafka) of emitted rows.",
+                "Commit time minus the event time of emitted rows (clock=event; a window's end for windowed results) or minus the Kafka timestamp of input records (clock=kafka).",
             )
             .buckets(latency_buckets()),
             &["query", "clock"],
         )?;
         r.register(Box::new(end_to_end_latency.clone()))?;
+        let ready = IntGauge::new(READY, "1 when the instance has joined its group and restored every assigned task (/readyz), else 0.")?;
+        r.register(Box::new(ready.clone()))?;
         Ok(Metrics {
             records_consumed: counter(&r, RECORDS_CONSUMED, "Records read from source topics.", &["topic", "partition"])?,
             records_produced: counter(
@@ -124,6 +128,7 @@ impl Metrics {
             )?,
             end_to_end_latency,
             assigned_partitions: int_gauge(&r, ASSIGNED_PARTITIONS, "Source partitions assigned to this instance.", &["topic"])?,
+            ready,
             registry: r,
         })
     }
@@ -146,7 +151,7 @@ pub struct Status {
     restoring: AtomicUsize,
     /// Set when the engine stops for good.
     stopped: AtomicBool,
-    /// Per-query progress (Spark's lastProgress), replaced at every commit.
+    /// Per-query progress (Spark's lastProgress and recentProgress), updated at every commit.
     pub progress: Mutex<progress::Progress>,
 }
 

@@ -16,3 +16,4 @@ pub const RESTORE_DURATION: &str = "eddy_restore_duration_seconds";
 pub const REBALANCES: &str = "eddy_rebalances_total";
 pub const END_TO_END_LATENCY: &str = "eddy_end_to_end_latency_seconds";
 pub const ASSIGNED_PARTITIONS: &str = "eddy_assigned_partitions";
+pub const READY: &str = "eddy_ready";

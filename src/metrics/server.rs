@@ -70,7 +70,10 @@ async fn handle(mut stream: TcpStream, metrics: Arc<Metrics>, status: Arc<Status
 
 fn route(path: &str, metrics: &Metrics, status: &Status) -> (u16, &'static str, String) {
     match path {
-        "/metrics" => (200, "text/plain; version=0.0.4; charset=utf-8", metrics.render()),
+        "/metrics" => {
+            metrics.ready.set(i64::from(status.is_ready()));
+            (200, "text/plain; version=0.0.4; charset=utf-8", metrics.render())
+        }
         "/healthz" => {
             if status.is_stopped() {
                 (503, "text/plain", "stopped\n".into())

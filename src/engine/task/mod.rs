@@ -15,7 +15,7 @@ pub use clock::SideSpec;
 
 use self::clock::TaskClock;
 use self::output::Output;
-use super::emit::{now_millis, watermark_text, Emitter, RecordRef, H_WATERMARK};
+use super::emit::{watermark_text, Emitter, RecordRef, H_WATERMARK};
 use super::table::TableRuntime;
 use super::EngineError;
 use crate::config::OutputMode;
@@ -219,6 +219,11 @@ impl QueryTask {
         }
     }
 
+    /// The cycle committed at `now_ms`: observe the end-to-end latencies of its rows.
+    pub fn observe_latencies(&mut self, now_ms: i64) {
+        self.output.observe_latencies(now_ms);
+    }
+
     pub fn state_bytes(&self) -> usize {
         match &self.body {
             Body::Operator { op, .. } => op.state_bytes(),
@@ -233,6 +238,7 @@ impl QueryTask {
             return Ok(());
         }
         self.stats.input += 1;
+        self.output.read_at(rec.timestamp);
         let event_time = match eval.event_time {
             Some(EventTimeColumn::Column(c)) => match row.get(c) {
                 Some(Value::Timestamp(t)) => Some(*t),
@@ -247,7 +253,7 @@ impl QueryTask {
                 self.output.send(&out, rec.key, &mut ctx.em)?;
                 self.stats.output += 1;
                 if let Some(t) = event_time {
-                    self.output.latency.observe(((now_millis() * 1000 - t) as f64 / 1e6).max(0.0));
+                    self.output.emitted_at(t);
                 }
                 Ok(())
             }
@@ -309,6 +315,7 @@ impl QueryTask {
         let Some(Value::Timestamp(ts)) = row.first() else { return Ok(()) };
         let ts = *ts;
         self.stats.input += 1;
+        self.output.read_at(original.and_then(|r| r.timestamp));
         self.input_row = row;
         self.process(side, ts, original, ctx)
     }
@@ -386,7 +393,6 @@ impl QueryTask {
             return Ok(());
         }
         let Body::Operator { post, .. } = &self.body else { return Ok(()) };
-        let now_us = now_millis() * 1000;
         let mut outputs: Vec<Vec<Value>> = Vec::with_capacity(rows.len());
         for row in rows.drain(..) {
             match post {
@@ -395,7 +401,7 @@ impl QueryTask {
                         continue;
                     }
                     if let Some(Value::Window { end, .. }) = window_index.and_then(|i| row.get(i)) {
-                        self.output.latency.observe(((now_us - end) as f64 / 1e6).max(0.0));
+                        self.output.emitted_at(*end);
                     }
                     outputs.push(projection.iter().map(|e| e.eval(&row)).collect());
                 }
@@ -446,5 +452,6 @@ impl QueryTask {
         self.clock = TaskClock::new(&self.specs, Instant::now());
         self.fired = crate::time::NO_WATERMARK;
         self.stats = CycleStats::default();
+        self.output.forget_latencies();
     }
 }

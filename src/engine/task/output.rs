@@ -21,8 +21,14 @@ pub struct Output {
     key_encoder: Option<JsonEncoder>,
     key_columns: Vec<usize>,
     produced: IntCounter,
-    /// Emit time minus window end (or event time).
-    pub latency: Histogram,
+    /// Commit time minus the event time of emitted rows (a window's end for windowed results).
+    latency_event: Histogram,
+    /// Commit time minus the Kafka timestamp of input records.
+    latency_kafka: Histogram,
+    /// Event times (microseconds) of rows emitted in the open cycle.
+    pending_event: Vec<i64>,
+    /// Kafka timestamps (milliseconds) of records read in the open cycle.
+    pending_kafka: Vec<i64>,
 }
 
 impl Output {
@@ -35,8 +41,44 @@ impl Output {
             key_encoder: (!key_names.is_empty()).then(|| JsonEncoder::new(&key_names)),
             key_columns: plan.key_columns.clone(),
             produced: metrics.records_produced.with_label_values(&[&plan.name, &plan.sink_topic]),
-            latency: metrics.end_to_end_latency.with_label_values(&[&plan.name, "event"]),
+            latency_event: metrics.end_to_end_latency.with_label_values(&[&plan.name, "event"]),
+            latency_kafka: metrics.end_to_end_latency.with_label_values(&[&plan.name, "kafka"]),
+            pending_event: Vec::new(),
+            pending_kafka: Vec::new(),
         }
+    }
+
+    /// Notes the event time (microseconds) of an emitted row, observed when its cycle commits.
+    pub fn emitted_at(&mut self, event_time: i64) {
+        self.pending_event.push(event_time);
+    }
+
+    /// Notes the Kafka timestamp (milliseconds) of an input record.
+    pub fn read_at(&mut self, kafka_timestamp: Option<i64>) {
+        if let Some(ms) = kafka_timestamp {
+            self.pending_kafka.push(ms);
+        }
+    }
+
+    /// The cycle committed at `now_ms`: observe its end-to-end latencies (once per commit).
+    pub fn observe_latencies(&mut self, now_ms: i64) {
+        let now_us = now_ms.saturating_mul(1000);
+        let event = self.latency_event.local();
+        for t in self.pending_event.drain(..) {
+            event.observe((now_us.saturating_sub(t) as f64 / 1e6).max(0.0));
+        }
+        event.flush();
+        let kafka = self.latency_kafka.local();
+        for t in self.pending_kafka.drain(..) {
+            kafka.observe((now_ms.saturating_sub(t) as f64 / 1e3).max(0.0));
+        }
+        kafka.flush();
+    }
+
+    /// The cycle aborted: its rows were never committed.
+    pub fn forget_latencies(&mut self) {
+        self.pending_event.clear();
+        self.pending_kafka.clear();
     }
 
     /// Encodes rows with `encoder` (the sink's format) instead of JSON.

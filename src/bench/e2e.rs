@@ -20,7 +20,7 @@ use serde_yaml::Value as Yaml;
 use super::{open_source, query_name, usage, Report};
 
 /// Runs one pipeline end to end.
-pub fn run(path: &Path, data: &Path, bootstrap: &str, partitions: i32) -> anyhow::Result<Report> {
+pub fn run(path: &Path, data: &Path, bootstrap: &str, partitions: i32, properties: &[String]) -> anyhow::Result<Report> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut doc: Yaml = serde_yaml::from_str(&text)?;
     let tag = format!("{}-{}", std::process::id(), now_millis());
@@ -29,6 +29,10 @@ pub fn run(path: &Path, data: &Path, bootstrap: &str, partitions: i32) -> anyhow
     doc["kafka"]["bootstrap_servers"] = Yaml::from(bootstrap);
     doc["state"]["dir"] = Yaml::from(state.display().to_string());
     doc["http"]["listen"] = Yaml::from("127.0.0.1:0");
+    for p in properties {
+        let (k, v) = p.split_once('=').with_context(|| format!("--kafka-property {p}: expected KEY=VALUE"))?;
+        doc["kafka"]["properties"][k] = Yaml::from(v);
+    }
     let mut inputs = Vec::new();
     if let Some(sources) = doc["sources"].as_mapping_mut() {
         for (name, src) in sources.iter_mut() {
@@ -128,13 +132,23 @@ pub fn run(path: &Path, data: &Path, bootstrap: &str, partitions: i32) -> anyhow
     let exe = std::env::current_exe()?;
     let before = usage::children();
     let started = Instant::now();
-    let status = std::process::Command::new(exe)
+    let mut child = std::process::Command::new(exe)
         .args(["--log", "warn", "run", "--stop-at-end", "--flush-at-end", "--instance-id"])
         .arg(format!("bench-{tag}"))
         .arg("-c")
         .arg(&pipeline)
-        .status()
+        .spawn()
         .context("cannot start eddy run")?;
+    // Peak RSS from the child's own VmHWM: getrusage's children maxrss also counts the
+    // moment between fork and exec, when the child still maps this (large) process.
+    let mut peak_kb = 0u64;
+    let status = loop {
+        peak_kb = peak_kb.max(usage::high_water_mark_kb(child.id()).unwrap_or(0));
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let wall = started.elapsed();
     let after = usage::children();
     done.store(true, Ordering::Relaxed);
@@ -153,7 +167,7 @@ pub fn run(path: &Path, data: &Path, bootstrap: &str, partitions: i32) -> anyhow
         output: lat.len() as u64,
         wall_s: wall.as_secs_f64(),
         cpu_s: (after.cpu - before.cpu).as_secs_f64(),
-        max_rss_mb: after.max_rss_bytes as f64 / 1e6,
+        max_rss_mb: peak_kb as f64 * 1024.0 / 1e6,
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
         load: usage::load_average(),

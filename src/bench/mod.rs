@@ -47,6 +47,9 @@ pub struct BenchArgs {
     /// End to end: partitions of each input topic.
     #[arg(long, default_value_t = 1)]
     pub partitions: i32,
+    /// End to end: extra librdkafka settings for eddy's clients (`kafka.properties`), KEY=VALUE.
+    #[arg(long = "kafka-property")]
+    pub kafka_properties: Vec<String>,
     /// Run one query in this process and print its result as JSON (used by the parent).
     #[arg(long, hide = true)]
     pub child: bool,
@@ -83,7 +86,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         let path = a.queries.first().context("no --query")?;
         let report = match a.mode {
             Mode::InEngine => in_engine(path, &a.data, a.commit_every)?,
-            Mode::E2e => e2e::run(path, &a.data, &a.bootstrap_servers, a.partitions)?,
+            Mode::E2e => e2e::run(path, &a.data, &a.bootstrap_servers, a.partitions, &a.kafka_properties)?,
         };
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
@@ -98,6 +101,9 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         cmd.arg("bench").arg("--child").arg("--query").arg(q).arg("--data").arg(&a.data);
         cmd.arg("--mode").arg(if a.mode == Mode::E2e { "e2e" } else { "in-engine" });
         cmd.arg("--commit-every").arg(a.commit_every.to_string());
+        for p in &a.kafka_properties {
+            cmd.arg("--kafka-property").arg(p);
+        }
         cmd.arg("--bootstrap-servers").arg(&a.bootstrap_servers).arg("--partitions").arg(a.partitions.to_string());
         let out = cmd.stderr(std::process::Stdio::inherit()).output().context("cannot run the benchmark child")?;
         let text = String::from_utf8_lossy(&out.stdout);

@@ -31,6 +31,13 @@ pub fn children() -> Usage {
     rusage(libc::RUSAGE_CHILDREN)
 }
 
+/// Peak resident set size of a running process (VmHWM), in KiB.
+pub fn high_water_mark_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The 1-minute load average, from /proc/loadavg.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")

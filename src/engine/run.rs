@@ -243,6 +243,13 @@ pub fn run(
         runtime.encoder = sink_encoder(config, q)?;
         queries.push(runtime);
     }
+    for t in &topics {
+        // Zero-valued series from the start, so rates and alerts see every source topic.
+        if let TopicKind::Source { dead_letter_topic, .. } = &t.kind {
+            let outcome = if dead_letter_topic.is_some() { "dead_lettered" } else { "skipped" };
+            metrics.dead_letter_records.with_label_values(&[&t.topic, outcome]);
+        }
+    }
     let topic_names: Vec<String> = topics.iter().map(|t| t.topic.to_string()).collect();
     let start = if config.sources.values().all(|s| s.start_from == StartFrom::Latest) { StartFrom::Latest } else { StartFrom::Earliest };
     let engine = Engine::new(EngineParts {

@@ -86,7 +86,7 @@ impl Metrics {
         r.register(Box::new(end_to_end_latency.clone()))?;
         let ready = IntGauge::new(READY, "1 when the instance has joined its group and restored every assigned task (/readyz), else 0.")?;
         r.register(Box::new(ready.clone()))?;
-        Ok(Metrics {
+        let m = Metrics {
             records_consumed: counter(&r, RECORDS_CONSUMED, "Records read from source topics.", &["topic", "partition"])?,
             records_produced: counter(
                 &r,
@@ -130,7 +130,15 @@ impl Metrics {
             assigned_partitions: int_gauge(&r, ASSIGNED_PARTITIONS, "Source partitions assigned to this instance.", &["topic"])?,
             ready,
             registry: r,
-        })
+        };
+        // Known label values start at zero, so rates and alerts see them before they happen.
+        for outcome in ["committed", "aborted"] {
+            m.transactions.with_label_values(&[outcome]);
+        }
+        for outcome in ["assigned", "revoked", "lost"] {
+            m.rebalances.with_label_values(&[outcome]);
+        }
+        Ok(m)
     }
 
     /// The Prometheus text exposition of every metric.

@@ -45,7 +45,7 @@ impl Restorer {
     pub fn restore(&self, task: &mut QueryTask, changelog: &str, writer: &StateWriter) -> Result<Restored, EngineError> {
         let Some(tree) = task.tree.clone() else { return Ok(Restored::default()) };
         // Earlier writes to this tree (a partition revoked and assigned again) land first.
-        writer.drain()?;
+        writer.drain_tree(&tree)?;
         let partition = task.partition;
         let (low, high) = self
             .consumer

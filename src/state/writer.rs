@@ -1,8 +1,9 @@
 //! One thread that performs every sled write, in the order they were queued. sled is a cache
 //! of the changelog, so it may lag behind Kafka; taking its writes off the engine thread
 //! lets processing and restores run at the speed of Kafka and the operators. Reading a tree
-//! back (after an abort, or to restore it) first waits for the queue to drain.
+//! back (after an abort, or to restore it) first waits until its queued writes are in sled.
 
+use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -21,7 +22,21 @@ enum Job {
 pub struct StateWriter {
     tx: Option<SyncSender<Job>>,
     failure: Arc<Mutex<Option<String>>>,
+    /// Queued jobs per tree name, so that restoring one tree need not wait for the others.
+    pending: Pending,
     handle: Option<JoinHandle<()>>,
+}
+
+type Pending = Arc<Mutex<HashMap<String, usize>>>;
+
+fn count(pending: &Pending, tree: &str, delta: isize) {
+    if let Ok(mut p) = pending.lock() {
+        let n = p.entry(tree.to_string()).or_insert(0);
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            p.remove(tree);
+        }
+    }
 }
 
 impl StateWriter {
@@ -29,9 +44,10 @@ impl StateWriter {
     pub fn start(capacity: usize) -> StateWriter {
         let (tx, rx) = mpsc::sync_channel::<Job>(capacity);
         let failure = Arc::new(Mutex::new(None));
-        let f = failure.clone();
-        let handle = std::thread::Builder::new().name("eddy-state-writer".into()).spawn(move || run(rx, f)).ok();
-        StateWriter { tx: Some(tx), failure, handle }
+        let pending = Pending::default();
+        let (f, p) = (failure.clone(), pending.clone());
+        let handle = std::thread::Builder::new().name("eddy-state-writer".into()).spawn(move || run(rx, f, p)).ok();
+        StateWriter { tx: Some(tx), failure, pending, handle }
     }
 
     fn failed(&self) -> Result<(), StateError> {
@@ -45,8 +61,20 @@ impl StateWriter {
     pub fn apply(&self, tree: &StateTree, changes: Changes, changelog_offset: Option<i64>) -> Result<(), StateError> {
         self.failed()?;
         let tx = self.tx.as_ref().ok_or_else(|| StateError::WriterFailed { tree: tree.name().to_string() })?;
-        tx.send(Job::Apply { tree: tree.clone(), changes, changelog_offset })
-            .map_err(|_| StateError::WriterFailed { tree: tree.name().to_string() })
+        count(&self.pending, tree.name(), 1);
+        tx.send(Job::Apply { tree: tree.clone(), changes, changelog_offset }).map_err(|_| {
+            count(&self.pending, tree.name(), -1);
+            StateError::WriterFailed { tree: tree.name().to_string() }
+        })
+    }
+
+    /// Waits until everything queued so far for `tree` is in sled (at once if nothing is).
+    pub fn drain_tree(&self, tree: &StateTree) -> Result<(), StateError> {
+        let queued = self.pending.lock().map_or(1, |p| p.get(tree.name()).copied().unwrap_or(0));
+        if queued == 0 {
+            return self.failed();
+        }
+        self.drain()
     }
 
     /// Waits until everything queued so far is in sled.
@@ -70,7 +98,7 @@ impl Drop for StateWriter {
     }
 }
 
-fn run(rx: Receiver<Job>, failure: Arc<Mutex<Option<String>>>) {
+fn run(rx: Receiver<Job>, failure: Arc<Mutex<Option<String>>>, pending: Pending) {
     for job in rx {
         match job {
             Job::Apply { tree, changes, changelog_offset } => {
@@ -80,6 +108,7 @@ fn run(rx: Receiver<Job>, failure: Arc<Mutex<Option<String>>>) {
                         f.get_or_insert_with(|| tree.name().to_string());
                     }
                 }
+                count(&pending, tree.name(), -1);
             }
             Job::Drained(ack) => {
                 let _ = ack.send(());
@@ -104,8 +133,11 @@ mod tests {
             w.apply(&tree, vec![(vec![1, 0], Some(vec![i]))], Some(i64::from(i))).unwrap();
         }
         w.apply(&tree, vec![(vec![1, 1], Some(vec![7])), (vec![1, 0], None)], Some(100)).unwrap();
-        w.drain().unwrap();
+        let other = store.tree("other").unwrap();
+        w.drain_tree(&other).unwrap();
+        w.drain_tree(&tree).unwrap();
         assert_eq!(tree.changelog_offset().unwrap(), Some(100));
+        assert_eq!(w.pending.lock().unwrap().len(), 0, "nothing left queued");
         let mut entries = Vec::new();
         tree.for_each(|k, v| {
             entries.push((k.to_vec(), v.to_vec()));

@@ -304,7 +304,7 @@ fn comparison_tolerates_only_double_rounding() {
     assert_eq!(differences(&spark, &[row(serde_json::json!({"k": "a", "x": 0.1}))], &key).len(), 1);
     assert_eq!(differences(&spark, &[], &key).len(), 1);
     let joined = row(serde_json::json!({"t": 21.0, "l": null, "id": 1}));
-    assert!(multiset_differences(&[joined.clone()], &[row(serde_json::json!({"t": 21, "l": null, "id": 1}))]).is_empty());
+    assert!(multiset_differences(std::slice::from_ref(&joined), &[row(serde_json::json!({"t": 21, "l": null, "id": 1}))]).is_empty());
     assert_eq!(multiset_differences(&[joined.clone(), joined.clone()], std::slice::from_ref(&joined)).len(), 1, "multiplicity counts");
     assert_eq!(multiset_differences(&[joined], &[row(serde_json::json!({"t": 21.5, "l": null, "id": 1}))]).len(), 2);
 }

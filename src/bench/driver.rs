@@ -5,7 +5,7 @@
 //! `engine::task::QueryTask` step by step (which needs a producer) on the same components.
 //! Depends on `formats`, `expr`, `operators` and `sql` plans only.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use crate::config::OutputMode;
 use crate::expr::Expr;
@@ -73,6 +73,46 @@ pub struct Driver {
     pub counts: Counts,
 }
 
+/// The operator of a query plan (none for stateless plans), built as the engine's tasks build it.
+pub fn build_operator(plan: &QueryPlan) -> anyhow::Result<Option<Box<dyn Operator>>> {
+    Ok(build(plan)?.0)
+}
+
+fn build(plan: &QueryPlan) -> anyhow::Result<(Option<Box<dyn Operator>>, Post)> {
+    Ok(match &plan.body {
+        PlanBody::Stateless { projection } => (None, Post::Stateless(projection.clone())),
+        PlanBody::TableJoin(_) => {
+            return Err(anyhow::anyhow!("the in-engine benchmark has no tables: stream-table joins are not supported"))
+        }
+        PlanBody::Aggregate(a) => {
+            let op: Box<dyn Operator> = match a.window {
+                Some(WindowKind::Session { gap }) => Box::new(SessionAggregate::new(gap, a.key_count(), &a.aggregates, plan.output_mode)),
+                Some(WindowKind::Fixed(w)) => Box::new(WindowAggregate::new(Some(w), a.key_count(), &a.aggregates, plan.output_mode)),
+                None => Box::new(WindowAggregate::new(None, a.key_count(), &a.aggregates, plan.output_mode)),
+            };
+            (Some(op), Post::Aggregate { having: a.having.clone(), projection: a.projection.clone() })
+        }
+        PlanBody::Join(j) => {
+            let kind = match j.kind {
+                JoinKind::Inner => JoinType::Inner,
+                JoinKind::LeftOuter => JoinType::LeftOuter,
+                JoinKind::RightOuter => JoinType::RightOuter,
+                JoinKind::FullOuter => JoinType::FullOuter,
+            };
+            let (l, r) = (&plan.inputs[0], &plan.inputs[1]);
+            let op = IntervalJoin::new(kind, l.keys.len(), l.values.len(), r.values.len(), j.lower, j.upper);
+            (Some(Box::new(op)), Post::Join { residual: j.residual.clone(), projection: j.projection.clone() })
+        }
+        PlanBody::Dedup(d) => {
+            let mode = match d.rule {
+                DedupRule::EventTimeInKey => DedupMode::EventTimeInKey,
+                DedupRule::WithinWatermark { delay } => DedupMode::WithinWatermark { delay },
+            };
+            (Some(Box::new(Dedup::new(plan.inputs[0].keys.len(), mode))), Post::Dedup)
+        }
+    })
+}
+
 impl Driver {
     /// The pipeline's first query.
     pub fn new(pipeline: &Pipeline) -> anyhow::Result<Driver> {
@@ -93,38 +133,7 @@ impl Driver {
                 max_time: NO_WATERMARK,
             });
         }
-        let (op, post): (Option<Box<dyn Operator>>, Post) = match &plan.body {
-            PlanBody::Stateless { projection } => (None, Post::Stateless(projection.clone())),
-            PlanBody::TableJoin(_) => bail!("the in-engine benchmark has no tables: stream-table joins are not supported"),
-            PlanBody::Aggregate(a) => {
-                let op: Box<dyn Operator> = match a.window {
-                    Some(WindowKind::Session { gap }) => {
-                        Box::new(SessionAggregate::new(gap, a.key_count(), &a.aggregates, plan.output_mode))
-                    }
-                    Some(WindowKind::Fixed(w)) => Box::new(WindowAggregate::new(Some(w), a.key_count(), &a.aggregates, plan.output_mode)),
-                    None => Box::new(WindowAggregate::new(None, a.key_count(), &a.aggregates, plan.output_mode)),
-                };
-                (Some(op), Post::Aggregate { having: a.having.clone(), projection: a.projection.clone() })
-            }
-            PlanBody::Join(j) => {
-                let kind = match j.kind {
-                    JoinKind::Inner => JoinType::Inner,
-                    JoinKind::LeftOuter => JoinType::LeftOuter,
-                    JoinKind::RightOuter => JoinType::RightOuter,
-                    JoinKind::FullOuter => JoinType::FullOuter,
-                };
-                let (l, r) = (&plan.inputs[0], &plan.inputs[1]);
-                let op = IntervalJoin::new(kind, l.keys.len(), l.values.len(), r.values.len(), j.lower, j.upper);
-                (Some(Box::new(op)), Post::Join { residual: j.residual.clone(), projection: j.projection.clone() })
-            }
-            PlanBody::Dedup(d) => {
-                let mode = match d.rule {
-                    DedupRule::EventTimeInKey => DedupMode::EventTimeInKey,
-                    DedupRule::WithinWatermark { delay } => DedupMode::WithinWatermark { delay },
-                };
-                (Some(Box::new(Dedup::new(plan.inputs[0].keys.len(), mode))), Post::Dedup)
-            }
-        };
+        let (op, post) = build(&plan)?;
         let names: Vec<&str> = plan.output.iter().map(|c| c.name.as_str()).collect();
         let key_names: Vec<&str> = plan.key_columns.iter().map(|&i| names[i]).collect();
         Ok(Driver {
@@ -163,6 +172,17 @@ impl Driver {
             },
             _ => None,
         }
+    }
+
+    /// The operator input row (`[event time, keys..., values...]`) of a record for `side`,
+    /// for micro-benchmarks of the operators alone.
+    pub fn operator_row(&mut self, side: usize, payload: &[u8]) -> Option<Row> {
+        let ts = self.event_time(side, payload)?;
+        let s = &self.sides[side];
+        let mut row = vec![Value::Timestamp(ts)];
+        row.extend(s.keys.iter().map(|k| k.eval(&self.row)));
+        row.extend(s.values.iter().map(|v| v.eval(&self.row)));
+        Some(row)
     }
 
     /// One source record for `side`.

@@ -230,6 +230,9 @@ fn check_progress(served: &Served, app: &str, topic: &str, metrics: &str) {
     assert_eq!(q["eventTime"]["watermark"], text, "the query's watermark is its tasks' minimum");
     let recent = doc["recentProgress"]["hourly_counts"].as_array().unwrap();
     assert_eq!(recent.last(), Some(q), "the last recent report is the last one");
+    for r in recent.iter().filter(|r| r["numInputRows"].as_u64().unwrap() > 0) {
+        assert!(r["stateOperators"][0]["numRowsUpdated"].as_u64().unwrap() > 0, "a batch with input wrote state: {r}");
+    }
     let ids: Vec<u64> = recent.iter().map(|r| r["batchId"].as_u64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "recent reports are oldest first: {ids:?}");
 }

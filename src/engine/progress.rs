@@ -83,12 +83,13 @@ impl ProgressTracker {
         duration_ms.insert("triggerExecution".to_string(), (phases.cycle + phases.commit).as_millis() as u64);
         for q in queries.iter_mut() {
             let plan = q.plan.clone();
-            let (mut output, mut late, mut updated, mut entries, mut bytes, mut tasks) = (0, 0, 0, 0, 0, 0);
+            let (mut output, mut late, mut written, mut removed, mut entries, mut bytes, mut tasks) = (0, 0, 0, 0, 0, 0, 0);
             let mut watermark = i64::MAX;
             for t in q.tasks.iter_mut().flatten() {
                 output += t.stats.output;
                 late += t.stats.late;
-                updated += t.stats.updated;
+                written += t.stats.state_written;
+                removed += t.stats.state_removed;
                 entries += t.state_entries() as u64;
                 bytes += t.state_bytes() as u64;
                 tasks += 1;
@@ -136,7 +137,8 @@ impl ProgressTracker {
                 vec![StateOperatorProgress {
                     operator_name: plan.operator_name().to_string(),
                     num_rows_total: entries,
-                    num_rows_updated: updated,
+                    num_rows_updated: written,
+                    num_rows_removed: removed,
                     num_rows_dropped_by_watermark: late,
                     memory_used_bytes: bytes,
                     num_state_store_instances: tasks,

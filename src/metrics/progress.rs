@@ -68,8 +68,10 @@ pub struct StateOperatorProgress {
     pub operator_name: String,
     /// Live state entries over the query's tasks on this instance.
     pub num_rows_total: u64,
-    /// Rows the operator accepted into its state in this batch.
+    /// State entries written (inserted or changed) in this batch, as its changelog records them.
     pub num_rows_updated: u64,
+    /// State entries deleted in this batch (closed windows, expired rows).
+    pub num_rows_removed: u64,
     /// Rows dropped as late (behind the watermark) in this batch.
     pub num_rows_dropped_by_watermark: u64,
     /// Approximate bytes of live state.

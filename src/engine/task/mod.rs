@@ -64,6 +64,10 @@ pub struct CycleStats {
     pub output: u64,
     pub late: u64,
     pub updated: u64,
+    /// State entries written (inserted or changed) in this cycle's changelog.
+    pub state_written: u64,
+    /// State entries deleted (tombstoned) in this cycle's changelog.
+    pub state_removed: u64,
 }
 
 /// Where a side's late records go.
@@ -424,7 +428,15 @@ impl QueryTask {
     /// Every state entry changed since the last call (operator entries and the clock).
     pub fn take_changes(&mut self, f: &mut ChangeSink<'_>) {
         let Body::Operator { op, .. } = &mut self.body else { return };
-        op.take_changes(f);
+        let stats = &mut self.stats;
+        op.take_changes(&mut |k, v| {
+            if v.is_some() {
+                stats.state_written += 1;
+            } else {
+                stats.state_removed += 1;
+            }
+            f(k, v)
+        });
         if self.clock.take_dirty() {
             f(CLOCK_KEY, Some(&self.clock.encode()));
         }

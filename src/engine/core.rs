@@ -234,6 +234,9 @@ impl Engine {
                     return Ok(()); // a CSV header line
                 }
                 if let Err(e) = decoded {
+                    if e.kind == crate::formats::DecodeErrorKind::Unavailable {
+                        return Err(EngineError::Setup(format!("{}[{partition}] offset {offset}: {e}", rec.topic)));
+                    }
                     return dead_letter(&topics[ti], dead_letter_topic.as_deref(), *on_error, query_names, &rec, &e, &mut ctx.em, metrics);
                 }
                 let [ts, key, part, off] = *metadata;

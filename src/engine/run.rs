@@ -402,8 +402,8 @@ fn sink_encoder(
     if sink.format == crate::config::Format::Json {
         return Ok(None);
     }
-    let names: Vec<&str> = q.output.iter().map(|c| c.name.as_str()).collect();
-    crate::formats::Encoder::for_sink(sink, &names)
+    let columns: Vec<(&str, crate::types::DataType)> = q.output.iter().map(|c| (c.name.as_str(), c.data_type)).collect();
+    crate::formats::Encoder::for_sink(&q.sink, sink, &columns)
         .map(|e| Some(Arc::new(e)))
         .map_err(|e| EngineError::Setup(format!("sink {}: {e}", q.sink)))
 }

@@ -2,6 +2,7 @@
 //! output rows. Byte-to-value code; depends on `types`, `time` and the option structs of
 //! `config` (the Avro registry client is the one part that talks to the network).
 
+pub mod avro;
 mod csv;
 mod json;
 mod timefmt;
@@ -11,12 +12,14 @@ pub use json::{JsonDecoder, JsonEncoder};
 pub use timefmt::TimestampPattern;
 
 use crate::config::{Format, SinkConfig, SourceConfig};
-use crate::types::{Schema, Value};
+use crate::types::{DataType, Schema, Value};
+use avro::{AvroDecoder, AvroEncoder, RegistryClient};
 
 /// A source's decoder, chosen by its `format:`.
 pub enum Decoder {
     Json(JsonDecoder),
     Csv(Box<CsvDecoder>),
+    Avro(Box<AvroDecoder>),
 }
 
 impl Decoder {
@@ -26,7 +29,9 @@ impl Decoder {
         Ok(match source.format {
             Format::Json => Decoder::Json(JsonDecoder::new(schema, needed)),
             Format::Csv => Decoder::Csv(Box::new(CsvDecoder::new(schema, needed, &source.csv.clone().unwrap_or_default())?)),
-            Format::Avro => return Err("avro is not supported yet".into()),
+            Format::Avro => {
+                Decoder::Avro(Box::new(AvroDecoder::new(schema, needed, &source.avro.clone().unwrap_or_default(), &source.topic)?))
+            }
         })
     }
 
@@ -36,6 +41,7 @@ impl Decoder {
         match self {
             Decoder::Json(d) => d.decode(payload, row).map(|()| true),
             Decoder::Csv(d) => d.decode(payload, row),
+            Decoder::Avro(d) => d.decode(payload, row).map(|()| true),
         }
     }
 }
@@ -44,15 +50,39 @@ impl Decoder {
 pub enum Encoder {
     Json(JsonEncoder),
     Csv(CsvEncoder),
+    Avro(AvroEncoder),
 }
 
 impl Encoder {
-    /// The encoder of a sink whose rows have columns `names` of types `types`.
-    pub fn for_sink(sink: &SinkConfig, names: &[&str]) -> Result<Encoder, String> {
+    /// The encoder of sink `name` whose rows have `columns`. An Avro sink with a registry
+    /// registers the schema derived from the columns under its subject now.
+    pub fn for_sink(name: &str, sink: &SinkConfig, columns: &[(&str, DataType)]) -> Result<Encoder, String> {
+        let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
         Ok(match sink.format {
-            Format::Json => Encoder::Json(JsonEncoder::new(names)),
+            Format::Json => Encoder::Json(JsonEncoder::new(&names)),
             Format::Csv => Encoder::Csv(CsvEncoder::new(&sink.csv.clone().unwrap_or_default())?),
-            Format::Avro => return Err("avro is not supported yet".into()),
+            Format::Avro => {
+                let options = sink.avro.clone().unwrap_or_default();
+                let id = match &options.registry {
+                    None => None,
+                    Some(url) => {
+                        let client = RegistryClient::new(url)?;
+                        let subject = options.subject_for(&sink.topic);
+                        let schema = avro::derive_schema(name, columns);
+                        if !client.is_compatible(&subject, &schema).map_err(|e| e.to_string())? {
+                            return Err(format!(
+                                "the output schema is not compatible with the latest version of subject {subject}: {schema}"
+                            ));
+                        }
+                        Some(
+                            client
+                                .register(&subject, &schema)
+                                .map_err(|e| format!("cannot register the output schema under {subject}: {e}"))?,
+                        )
+                    }
+                };
+                Encoder::Avro(AvroEncoder::new(columns, id))
+            }
         })
     }
 
@@ -61,6 +91,7 @@ impl Encoder {
         match self {
             Encoder::Json(e) => e.encode(values, out),
             Encoder::Csv(e) => e.encode(values, out),
+            Encoder::Avro(e) => e.encode(values, out),
         }
     }
 }
@@ -84,6 +115,11 @@ pub enum DecodeErrorKind {
     WrongType,
     /// A timestamp column holds something that is not a timestamp.
     BadTimestamp,
+    /// An Avro record names a schema id the registry does not have.
+    UnknownSchema,
+    /// The schema registry cannot be reached: not the record's fault, so it stops the
+    /// pipeline (the uncommitted cycle is read again after a restart) instead of dead-lettering.
+    Unavailable,
 }
 
 impl DecodeErrorKind {
@@ -93,6 +129,8 @@ impl DecodeErrorKind {
             DecodeErrorKind::MissingField => "missing_field",
             DecodeErrorKind::WrongType => "wrong_type",
             DecodeErrorKind::BadTimestamp => "bad_timestamp",
+            DecodeErrorKind::UnknownSchema => "unknown_schema",
+            DecodeErrorKind::Unavailable => "registry_unavailable",
         }
     }
 }

@@ -1,0 +1,188 @@
+//! Avro values to eddy values: a decoded record's fields go to the columns of the same name
+//! (exact, then case-insensitive). Logical types: timestamp-millis/micros/nanos and date are
+//! timestamps (or longs), decimal is a double (or its exact text in a string column), enum
+//! and uuid are strings. Depends on apache-avro and `types`.
+
+use std::sync::Arc;
+
+use apache_avro::schema::Schema as AvroSchema;
+use apache_avro::types::Value as Avro;
+
+use crate::formats::{DecodeError, DecodeErrorKind};
+use crate::time::parse_timestamp;
+use crate::types::{DataType, Schema, TimeUnit, Value};
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+pub struct Column {
+    name: String,
+    data_type: DataType,
+    nullable: bool,
+    unit: TimeUnit,
+    needed: bool,
+}
+
+impl Column {
+    pub fn of(schema: &Schema, needed: &[bool]) -> Vec<Column> {
+        schema
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Column {
+                name: f.name.clone(),
+                data_type: f.data_type,
+                nullable: f.nullable,
+                unit: f.numeric_unit,
+                needed: needed.get(i).copied().unwrap_or(true),
+            })
+            .collect()
+    }
+}
+
+/// Fills `row` from a decoded record; `schema` (the reader's, else the writer's) gives the
+/// scales of decimal fields.
+pub fn fill_row(columns: &[Column], value: Avro, schema: &AvroSchema, row: &mut [Value]) -> Result<(), DecodeError> {
+    let Avro::Record(fields) = value else {
+        return Err(DecodeError::new(DecodeErrorKind::Malformed, "the Avro schema is not a record"));
+    };
+    let record = match schema {
+        AvroSchema::Record(r) => Some(r),
+        _ => None,
+    };
+    for v in row.iter_mut().take(columns.len()) {
+        *v = Value::Null;
+    }
+    for (name, v) in fields {
+        let Some(i) =
+            columns.iter().position(|c| c.name == name).or_else(|| columns.iter().position(|c| c.name.eq_ignore_ascii_case(&name)))
+        else {
+            continue;
+        };
+        let c = &columns[i];
+        if !c.needed {
+            continue;
+        }
+        let scale = record.and_then(|r| r.lookup.get(&name).and_then(|&p| r.fields.get(p))).and_then(|f| decimal_scale(&f.schema));
+        row[i] = convert(c, v, scale)?;
+    }
+    for (i, c) in columns.iter().enumerate() {
+        if c.needed && !c.nullable && row[i].is_null() {
+            return Err(DecodeError::new(DecodeErrorKind::MissingField, format!("required field \"{}\" is missing or null", c.name)));
+        }
+    }
+    Ok(())
+}
+
+fn decimal_scale(schema: &AvroSchema) -> Option<usize> {
+    match schema {
+        AvroSchema::Decimal(d) => Some(d.scale),
+        AvroSchema::Union(u) => u.variants().iter().find_map(decimal_scale),
+        _ => None,
+    }
+}
+
+fn convert(c: &Column, v: Avro, scale: Option<usize>) -> Result<Value, DecodeError> {
+    let wrong = |found: &str| {
+        DecodeError::new(DecodeErrorKind::WrongType, format!("field \"{}\" should be a {}, found Avro {found}", c.name, c.data_type))
+    };
+    let t = c.data_type;
+    Ok(match v {
+        Avro::Null => Value::Null,
+        Avro::Union(_, inner) => return convert(c, *inner, scale),
+        Avro::Boolean(b) if t == DataType::Boolean => Value::Bool(b),
+        Avro::Int(x) => number(c, i64::from(x)).ok_or_else(|| wrong("int"))?,
+        Avro::Long(x) => number(c, x).ok_or_else(|| wrong("long"))?,
+        Avro::Float(x) if t == DataType::Double => Value::Double(f64::from(x)),
+        Avro::Double(x) if t == DataType::Double => Value::Double(x),
+        Avro::String(s) | Avro::Enum(_, s) => text(c, &s)?,
+        Avro::Uuid(u) if t == DataType::String => Value::str(&u.to_string()),
+        Avro::Bytes(b) | Avro::Fixed(_, b) if t == DataType::String => match std::str::from_utf8(&b) {
+            Ok(s) => Value::str(s),
+            Err(_) => return Err(wrong("bytes that are not UTF-8")),
+        },
+        Avro::Date(d) => match t {
+            DataType::Timestamp => Value::Timestamp(i64::from(d) * DAY_MICROS),
+            DataType::Long => Value::Long(i64::from(d)),
+            _ => return Err(wrong("date")),
+        },
+        Avro::TimestampMillis(x) | Avro::LocalTimestampMillis(x) => {
+            time(c, x.saturating_mul(1000)).ok_or_else(|| wrong("timestamp-millis"))?
+        }
+        Avro::TimestampMicros(x) | Avro::LocalTimestampMicros(x) => time(c, x).ok_or_else(|| wrong("timestamp-micros"))?,
+        Avro::TimestampNanos(x) | Avro::LocalTimestampNanos(x) => time(c, x.div_euclid(1000)).ok_or_else(|| wrong("timestamp-nanos"))?,
+        Avro::TimeMillis(x) if t == DataType::Long => Value::Long(i64::from(x)),
+        Avro::TimeMicros(x) if t == DataType::Long => Value::Long(x),
+        Avro::Decimal(d) => {
+            let bytes: Vec<u8> = Vec::try_from(&d).map_err(|e| wrong(&format!("decimal ({e})")))?;
+            decimal(c, &bytes, scale.unwrap_or(0)).ok_or_else(|| wrong("decimal"))?
+        }
+        other => return Err(wrong(avro_kind(&other))),
+    })
+}
+
+fn number(c: &Column, x: i64) -> Option<Value> {
+    match c.data_type {
+        DataType::Long => Some(Value::Long(x)),
+        DataType::Double => Some(Value::Double(x as f64)),
+        DataType::Timestamp => Some(Value::Timestamp(x.saturating_mul(c.unit.micros()))),
+        _ => None,
+    }
+}
+
+fn time(c: &Column, micros: i64) -> Option<Value> {
+    match c.data_type {
+        DataType::Timestamp => Some(Value::Timestamp(micros)),
+        DataType::Long => Some(Value::Long(micros)),
+        _ => None,
+    }
+}
+
+fn text(c: &Column, s: &str) -> Result<Value, DecodeError> {
+    match c.data_type {
+        DataType::String => Ok(Value::Str(Arc::from(s))),
+        DataType::Timestamp => parse_timestamp(s)
+            .map(Value::Timestamp)
+            .map_err(|e| DecodeError::new(DecodeErrorKind::BadTimestamp, format!("field \"{}\": {e}", c.name))),
+        _ => Err(DecodeError::new(
+            DecodeErrorKind::WrongType,
+            format!("field \"{}\" should be a {}, found Avro string", c.name, c.data_type),
+        )),
+    }
+}
+
+/// A big-endian two's complement unscaled value with `scale` as a double or exact text.
+fn decimal(c: &Column, bytes: &[u8], scale: usize) -> Option<Value> {
+    if bytes.len() > 16 {
+        return None;
+    }
+    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+    let mut unscaled: i128 = if negative { -1 } else { 0 };
+    for &b in bytes {
+        unscaled = (unscaled << 8) | i128::from(b);
+    }
+    match c.data_type {
+        DataType::Double => Some(Value::Double(unscaled as f64 / 10f64.powi(scale.min(300) as i32))),
+        DataType::String => {
+            let digits = unscaled.unsigned_abs().to_string();
+            let digits = if digits.len() <= scale { format!("{}{digits}", "0".repeat(scale + 1 - digits.len())) } else { digits };
+            let (int, frac) = digits.split_at(digits.len() - scale);
+            let sign = if unscaled < 0 { "-" } else { "" };
+            Some(Value::str(&if scale == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") }))
+        }
+        _ => None,
+    }
+}
+
+fn avro_kind(v: &Avro) -> &'static str {
+    match v {
+        Avro::Boolean(_) => "boolean",
+        Avro::Float(_) | Avro::Double(_) => "floating point number",
+        Avro::Bytes(_) | Avro::Fixed(..) => "bytes",
+        Avro::Array(_) => "array",
+        Avro::Map(_) => "map",
+        Avro::Record(_) => "record",
+        Avro::Uuid(_) => "uuid",
+        Avro::TimeMillis(_) | Avro::TimeMicros(_) => "time of day",
+        _ => "value",
+    }
+}

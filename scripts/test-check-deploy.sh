@@ -17,6 +17,7 @@ fi
 fresh_copy() {
   rm -rf "$work/tree" && mkdir -p "$work/tree"
   cp -r "$root/scripts" "$root/docker" "$root/charts" "$root/config" "$work/tree/"
+  cp "$root/Cargo.toml" "$root/Cargo.lock" "$work/tree/"
 }
 
 # edit FILE PYTHON_EXPR: rewrites FILE's text `s` with a Python expression, which must change it.
@@ -95,6 +96,8 @@ expect_failure "Dockerfile: running as root" "(hadolint|non-root)" \
   docker/Dockerfile "s.replace('USER 10001:10001', 'USER root')"
 expect_failure "Dockerfile: apt-get without -y, --no-install-recommends or cleanup" "hadolint" \
   docker/Dockerfile "s.replace('COPY --from=builder', 'RUN apt-get update && apt-get install curl\nCOPY --from=builder')"
+expect_failure "Dockerfile: a dependency layer that leaves a declared bench without a stub" "dependency layer" \
+  docker/Dockerfile "s.replace('/^\\[\\[bench\\]\\]/ { d = \"benches\" } ', '')"
 expect_failure "Dockerfile: no HEALTHCHECK" "HEALTHCHECK" \
   docker/Dockerfile "s[:s.index('HEALTHCHECK')] + s[s.index('ENTRYPOINT'):]"
 

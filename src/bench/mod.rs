@@ -220,3 +220,6 @@ fn merge_order(driver: &mut Driver, data: &Path, sources: &[String]) -> anyhow::
     }
     Ok(order)
 }
+
+#[cfg(test)]
+mod tests;

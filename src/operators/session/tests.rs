@@ -556,3 +556,42 @@ proptest! {
         o.take_changes(&mut |_, _| {});
     }
 }
+
+#[test]
+fn state_stays_bounded_over_thirty_days() {
+    // 30 days of 200 keys, each active in bursts: events a few minutes apart for an hour,
+    // then quiet for an hour, so every key opens and closes about 360 sessions.
+    let t0 = Instant::now();
+    let mut wm = PartitionWatermark::new(H, None, t0);
+    let mut o = op(GAP, OutputMode::Append);
+    let mut store = BTreeMap::new();
+    let mut out = Vec::new();
+    let (mut max_entries, mut events) = (0, 0usize);
+    let minutes = 30 * 24 * 60;
+    for m in 0..minutes {
+        let ts = m * MIN;
+        for k in (m % 5..200).step_by(5) {
+            if (m / 60 + k) % 2 == 0 {
+                // One minute of disorder, well within the 1-hour delay.
+                let r = row(ts - (k % 2) * MIN, &k.to_string(), 1);
+                assert_eq!(o.process(0, &r, wm.watermark(), &mut out), Processed::Accepted);
+                events += 1;
+            }
+        }
+        wm.observe(ts, t0);
+        o.on_watermark(wm.watermark(), &mut out);
+        max_entries = max_entries.max(o.entries());
+        if m % 37 == 0 {
+            persist(&mut o, &mut store);
+            assert_eq!(store.len(), o.entries(), "closed sessions were tombstoned");
+        }
+    }
+    let counted: i64 = out.iter().map(|r| if let Value::Long(n) = r[2] { n } else { 0 }).sum();
+    assert!(out.len() > 200 * 300, "sessions were emitted as they closed ({})", out.len());
+    // Every event is in an emitted session, except those of sessions still open at the end.
+    assert!(counted as usize <= events && counted as usize + 200 * 70 >= events, "{counted} of {events} events emitted");
+    // A session stays until the watermark (max time - 1h) passes its end (last event + 10
+    // minutes): at most one open session per key, plus the ones waiting for the watermark.
+    assert!(max_entries <= 2 * 200, "entries reached {max_entries}");
+    assert!(o.state_bytes() < 300 * 400, "state bytes {}", o.state_bytes());
+}

@@ -151,7 +151,8 @@ fn a_lagging_upstream_partition_holds_windows_back_until_it_is_idle() {
     let text = pipeline(&unique("wm-app"), &broker.bootstrap, &topic, &out, &temp_dir("wm"), "    idle_timeout: 15s");
     let run = Running::start(broker.plan(&text, 2), "a", false, false);
     let started = Instant::now();
-    let closed_by = |limit: i64, all: &Totals| all.keys().filter(|(_, ws)| eddy::time::parse_timestamp(ws).unwrap() + HOUR <= limit).count();
+    let closed_by =
+        |limit: i64, all: &Totals| all.keys().filter(|(_, ws)| eddy::time::parse_timestamp(ws).unwrap() + HOUR <= limit).count();
     let early_windows = closed_by(START + HOUR, &batch(&fast)) + closed_by(START + HOUR, &batch(&slow));
     assert_eq!(early_windows, 2);
     wait_for("the windows the slow partition allows", Duration::from_secs(60), || count(&broker.bootstrap, &out) >= early_windows);

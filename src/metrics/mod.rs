@@ -54,6 +54,15 @@ fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::R
     Ok(g)
 }
 
+/// A collected metric's labels as (name, value), sorted by name (as the registry sorts them).
+fn label_pairs(m: &prometheus::proto::Metric) -> Vec<(String, String)> {
+    m.get_label().iter().map(|l| (l.name().to_string(), l.value().to_string())).collect()
+}
+
+fn label_map(pairs: &[(String, String)]) -> std::collections::HashMap<&str, &str> {
+    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// Latency buckets from 1 ms to about 10 minutes.
 fn latency_buckets() -> Vec<f64> {
     vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0]
@@ -141,6 +150,30 @@ impl Metrics {
         Ok(m)
     }
 
+    /// Sets every watermark delay to now − its watermark, so the delay keeps growing between
+    /// commits when the watermark is stuck (an idle pipeline does not commit).
+    pub fn refresh_watermark_delays(&self, now_seconds: f64) {
+        use prometheus::core::Collector;
+        let mut live = std::collections::BTreeSet::new();
+        for family in self.watermark.collect() {
+            for m in family.get_metric() {
+                let pairs = label_pairs(m);
+                if let Ok(delay) = self.watermark_delay.get_metric_with(&label_map(&pairs)) {
+                    delay.set(now_seconds - m.get_gauge().get_value());
+                }
+                live.insert(pairs);
+            }
+        }
+        for family in self.watermark_delay.collect() {
+            for m in family.get_metric() {
+                let pairs = label_pairs(m);
+                if !live.contains(&pairs) {
+                    let _ = self.watermark_delay.remove(&label_map(&pairs));
+                }
+            }
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         use prometheus::Encoder;
@@ -182,5 +215,24 @@ impl Status {
     }
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_delays_follow_the_clock_and_their_watermarks() {
+        let m = Metrics::new().unwrap();
+        m.watermark.with_label_values(&["q", "3"]).set(100.0);
+        m.watermark_delay.with_label_values(&["q", "3"]).set(1.0);
+        m.watermark_delay.with_label_values(&["q", "4"]).set(1.0);
+        m.refresh_watermark_delays(160.5);
+        assert_eq!(m.watermark_delay.with_label_values(&["q", "3"]).get(), 60.5);
+        let text = m.render();
+        assert!(!text.contains(r#"eddy_watermark_delay_seconds{partition="4""#), "a delay without a watermark is dropped:\n{text}");
+        assert!(text.contains("eddy_ready 0"));
+        assert!(text.contains(r#"eddy_transactions_total{outcome="aborted"} 0"#), "known outcomes start at 0");
     }
 }

@@ -72,6 +72,8 @@ fn route(path: &str, metrics: &Metrics, status: &Status) -> (u16, &'static str, 
     match path {
         "/metrics" => {
             metrics.ready.set(i64::from(status.is_ready()));
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            metrics.refresh_watermark_delays(now);
             (200, "text/plain; version=0.0.4; charset=utf-8", metrics.render())
         }
         "/healthz" => {

@@ -106,8 +106,20 @@ fn run_over(broker: &Broker, events: &[(i64, u64, i64)], partitions: i32) -> (To
     broker.create_topic(&topic, partitions);
     produce(&broker.bootstrap, &topic, records(events, partitions));
     let out = unique("per-user");
-    let text = pipeline(&unique("rp-app"), &broker.bootstrap, &topic, &out, &temp_dir("rp"), "");
+    let app = unique("rp-app");
+    let text = pipeline(&app, &broker.bootstrap, &topic, &out, &temp_dir("rp"), "");
     let summary = Running::start(broker.plan(&text, partitions), "a", true, true).join();
+    // What stage 2 committed is purged from the repartition topic (DeleteRecords).
+    let internal = format!("{app}-per_user-repartition");
+    let (low, high): (Vec<i64>, Vec<i64>) = (0..partitions)
+        .map(|p| {
+            use rdkafka::consumer::{BaseConsumer, Consumer};
+            let c: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", &broker.bootstrap).create().unwrap();
+            c.fetch_watermarks(&internal, p, Duration::from_secs(30)).unwrap()
+        })
+        .unzip();
+    assert!(high.iter().sum::<i64>() as u64 >= events.len() as u64, "every row crossed {internal}: {high:?}");
+    assert!(low.iter().sum::<i64>() > 0, "consumed records of {internal} were purged: low {low:?}, high {high:?}");
     (output(&read(&broker.bootstrap, &out)), summary)
 }
 

@@ -545,7 +545,7 @@ impl Engine {
         self.summary.commits += 1;
         self.summary.records_out += self.txn.output;
         self.publish(Phases { cycle: process_time, produce: produce_time, commit: commit_time });
-        self.purge_repartition_topics();
+        self.purge_repartition_topics(false);
         self.txn = Txn::default();
         self.start_cycle();
         Ok(())
@@ -558,9 +558,9 @@ impl Engine {
     }
 
     /// Deletes repartition records every owner has committed past (DeleteRecords), so
-    /// repartition topics hold only unprocessed data.
-    fn purge_repartition_topics(&mut self) {
-        if self.last_purge.elapsed() < Duration::from_secs(10) {
+    /// repartition topics hold only unprocessed data: every 10 s, and `now` at a clean stop.
+    pub(super) fn purge_repartition_topics(&mut self, now: bool) {
+        if !now && self.last_purge.elapsed() < Duration::from_secs(10) {
             return;
         }
         self.last_purge = Instant::now();

@@ -281,8 +281,9 @@ pub fn run(
             if let Err(err) = e.advance() {
                 tracing::warn!(error = %err, "could not fire windows while shutting down: {err}");
             }
-            if let Err(err) = e.commit(&consumer) {
-                tracing::error!(error = %err, "the final commit failed: {err}");
+            match e.commit(&consumer) {
+                Ok(()) => e.purge_repartition_topics(true),
+                Err(err) => tracing::error!(error = %err, "the final commit failed: {err}"),
             }
         }
         if let Err(err) = e.drain_state() {

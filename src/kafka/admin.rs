@@ -14,7 +14,7 @@ use rdkafka::ClientConfig;
 pub enum AdminError {
     #[error("cannot create the Kafka admin client: {0}")]
     Client(#[source] KafkaError),
-    #[error("cannot read metadata of topic {topic}: {source}")]
+    #[error("cannot read metadata of topic {topic}: {source} (check kafka.bootstrap_servers; with kafka.security, a wrong password or an untrusted certificate also ends this way)")]
     Metadata { topic: String, source: KafkaError },
     #[error("topic {topic} does not exist; create it, or check the topic name in the pipeline file")]
     Missing { topic: String },

@@ -2,6 +2,7 @@
 //! plus the raw `kafka.properties` overrides (which the config check keeps from clashing).
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::config::security::librdkafka_settings;
 use crate::config::{PipelineConfig, StartFrom};
@@ -84,6 +85,18 @@ pub fn producer(c: &PipelineConfig, instance: &str, exactly_once: bool) -> Clien
         cfg.set("partitioner", "murmur2_random");
     }
     cfg
+}
+
+/// librdkafka's error callback, forwarded to tracing. Failed authentication and TLS handshakes
+/// arrive here and nowhere else (rdkafka's default hands them to the `log` crate, which eddy
+/// does not install), so without it a wrong password reads as a bare transport failure.
+pub fn forward_error(client: &str, error: &KafkaError, reason: &str) {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed | RDKafkaErrorCode::SSL) => {
+            tracing::error!(target: "librdkafka", client, error = %error, "Kafka authentication or TLS failed: {reason}")
+        }
+        _ => tracing::warn!(target: "librdkafka", client, error = %error, "{reason}"),
+    }
 }
 
 /// `<app>-<instance>`: stable across restarts of the same instance, so a restarted instance

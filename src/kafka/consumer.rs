@@ -29,6 +29,10 @@ impl<H: RebalanceHandler> ClientContext for GroupContext<H> {
         forward_log("consumer", level, fac, message);
     }
 
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        crate::kafka::client::forward_error("consumer", &error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         self.handler.on_stats(&statistics);
     }

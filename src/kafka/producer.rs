@@ -36,6 +36,10 @@ impl ClientContext for TrackingContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         crate::kafka::consumer::forward_log("producer", level, fac, message);
     }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        crate::kafka::client::forward_error("producer", &error, reason);
+    }
 }
 
 impl ProducerContext for TrackingContext {

@@ -4,6 +4,8 @@
 //! name is exposed, and /progress validates against docs/progress.schema.json. On the real
 //! broker (KAFKA_BOOTSTRAP_SERVERS), lag is shown to be measured against the last stable
 //! offset: an open transaction's records do not count as lag. Otherwise the mock broker runs it.
+//! A second test runs the binary with `--log-format json` and counts the log lines of a
+//! rebalance, the restores and injected transaction aborts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -189,6 +191,67 @@ fn metrics_and_progress_describe_the_run() {
         open_transaction_is_not_lag(&served, &broker.bootstrap, &topic);
     }
     served.shutdown();
+}
+
+/// `--log-format json`: every line is a JSON object; a rebalance, each task's restore and each
+/// failed (aborted) transaction is exactly one line with its fields. Real broker only: the
+/// binary cannot reach the in-process mock.
+#[test]
+fn rebalances_restores_and_failed_transactions_log_one_json_line_each() {
+    let Some(broker) = Broker::real("rebalances_restores_and_failed_transactions_log_one_json_line_each") else { return };
+    let topic = unique("logs-in");
+    broker.create_topic(&topic, 2);
+    let events = tutorial(10_000, 9);
+    produce(
+        &broker.bootstrap,
+        &topic,
+        tutorial_records(&events).into_iter().map(|(k, v, _)| (k.clone(), v, Some(i32::from(k.unwrap() == "Close")))),
+    );
+    let text =
+        tutorial_pipeline(&unique("logs-app"), &broker.bootstrap, &topic, &unique("logs-out"), &temp_dir("logs"), "exactly_once", "")
+            .replace("commit_interval: 50ms", "commit_interval: 50ms\ncommit_max_records: 1000");
+    let path = write_pipeline(&text);
+    let log = temp_dir("logs").join("eddy.log");
+    let args = [
+        "run",
+        "-c",
+        path.to_str().unwrap(),
+        "--stop-at-end",
+        "--log-format",
+        "json",
+        "--instance-id",
+        "logs",
+        "--inject-abort-every",
+        "3",
+    ];
+    let status = spawn_eddy(&args, &log).wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "eddy failed:\n{text}");
+    let lines: Vec<Json> = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    for l in &lines {
+        assert!(
+            l["timestamp"].is_string() && l["level"].is_string() && l["target"].is_string() && l["fields"]["message"].is_string(),
+            "{l}"
+        );
+    }
+    let message = |l: &Json| l["fields"]["message"].as_str().unwrap().to_string();
+    let assigned: Vec<&Json> = lines.iter().filter(|l| message(l).starts_with("assigned ")).collect();
+    assert_eq!(assigned.len(), 1, "one line for the one assignment: {assigned:?}");
+    assert_eq!(assigned[0]["fields"]["partitions"], 2);
+    let mut restored: Vec<i64> = lines
+        .iter()
+        .filter(|l| message(l).starts_with("restored query hourly_counts"))
+        .map(|l| l["fields"]["partition"].as_i64().unwrap())
+        .collect();
+    restored.sort();
+    assert_eq!(restored, vec![0, 1], "one line per restored task");
+    // Every 3rd cycle aborts and the last one commits, so aborts = (commits - 1) / 2.
+    let stopped = lines.iter().find(|l| message(l).starts_with("stopped after")).expect("a final line");
+    let commits = stopped["fields"]["commits"].as_u64().unwrap();
+    let aborts: Vec<&Json> = lines.iter().filter(|l| message(l).starts_with("the commit cycle failed")).collect();
+    assert!(commits >= 4, "several cycles ran: {commits}");
+    assert_eq!(aborts.len() as u64, (commits - 1) / 2, "one line per aborted transaction ({commits} commits)");
+    assert!(aborts.iter().all(|l| l["level"] == "WARN" && l["fields"]["error"].as_str().unwrap().contains("fault injection")));
 }
 
 /// /progress: valid against the documented schema, and consistent with /metrics.

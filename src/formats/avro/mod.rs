@@ -92,7 +92,7 @@ impl AvroDecoder {
                 if !body.is_empty() {
                     return Err(malformed(format!("{} bytes after the Avro record", body.len())));
                 }
-                value::fill_row(&self.columns, v, schema, row)
+                value::fill_row(&self.columns, v, schema, None, row)
             }
             Mode::Registry { client, reader, writers } => {
                 if payload.len() < 5 || payload[0] != 0 {
@@ -101,12 +101,12 @@ impl AvroDecoder {
                 let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
                 let writer = self.writer(client, writers, id)?;
                 let mut body = &payload[5..];
-                let v = apache_avro::from_avro_datum(&writer, &mut body, reader.as_ref())
+                let v = apache_avro::from_avro_datum(&writer, &mut body, None)
                     .map_err(|e| malformed(format!("invalid Avro for schema {id}: {e}")))?;
                 if !body.is_empty() {
                     return Err(malformed(format!("{} bytes after the Avro record (schema {id})", body.len())));
                 }
-                value::fill_row(&self.columns, v, reader.as_ref().unwrap_or(&writer), row)
+                value::fill_row(&self.columns, v, &writer, reader.as_ref(), row)
             }
         }
     }

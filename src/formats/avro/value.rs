@@ -39,9 +39,18 @@ impl Column {
     }
 }
 
-/// Fills `row` from a decoded record; `schema` (the reader's, else the writer's) gives the
-/// scales of decimal fields.
-pub fn fill_row(columns: &[Column], value: Avro, schema: &AvroSchema, row: &mut [Value]) -> Result<(), DecodeError> {
+/// Fills `row` from a record decoded with `schema` (the writer's, which gives the scales of
+/// decimal fields), then applies Avro's resolution rules for the `reader` schema by field
+/// name: a reader field the writer lacks takes its default (or the record is rejected), a
+/// column the reader lacks is NULL. (apache-avro's own resolution rejects valid bytes-backed
+/// decimals narrower than their precision, so eddy resolves records itself.)
+pub fn fill_row(
+    columns: &[Column],
+    value: Avro,
+    schema: &AvroSchema,
+    reader: Option<&AvroSchema>,
+    row: &mut [Value],
+) -> Result<(), DecodeError> {
     let Avro::Record(fields) = value else {
         return Err(DecodeError::new(DecodeErrorKind::Malformed, "the Avro schema is not a record"));
     };
@@ -52,6 +61,7 @@ pub fn fill_row(columns: &[Column], value: Avro, schema: &AvroSchema, row: &mut 
     for v in row.iter_mut().take(columns.len()) {
         *v = Value::Null;
     }
+    let mut seen = vec![false; columns.len()];
     for (name, v) in fields {
         let Some(i) =
             columns.iter().position(|c| c.name == name).or_else(|| columns.iter().position(|c| c.name.eq_ignore_ascii_case(&name)))
@@ -59,11 +69,31 @@ pub fn fill_row(columns: &[Column], value: Avro, schema: &AvroSchema, row: &mut 
             continue;
         };
         let c = &columns[i];
+        seen[i] = true;
         if !c.needed {
             continue;
         }
         let scale = record.and_then(|r| r.lookup.get(&name).and_then(|&p| r.fields.get(p))).and_then(|f| decimal_scale(&f.schema));
         row[i] = convert(c, v, scale)?;
+    }
+    if let Some(AvroSchema::Record(r)) = reader {
+        for (i, c) in columns.iter().enumerate() {
+            let field =
+                r.fields.iter().find(|f| f.name == c.name).or_else(|| r.fields.iter().find(|f| f.name.eq_ignore_ascii_case(&c.name)));
+            match field {
+                None => row[i] = Value::Null,
+                Some(_) if seen[i] || !c.needed => {}
+                Some(f) => match &f.default {
+                    Some(d) => row[i] = from_json_default(c, d)?,
+                    None => {
+                        return Err(DecodeError::new(
+                            DecodeErrorKind::Malformed,
+                            format!("the reader schema's field \"{}\" has no default and the record does not have it", f.name),
+                        ))
+                    }
+                },
+            }
+        }
     }
     for (i, c) in columns.iter().enumerate() {
         if c.needed && !c.nullable && row[i].is_null() {
@@ -185,4 +215,22 @@ fn avro_kind(v: &Avro) -> &'static str {
         Avro::TimeMillis(_) | Avro::TimeMicros(_) => "time of day",
         _ => "value",
     }
+}
+
+/// A reader field's default (JSON, of the union's first branch) as a column value.
+fn from_json_default(c: &Column, d: &serde_json::Value) -> Result<Value, DecodeError> {
+    Ok(match d {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) if c.data_type == DataType::Boolean => Value::Bool(*b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(x), _) if c.data_type != DataType::Double => number(c, x)
+                .ok_or_else(|| DecodeError::new(DecodeErrorKind::WrongType, format!("the default of \"{}\" is a number", c.name)))?,
+            (_, Some(x)) if c.data_type == DataType::Double => Value::Double(x),
+            _ => {
+                return Err(DecodeError::new(DecodeErrorKind::WrongType, format!("the default of \"{}\" does not fit the column", c.name)))
+            }
+        },
+        serde_json::Value::String(s) => text(c, s)?,
+        _ => return Err(DecodeError::new(DecodeErrorKind::WrongType, format!("the default of \"{}\" does not fit the column", c.name))),
+    })
 }

@@ -25,6 +25,18 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   fi
 fi
 
+# rdkafka is built with TLS (OpenSSL) for kafka.security.
+if ! pkg-config --exists openssl 2>/dev/null; then
+  echo "test: installing libssl-dev and pkg-config (needed to build librdkafka with TLS)"
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq libssl-dev pkg-config
+fi
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+
+# Deployment artefacts (Dockerfile, compose, Helm chart), checked without a cluster or engine,
+# and a test that the check catches breakage.
+scripts/check-deploy.sh
+scripts/test-check-deploy.sh

@@ -89,7 +89,19 @@ def run_query(spark, name, q, inputs, work):
         stream = spark.readStream.schema(source["spark_schema"]).option("maxFilesPerTrigger", 1).json(files_dir)
         stream = stream.withWatermark(source.get("event_time", "time"), source.get("watermark_delay", WATERMARK_DELAY))
         stream.createOrReplaceTempView(source_name)
-    result = spark.sql(sql)
+    dedup = q.get("spark_dedup")
+    if dedup:
+        # Spark's SQL DISTINCT on a stream is an aggregation; eddy's DISTINCT / DISTINCT ON are
+        # dropDuplicates / dropDuplicatesWithinWatermark, which only the DataFrame API offers.
+        table = spark.table(q["source"])
+        if dedup["within_watermark"]:
+            table = table.dropDuplicatesWithinWatermark(dedup["columns"])
+        else:
+            table = table.dropDuplicates(dedup["columns"])
+        result = table.select(*dedup["select"])
+        sql = f"{'dropDuplicatesWithinWatermark' if dedup['within_watermark'] else 'dropDuplicates'}({dedup['columns']}).select({dedup['select']})"
+    else:
+        result = spark.sql(sql)
     rows = []
 
     def collect(batch, batch_id):
@@ -109,7 +121,7 @@ def run_query(spark, name, q, inputs, work):
     query.awaitTermination()
     seconds = time.time() - started
     progress = query.recentProgress
-    return rows, progress, seconds
+    return rows, progress, seconds, sql
 
 
 def main(only):
@@ -166,12 +178,13 @@ def main(only):
             records = sum(split[s][1] for s in sources_of(q))
             # Spark's global watermark is the minimum over the inputs (the default policy).
             expected_wm = min(split[s][2] - delay_ms(spec["inputs"][s].get("watermark_delay", WATERMARK_DELAY)) for s in sources_of(q))
-            rows, progress, seconds = run_query(spark, name, q, inputs, work)
+            rows, progress, seconds, _ = run_query(spark, name, q, inputs, work)
 
             read = sum(p["numInputRows"] for p in progress)
             assert read == records, f"{name}: Spark read {read} of {records} records"
             last = progress[-1]
-            stateful = bool(last["stateOperators"])
+            # Deduplication emits rows as they arrive; Spark runs no final batch for it (nothing to close).
+            stateful = bool(last["stateOperators"]) and "spark_dedup" not in q
             # A stateless query needs no final batch to close windows; Spark runs none.
             assert last["numInputRows"] == 0 or not stateful, f"{name}: the last batch was not the final no-data batch"
             final_wm = last["eventTime"].get("watermark")
@@ -191,7 +204,8 @@ def main(only):
                 "rows": len(lines),
                 "micro_batches": len(progress),
                 "final_watermark": final_wm,
-                "spark_sql": q.get("spark_sql", q["sql"]),
+                "spark_sql": q.get("spark_sql", q["sql"]) if "spark_dedup" not in q else None,
+                "spark_dataframe": None if "spark_dedup" not in q else q["spark_dedup"],
                 "seconds": round(seconds, 1),
             }
             print(f"{name}: {len(lines)} rows from {len(progress)} micro-batches in {seconds:.1f} s, final watermark {final_wm}", flush=True)

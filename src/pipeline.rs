@@ -47,6 +47,16 @@ pub fn from_text(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) 
 
 fn plan_all(loaded: LoadedConfig) -> Result<Pipeline, Box<Diagnostic>> {
     let c = &loaded.config;
+    let formats = c
+        .sources
+        .iter()
+        .map(|(name, s)| ("sources", name, s.csv.as_ref(), s.avro.as_ref()))
+        .chain(c.sinks.iter().map(|(name, s)| ("sinks", name, s.csv.as_ref(), s.avro.as_ref())));
+    for (section, name, csv, avro) in formats {
+        if let Err((key, message)) = crate::formats::check_options(csv, avro) {
+            return Err(Box::new(loaded.diagnostic_at(&[PathSeg::key(section), PathSeg::key(name), PathSeg::key(key)], message)));
+        }
+    }
     let sources: Vec<SourceInfo> = c
         .sources
         .iter()
@@ -158,6 +168,27 @@ queries:
         );
         let d = from_text(Path::new("p.yaml"), &text, no_env).unwrap_err();
         assert_eq!(d.position, Some((15, 18)), "{d}");
+    }
+
+    #[test]
+    fn format_options_are_checked_where_they_are_written() {
+        let text = FILE.replace("evnts", "events").replace(
+            "    partition_key: [action]\n",
+            "    partition_key: [action]\n    format: csv\n    csv: { timestamp_format: \"dd/MM hh:mm\" }\n",
+        );
+        let d = from_text(Path::new("p.yaml"), &text, no_env).unwrap_err();
+        assert_eq!(d.position, Some((11, 10)), "{d}");
+        assert!(d.message.contains("letter 'h' is not supported"), "{d}");
+        let text = FILE
+            .replace("evnts", "events")
+            .replace("  out: { topic: out }", "  out: { topic: out, format: avro, avro: { schema_file: /nonexistent.avsc } }");
+        let d = from_text(Path::new("p.yaml"), &text, no_env).unwrap_err();
+        assert!(d.message.contains("cannot read Avro schema /nonexistent.avsc"), "{d}");
+        let text = FILE
+            .replace("evnts", "events")
+            .replace("    partition_key: [action]\n", "    partition_key: [action]\n    csv: { delimiter: \";\" }\n");
+        let d = from_text(Path::new("p.yaml"), &text, no_env).unwrap_err();
+        assert!(d.message.contains("csv options need `format: csv`"), "{d}");
     }
 
     #[test]

@@ -179,11 +179,13 @@ pub fn decode_avro(d: &AvroDecoder, b: &[u8]) {
     let _ = d.decode(b, &mut row);
 }
 
-/// A wire-format decoder whose registry knows schema 1; other ids go to a closed port.
+/// A wire-format decoder whose registry knows schema 1 (read with a reader schema that adds
+/// a field with a default and drops one); other ids go to a closed port.
 pub fn wire_decoder() -> AvroDecoder {
     let client = Arc::new(RegistryClient::new("http://127.0.0.1:1").unwrap());
     client.preload(1, AVRO);
-    AvroDecoder::with_registry(&schema(), &[true; 6], client, None)
+    let reader = AVRO.replace(r#"{"name":"n","type":"int"},"#, r#"{"name":"extra","type":"long","default":7},"#);
+    AvroDecoder::with_registry(&schema(), &[true; 6], client, Some(apache_avro::Schema::parse_str(&reader).unwrap()))
 }
 
 pub fn decode_wire(d: &AvroDecoder, b: &[u8]) {

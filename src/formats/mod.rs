@@ -15,6 +15,21 @@ use crate::config::{Format, SinkConfig, SourceConfig};
 use crate::types::{DataType, Schema, Value};
 use avro::{AvroDecoder, AvroEncoder, RegistryClient};
 
+/// Checks format options that need more than the config's own checks (timestamp patterns,
+/// Avro schema files), without the network: the key at fault (`csv`, `avro`) and why.
+pub fn check_options(
+    csv: Option<&crate::config::CsvOptions>,
+    avro: Option<&crate::config::AvroOptions>,
+) -> Result<(), (&'static str, String)> {
+    if let Some(pattern) = csv.and_then(|c| c.timestamp_format.as_deref()) {
+        TimestampPattern::new(pattern).map_err(|e| ("csv", e))?;
+    }
+    if let Some(file) = avro.and_then(|a| a.schema_file.as_deref()) {
+        avro::read_schema_file(file).map_err(|e| ("avro", e))?;
+    }
+    Ok(())
+}
+
 /// A source's decoder, chosen by its `format:`.
 pub enum Decoder {
     Json(JsonDecoder),

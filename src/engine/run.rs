@@ -63,7 +63,9 @@ impl RebalanceHandler for EngineHandle {
                 if *p < 0 || !part.desired {
                     continue;
                 }
-                if let Some(committed) = e.committed_offset(topic, *p) {
+                // Before a partition's first record, the group's committed offset as the consumer fetched it.
+                let fetched = (part.committed_offset >= 0).then_some(part.committed_offset);
+                if let Some(committed) = e.committed_offset(topic, *p).or(fetched) {
                     // Lag against the last stable offset: transaction markers occupy offsets.
                     let end = if part.ls_offset >= 0 { part.ls_offset } else { part.hi_offset };
                     if end >= 0 {

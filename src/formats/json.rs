@@ -68,8 +68,11 @@ impl JsonDecoder {
         Ok(())
     }
 
-    fn find(&self, key: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c.name == key).or_else(|| self.columns.iter().position(|c| c.name.eq_ignore_ascii_case(key)))
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.name.as_bytes() == key)
+            .or_else(|| self.columns.iter().position(|c| c.name.as_bytes().eq_ignore_ascii_case(key)))
     }
 }
 
@@ -93,7 +96,13 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(index) = map.next_key_seed(KeySeed { decoder: self.decoder })? {
+        // Producers write fields in the same order record after record: try the column after
+        // the last one found before searching them all.
+        let mut hint = 0;
+        while let Some(index) = map.next_key_seed(KeySeed { decoder: self.decoder, hint })? {
+            if let Some(i) = index {
+                hint = i + 1;
+            }
             match index {
                 Some(i) if self.decoder.columns[i].needed => {
                     let c = &self.decoder.columns[i];
@@ -114,12 +123,16 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 
 struct KeySeed<'a> {
     decoder: &'a JsonDecoder,
+    /// The column this key most likely names.
+    hint: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Option<usize>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        d.deserialize_str(self)
+        // As bytes: serde_json then skips the UTF-8 validation of every key, which only has
+        // to equal one of the schema's names.
+        d.deserialize_bytes(self)
     }
 }
 
@@ -128,8 +141,14 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a field name")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Option<usize>, E> {
+        if self.decoder.columns.get(self.hint).is_some_and(|c| c.name.as_bytes() == v) {
+            return Ok(Some(self.hint));
+        }
         Ok(self.decoder.find(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+        Ok(self.decoder.find(v.as_bytes()))
     }
 }
 
@@ -319,6 +338,20 @@ mod tests {
     fn decode(json: &str) -> Result<Vec<Value>, DecodeError> {
         let mut row = vec![Value::Null; 6];
         decoder().decode(json.as_bytes(), &mut row).map(|()| row)
+    }
+
+    #[test]
+    fn keys_match_in_any_order_escaped_or_in_another_case() {
+        let d = decoder();
+        let mut row = vec![Value::Null; 6];
+        // The same decoder sees the schema's order, then another one (the key hint misses).
+        d.decode(br#"{"time":"2016-07-26T00:00:00Z","action":"Open","n":1}"#, &mut row).unwrap();
+        assert_eq!((&row[1], &row[2]), (&Value::str("Open"), &Value::Long(1)));
+        d.decode(br#"{"n":2,"x":1.5,"ACTION":"Close","\u0074ime":"2016-07-26T00:00:00Z","unknown":"\u00e9"}"#, &mut row).unwrap();
+        assert_eq!(
+            (&row[0], &row[1], &row[2], &row[3]),
+            (&Value::Timestamp(1_469_491_200_000_000), &Value::str("Close"), &Value::Long(2), &Value::Double(1.5))
+        );
     }
 
     #[test]

@@ -305,6 +305,15 @@ fn distinct_with_event_time_matches_spark_drop_duplicates() {
     check("dedup_event_time");
 }
 
+/// The left outer join where the input just ends (no far-future pair): the temperatures
+/// emitted null-padded are those whose last possible match is behind the final watermark —
+/// strictly, as Spark evicts (`temp_taken_time + 1 hour < watermark`); one at exactly the
+/// watermark minus an hour stays in state.
+#[test]
+fn temperature_load_left_outer_join_at_the_end_of_input_matches_spark() {
+    check("temps_loads_left_end");
+}
+
 #[test]
 fn every_recorded_query_is_checked() {
     let spec = spec();
@@ -321,6 +330,7 @@ fn every_recorded_query_is_checked() {
             "sliding",
             "temps_loads_inner",
             "temps_loads_left",
+            "temps_loads_left_end",
             "tutorial"
         ],
         "add a test for each query in queries.json"

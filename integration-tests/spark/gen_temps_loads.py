@@ -24,6 +24,10 @@ What it contains (24 hours of event time from 2016-07-26T00:00:00Z):
 - last in each stream a far-future pair (ten days later, location 1, the load 30 minutes after
   the temperature): it moves both watermarks past everything else, so every unmatched
   temperature is emitted, null-padded, by the left outer join before the input ends.
+
+It also writes temps_end_input.jsonl and loads_end_input.jsonl: the same readings in another
+arrival order, without the far-future pair, plus three temperatures at location 9 (no loads)
+around the end's watermark minus one hour, for what is emitted when the input just ends.
 """
 
 import json
@@ -92,11 +96,21 @@ def main(out_dir):
         keyed.sort()
         return [rec for _, _, rec in keyed]
 
+    # The variant without the far-future pair ends at the watermark W = min(max temp time - 1h,
+    # max load time - 2h); location 9 (temperatures only) has one exactly an hour before W (its
+    # last possible match is at W, so it can be emitted null-padded once the watermark is W)
+    # and one a millisecond either side of that.
+    w = min(max(t for t, _, _ in temps) - HOUR, max(t for t, _, _ in loads) - 2 * HOUR)
+    end_temps = temps + [(w - HOUR + dt, 9, 30.0 + dt) for dt in (-1, 0, 1)]
+    end_loads = list(loads)
+
     temps = arrival(temps, 50 * MINUTE)
     loads = arrival(loads, 100 * MINUTE)
     far = end + 10 * 24 * HOUR
     temps.append((far, 1, 21.0))
     loads.append((far + 30 * MINUTE, 1, 42.0))
+    end_temps = arrival(end_temps, 50 * MINUTE)
+    end_loads = arrival(end_loads, 100 * MINUTE)
 
     def write(name, records, prefix):
         with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
@@ -106,6 +120,8 @@ def main(out_dir):
 
     write("temps_input.jsonl", temps, "temp")
     write("loads_input.jsonl", loads, "load")
+    write("temps_end_input.jsonl", end_temps, "temp")
+    write("loads_end_input.jsonl", end_loads, "load")
     print(f"{len(temps)} temperatures, {len(loads)} loads", file=sys.stderr)
 
 

@@ -2,7 +2,8 @@
 //! condition): equal keys and `lower <= left time - right time <= upper`, bounds inclusive.
 //!
 //! Each side buffers its rows until no future row of the other side can match them. A row is
-//! buffered under its *eviction time* `e`: it is dropped once the watermark `wm >= e`.
+//! buffered under its *eviction time* `e`: no future row can match it once the watermark
+//! `wm >= e`, and it is dropped (an outer row emitted) once `wm > e`, as Spark does.
 //!
 //! * Lateness: a row with `ts <= wm` is late and dropped (Spark filters join inputs with
 //!   `eventTime <= watermark`). So every future row has `ts > wm`.
@@ -17,11 +18,14 @@
 //! the watermark, giving the state watermark `wm + lower`, and for the right state it solves
 //! `l.t <= r.t + upper` for `r.t`, giving `wm - upper`; rows with `time <= state watermark` are
 //! removed. Left `tl <= wm + lower` is our `tl - lower <= wm`, right `tr <= wm - upper` is our
-//! `tr + upper <= wm`. Two differences, neither of which changes what is emitted: Spark
-//! subtracts one (millisecond) for the non-strict `>=`/`<=` because it assumes a future row may
-//! carry `time == wm`, whereas its own late filter (`eventTime <= wm`) already drops those, so
-//! the bound here is exact and a row leaves state as soon as it can no longer match, one
-//! millisecond earlier at most; and Spark's watermark is the global (minimum over inputs) one,
+//! `tr + upper <= wm`. Spark subtracts one (millisecond) for the non-strict `>=`/`<=` (it
+//! assumes a future row may carry `time == wm`, although its late filter drops those), so it
+//! keeps a row while `wm == e` and evicts it once `wm > e` (for millisecond timestamps; a strict
+//! bound, planned here as the non-strict one a microsecond inside, gives the same). Eviction here
+//! waits for `wm > e` too: not needed for the matches, but it decides *when* an unmatched outer
+//! row is emitted, and so which ones are out when the input ends (the Spark golden
+//! `temps_loads_left_end` has a temperature exactly at the final watermark minus the range,
+//! which Spark does not emit). Spark's watermark is the global (minimum over inputs) one,
 //! as is the task watermark here — a lower bound of the other side's own watermark, so using it
 //! is safe. Spark evicts at the end of each micro-batch; here eviction follows the watermark.
 //!
@@ -301,8 +305,8 @@ impl Operator for IntervalJoin {
 
         let outer = self.join_type.outer(side);
         let evict = self.eviction_time(side, ts);
-        if evict <= watermark {
-            // No future row can match it: not buffered.
+        if evict < watermark {
+            // No future row can match it (and Spark would evict it now): not buffered.
             if outer && !matched {
                 out.push(self.joined(side, &values, None));
             }
@@ -331,7 +335,7 @@ impl Operator for IntervalJoin {
         for side in 0..2 {
             let outer = self.join_type.outer(side);
             while let Some(entry) = self.sides[side].rows.first_entry() {
-                if entry.key().0 > watermark {
+                if entry.key().0 >= watermark {
                     break;
                 }
                 let (id, row) = entry.remove_entry();

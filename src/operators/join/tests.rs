@@ -136,7 +136,11 @@ fn an_unmatched_outer_row_is_emitted_once_when_the_watermark_passes_its_eviction
         o.on_watermark(tl - 1, &mut out);
         assert!(out.is_empty(), "a right row at 10h is still on time and would match");
         assert_eq!(o.entries(), 1);
+        // Like Spark (state watermark = watermark + lower - 1 ms for a non-strict bound), the
+        // row leaves once the watermark is past its eviction time, not at it.
         o.on_watermark(tl, &mut out);
+        assert!(out.is_empty(), "kept while the watermark equals its eviction time, as Spark does");
+        o.on_watermark(tl + 1, &mut out);
         assert_eq!(out, vec![pair(Some(1), None)]);
         o.on_watermark(tl + H, &mut out);
         o.on_watermark(i64::MAX, &mut out);
@@ -167,12 +171,13 @@ fn an_unmatched_outer_row_is_emitted_once_when_the_watermark_passes_its_eviction
         assert_eq!(o.process(1, &row(tr + upper, Some("b"), 3), wm, &mut out), Processed::Accepted);
         assert_eq!(o.process(0, &row(tr + upper, Some("a"), 1), wm, &mut out), Processed::Accepted);
         assert_eq!(out, vec![pair(Some(1), Some(2))]);
-        o.on_watermark(tr + upper, &mut out);
+        o.on_watermark(tr + upper + 1, &mut out);
         assert_eq!(out.len(), 1, "the matched rows are dropped silently");
         assert_eq!(o.entries(), 1);
         o.on_watermark(tr + 2 * upper - 1, &mut out);
         assert_eq!(out.len(), 1, "not before its eviction time");
         o.on_watermark(tr + 2 * upper, &mut out);
+        assert_eq!(out.len(), 1, "nor at it");
         o.on_watermark(i64::MAX, &mut out);
         assert_eq!(out, vec![pair(Some(1), Some(2)), pair(None, Some(3))], "{t:?}");
     }

@@ -1,7 +1,9 @@
 //! The first stage of a repartitioned input: for one source partition, filter the rows,
 //! compute the operator input row `[event_time, keys..., values...]`, and send it to the
 //! repartition topic's partition chosen by the keys — in the same transaction as the input
-//! offsets. At each commit it also tells every downstream partition its watermark (a marker).
+//! offsets. It tells every downstream partition its watermark (a marker) at each commit, and
+//! within a cycle every `MARKER_EVERY` rows when it moved, so that downstream watermarks (and
+//! late-data decisions) follow the source closely even when a cycle holds many rows.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +16,9 @@ use crate::kafka::producer::Outgoing;
 use crate::sql::{EventTimeColumn, InputPlan};
 use crate::time::{PartitionWatermark, NO_WATERMARK};
 use crate::types::{encode_key_value, Value};
+
+/// Rows between mid-cycle markers: costs `downstreams / MARKER_EVERY` extra records per row.
+const MARKER_EVERY: u32 = 1000;
 
 /// Stage one of one input side on one source partition.
 pub struct PrepareTask {
@@ -38,6 +43,7 @@ pub struct PrepareTask {
     key: Vec<u8>,
     value: Vec<u8>,
     pub sent_rows: u64,
+    since_marker: u32,
 }
 
 impl PrepareTask {
@@ -70,6 +76,7 @@ impl PrepareTask {
             key: Vec::new(),
             value: Vec::new(),
             sent_rows: 0,
+            since_marker: 0,
         }
     }
 
@@ -125,11 +132,16 @@ impl PrepareTask {
         })?;
         self.sent_rows += 1;
         self.watermark.observe(ts, now);
+        self.since_marker += 1;
+        if self.since_marker >= MARKER_EVERY {
+            self.send_markers(now, em)?;
+        }
         Ok(true)
     }
 
     /// Sends this partition's watermark to every downstream partition if it changed.
     pub fn send_markers(&mut self, now: Instant, em: &mut Emitter<'_>) -> Result<(), EngineError> {
+        self.since_marker = 0;
         let state = (self.watermark.watermark(), self.watermark.is_idle(now));
         if self.sent == Some(state) || (state.0 == NO_WATERMARK && !state.1) {
             return Ok(());

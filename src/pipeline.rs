@@ -25,11 +25,24 @@ impl Pipeline {
             // Where secrets come from, never their values (Secret prints as ***).
             out.push_str(&format!("kafka security: {security}\n\n"));
         }
+        let c = self.config();
+        let source_format = |name: &str| c.sources.get(name).map_or_else(|| "json".to_string(), |s| describe(s.format, s.avro.as_ref()));
         for q in &self.queries {
-            out.push_str(&q.explain(&self.config().app));
+            let sink_format = c.sinks.get(&q.sink).map_or_else(|| "json".to_string(), |s| describe(s.format, s.avro.as_ref()));
+            out.push_str(&q.explain_with(&c.app, &source_format, &sink_format));
             out.push('\n');
         }
         out
+    }
+}
+
+/// A record format as `explain` names it.
+fn describe(format: config::Format, avro: Option<&config::AvroOptions>) -> String {
+    match (format, avro) {
+        (config::Format::Json, _) => "json".into(),
+        (config::Format::Csv, _) => "csv".into(),
+        (config::Format::Avro, Some(a)) if a.registry.is_some() => "avro (Confluent wire format, schema registry)".into(),
+        (config::Format::Avro, _) => "avro (schema file)".into(),
     }
 }
 
@@ -158,6 +171,17 @@ queries:
         assert_eq!(d.position, Some((17, 12)), "{d}");
         assert!(d.message.contains("unknown source evnts"), "{d}");
         assert!(d.to_string().contains("FROM evnts"), "{d}");
+    }
+
+    #[test]
+    fn explain_names_each_source_and_sink_format() {
+        let text =
+            FILE.replace("evnts", "events").replace("    partition_key: [action]\n", "    partition_key: [action]\n    format: csv\n");
+        let text = text.replace("out: { topic: out }", "out: { topic: out, format: csv }");
+        let explained = from_text(Path::new("p.yaml"), &text, no_env).unwrap().explain();
+        assert!(explained.contains("decode csv, columns read"), "{explained}");
+        assert!(explained.contains("sink topic out, csv, key"), "{explained}");
+        assert!(!explained.contains("json"), "{explained}");
     }
 
     #[test]

@@ -34,8 +34,13 @@ fn dur(us: i64) -> ConfigDuration {
 }
 
 impl QueryPlan {
-    /// The plan as indented text.
+    /// The plan as indented text, for JSON sources and sink.
     pub fn explain(&self, app: &str) -> String {
+        self.explain_with(app, &|_| "json".to_string(), "json")
+    }
+
+    /// The plan as indented text; `source_format` names a source's record format.
+    pub fn explain_with(&self, app: &str, source_format: &dyn Fn(&str) -> String, sink_format: &str) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "query {} → sink {} (topic {}, output_mode {})", self.name, self.sink, self.sink_topic, self.output_mode);
         for (i, input) in self.inputs.iter().enumerate() {
@@ -44,7 +49,7 @@ impl QueryPlan {
                 (_, 0) => "left input".to_string(),
                 _ => "right input".to_string(),
             };
-            explain_scan(&mut s, &label, &input.scan);
+            explain_scan(&mut s, &label, &input.scan, &source_format(&input.scan.source));
             let scan_names = names(&input.scan.schema);
             if !input.keys.is_empty() {
                 let keys: Vec<String> = input.keys.iter().map(|k| fmt_expr(k, &scan_names)).collect();
@@ -186,7 +191,7 @@ impl QueryPlan {
             let names: Vec<&str> = self.key_columns.iter().map(|&i| self.output[i].name.as_str()).collect();
             format!("JSON object of [{}]", names.join(", "))
         };
-        let _ = writeln!(s, "  sink topic {}, json, key: {key}", self.sink_topic);
+        let _ = writeln!(s, "  sink topic {}, {sink_format}, key: {key}", self.sink_topic);
         s
     }
 }
@@ -201,11 +206,11 @@ fn signed(us: i64) -> String {
     }
 }
 
-fn explain_scan(s: &mut String, label: &str, scan: &ScanPlan) {
+fn explain_scan(s: &mut String, label: &str, scan: &ScanPlan, format: &str) {
     let scan_names = names(&scan.schema);
     let _ = writeln!(s, "  {label}: source {} (topic {})", scan.source, scan.topic);
     let read: Vec<&str> = scan.needed.iter().zip(&scan_names).filter(|(n, _)| **n).map(|(_, name)| name.as_str()).collect();
-    let _ = writeln!(s, "    decode json, columns read: {}", if read.is_empty() { "none".to_string() } else { read.join(", ") });
+    let _ = writeln!(s, "    decode {format}, columns read: {}", if read.is_empty() { "none".to_string() } else { read.join(", ") });
     if let Some(et) = scan.event_time {
         let col = match et {
             EventTimeColumn::Column(c) => scan_names[c].clone(),

@@ -40,3 +40,11 @@ cargo test --all-targets --locked
 # and a test that the check catches breakage.
 scripts/check-deploy.sh
 scripts/test-check-deploy.sh
+
+# Observability: alert rules (promtool), the dashboard against Grafana's schema, and a real
+# Prometheus scraping a running eddy (needs the broker).
+if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  scripts/check-observability.sh
+else
+  echo "test: check-observability.sh skipped: it scrapes an eddy running against a broker"
+fi

@@ -152,7 +152,7 @@ fn sessionize(d: &Data) -> BTreeMap<(u64, String), u64> {
 #[test]
 fn killed_mid_stream_a_join_and_sessions_behind_repartitions_stay_exact() {
     let Some(broker) = Broker::real("killed_mid_stream_a_join_and_sessions_behind_repartitions_stay_exact") else { return };
-    let loads: u64 = std::env::var("EDDY_CRASH_JOIN_LOADS").ok().and_then(|v| v.parse().ok()).unwrap_or(600_000);
+    let loads: u64 = std::env::var("EDDY_CRASH_JOIN_LOADS").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
     let d = data(48, loads, 17);
     let (temps, loads_topic) = (unique("crash-temps"), unique("crash-loads"));
     broker.create_topic(&temps, 4);
@@ -166,18 +166,8 @@ fn killed_mid_stream_a_join_and_sessions_behind_repartitions_stay_exact() {
     let file = file.to_str().unwrap();
     let log = temp_dir("crash-join-log").join("eddy.log");
     let mut rng = Rng::new(5);
-    let mut progress = Vec::new();
-    for k in 0..5 {
-        let mut child = spawn_eddy(&["run", "-c", file, "--instance-id", "crash", "--log", "warn"], &log);
-        // A random moment, not a condition: the kill must land wherever the run happens to be.
-        std::thread::sleep(Duration::from_millis(600 + rng.below(2_000)));
-        assert!(child.try_wait().unwrap().is_none(), "eddy exited on its own before kill {k}; see {}", log.display());
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let done: i64 = group_offsets(&broker.bootstrap, &app, &loads_topic, 4).iter().map(|o| o.max(&0)).sum();
-        eprintln!("kill {} with {done} of {loads} loads committed", k + 1);
-        progress.push(done);
-    }
+    let killer = Killer { bootstrap: &broker.bootstrap, group: &app, topic: &loads_topic, partitions: 4, total: loads };
+    let progress = killer.run(file, "crash", &log, 5, &mut rng);
     assert!(progress.iter().filter(|&&p| p > 0 && (p as u64) < loads).count() >= 2, "kills landed mid-stream: {progress:?}");
     let mut last = spawn_eddy(&["run", "-c", file, "--instance-id", "crash", "--stop-at-end", "--flush-at-end"], &log);
     let started = Instant::now();

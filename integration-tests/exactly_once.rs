@@ -133,20 +133,8 @@ fn killed_at_random_moments_the_output_equals_an_uninterrupted_run() {
     let file = file.to_str().unwrap();
     let log = temp_dir("crash-log").join("eddy.log");
     let mut rng = Rng::new(7);
-    let kills = 6;
-    let mut progress = Vec::new();
-    for k in 0..kills {
-        let mut child = spawn_eddy(&["run", "-c", file, "--instance-id", "crash", "--log", "warn"], &log);
-        let delay = Duration::from_millis(900 + rng.below(1_800));
-        std::thread::sleep(delay);
-        let alive = child.try_wait().unwrap().is_none();
-        assert!(alive, "eddy exited on its own before kill {k}; see {}", log.display());
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let done: i64 = group_offsets(&broker.bootstrap, &crash_app, &topic, 4).iter().map(|o| o.max(&0)).sum();
-        eprintln!("killed eddy after {delay:?} (kill {} of {kills}) with {done} of {n} input records committed", k + 1);
-        progress.push(done);
-    }
+    let killer = Killer { bootstrap: &broker.bootstrap, group: &crash_app, topic: &topic, partitions: 4, total: n };
+    let progress = killer.run(file, "crash", &log, 6, &mut rng);
     let mid_stream = progress.iter().filter(|&&d| d > 0 && (d as u64) < n).count();
     assert!(mid_stream >= 3, "at least 3 kills must hit mid-stream, progress was {progress:?}");
     let started = Instant::now();

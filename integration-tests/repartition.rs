@@ -210,17 +210,8 @@ fn killed_with_a_repartition_stage_the_output_equals_an_uninterrupted_run() {
     let file = file.to_str().unwrap();
     let log = temp_dir("rp-crash-log").join("eddy.log");
     let mut rng = Rng::new(9);
-    let mut progress = Vec::new();
-    for k in 0..5 {
-        let mut child = spawn_eddy(&["run", "-c", file, "--instance-id", "crash", "--log", "warn"], &log);
-        std::thread::sleep(Duration::from_millis(900 + rng.below(1_800)));
-        assert!(child.try_wait().unwrap().is_none(), "eddy exited on its own before kill {k}; see {}", log.display());
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let done: i64 = group_offsets(&broker.bootstrap, &app, &topic, 4).iter().map(|o| o.max(&0)).sum();
-        eprintln!("kill {} with {done} of {n} input records committed", k + 1);
-        progress.push(done);
-    }
+    let killer = Killer { bootstrap: &broker.bootstrap, group: &app, topic: &topic, partitions: 4, total: n };
+    let progress = killer.run(file, "crash", &log, 5, &mut rng);
     assert!(progress.iter().filter(|&&d| d > 0 && (d as u64) < n).count() >= 3, "kills hit mid-stream: {progress:?}");
     let mut last = spawn_eddy(&["run", "-c", file, "--instance-id", "crash", "--stop-at-end", "--flush-at-end"], &log);
     let started = Instant::now();

@@ -341,3 +341,52 @@ pub fn spawn_eddy(args: &[&str], log: &Path) -> std::process::Child {
         .spawn()
         .expect("start eddy")
 }
+
+/// Crash-test driver: `kills` runs of `eddy run -c file --instance-id id`, each killed with
+/// SIGKILL at a random moment mid-stream: once the group has committed past a random target
+/// (spread over the input of `total` records), plus a random 0–150 ms. Returns the committed
+/// progress seen after each kill.
+pub struct Killer<'a> {
+    pub bootstrap: &'a str,
+    pub group: &'a str,
+    pub topic: &'a str,
+    pub partitions: i32,
+    pub total: u64,
+}
+
+impl Killer<'_> {
+    pub fn run(&self, file: &str, id: &str, log: &Path, kills: u64, rng: &mut eddy::gen::rng::Rng) -> Vec<i64> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        // One client for every look at the group's offsets, so each look takes milliseconds.
+        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", self.bootstrap).set("group.id", self.group).create().unwrap();
+        let committed = || -> i64 {
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            for p in 0..self.partitions {
+                tpl.add_partition(self.topic, p);
+            }
+            let got = c.committed_offsets(tpl, Duration::from_secs(30)).unwrap();
+            got.elements().iter().map(|e| if let rdkafka::Offset::Offset(o) = e.offset() { o } else { 0 }).sum()
+        };
+        let step = self.total / (kills + 1);
+        let mut progress = Vec::new();
+        let mut target = 0u64;
+        for k in 0..kills {
+            target = (target + step / 2 + rng.below(step.max(1))).min(self.total * 95 / 100);
+            let mut child = spawn_eddy(&["run", "-c", file, "--instance-id", id, "--log", "warn"], log);
+            let deadline = Instant::now() + Duration::from_secs(180);
+            while (committed() as u64) < target {
+                assert!(child.try_wait().unwrap().is_none(), "eddy exited on its own before kill {}; see {}", k + 1, log.display());
+                assert!(Instant::now() < deadline, "no committed progress past {target} before kill {}; see {}", k + 1, log.display());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // The random moment: the kill lands wherever the run is by then.
+            std::thread::sleep(Duration::from_millis(rng.below(150)));
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            let done = committed();
+            eprintln!("kill {} of {kills} with {done} of {} input records committed", k + 1, self.total);
+            progress.push(done);
+        }
+        progress
+    }
+}

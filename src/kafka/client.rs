@@ -50,6 +50,12 @@ pub fn group_consumer(c: &PipelineConfig, instance: &str, exactly_once: bool, st
     if !c.kafka.properties.contains_key("statistics.interval.ms") {
         cfg.set("statistics.interval.ms", "5000");
     }
+    // librdkafka's default (1 s) stalls a catching-up partition for a second each time its
+    // local queue passes queued.min.messages; re-check soon instead (memory stays bounded by
+    // queued.max.messages.kbytes).
+    if !c.kafka.properties.contains_key("fetch.queue.backoff.ms") {
+        cfg.set("fetch.queue.backoff.ms", "10");
+    }
     cfg
 }
 
@@ -58,6 +64,9 @@ pub fn group_consumer(c: &PipelineConfig, instance: &str, exactly_once: bool, st
 pub fn plain_consumer(c: &PipelineConfig, client_id: &str) -> ClientConfig {
     let mut cfg = base(c, client_id);
     cfg.set("fetch.wait.max.ms", "10");
+    // librdkafka postpones a partition's next fetch by fetch.queue.backoff.ms (1 s) whenever
+    // its local queue is over queued.min.messages; a restore drains that queue at once.
+    cfg.set("fetch.queue.backoff.ms", "5");
     cfg.set("max.partition.fetch.bytes", "16777216");
     cfg.set("fetch.max.bytes", "67108864");
     cfg.set("group.id", format!("{}-restore", c.app));

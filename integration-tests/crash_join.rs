@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use common::*;
 use eddy::gen::rng::Rng;
@@ -169,16 +168,7 @@ fn killed_mid_stream_a_join_and_sessions_behind_repartitions_stay_exact() {
     let killer = Killer { bootstrap: &broker.bootstrap, group: &app, topic: &loads_topic, partitions: 4, total: loads };
     let progress = killer.run(file, "crash", &log, 5, &mut rng);
     assert!(progress.iter().filter(|&&p| p > 0 && (p as u64) < loads).count() >= 2, "kills landed mid-stream: {progress:?}");
-    let mut last = spawn_eddy(&["run", "-c", file, "--instance-id", "crash", "--stop-at-end", "--flush-at-end"], &log);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = last.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(600), "the final run did not finish; see {}", log.display());
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "see {}", log.display());
+    run_to_end(file, "crash", &log);
 
     let mut got_join: BTreeMap<(u64, Option<u64>), usize> = BTreeMap::new();
     for r in read(&broker.bootstrap, &joined) {

@@ -137,16 +137,7 @@ fn killed_at_random_moments_the_output_equals_an_uninterrupted_run() {
     let progress = killer.run(file, "crash", &log, 6, &mut rng);
     let mid_stream = progress.iter().filter(|&&d| d > 0 && (d as u64) < n).count();
     assert!(mid_stream >= 3, "at least 3 kills must hit mid-stream, progress was {progress:?}");
-    let started = Instant::now();
-    let mut last = spawn_eddy(&["run", "-c", file, "--instance-id", "crash", "--log", "warn", "--stop-at-end", "--flush-at-end"], &log);
-    let status = loop {
-        if let Some(s) = last.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(600), "the final run did not finish; see {}", log.display());
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "the final run failed; see {}", log.display());
+    run_to_end(file, "crash", &log);
 
     let crashed = canonical(&read(&broker.bootstrap, &out));
     let uninterrupted = canonical(&read(&broker.bootstrap, &clean_out));

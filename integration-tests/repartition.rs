@@ -213,15 +213,6 @@ fn killed_with_a_repartition_stage_the_output_equals_an_uninterrupted_run() {
     let killer = Killer { bootstrap: &broker.bootstrap, group: &app, topic: &topic, partitions: 4, total: n };
     let progress = killer.run(file, "crash", &log, 5, &mut rng);
     assert!(progress.iter().filter(|&&d| d > 0 && (d as u64) < n).count() >= 3, "kills hit mid-stream: {progress:?}");
-    let mut last = spawn_eddy(&["run", "-c", file, "--instance-id", "crash", "--stop-at-end", "--flush-at-end"], &log);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = last.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(600), "the final run did not finish; see {}", log.display());
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "see {}", log.display());
+    run_to_end(file, "crash", &log);
     assert_eq!(output(&read(&broker.bootstrap, &out)), batch(&events), "no duplicate, no missing row, no different value");
 }

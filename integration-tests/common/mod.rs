@@ -390,3 +390,18 @@ impl Killer<'_> {
         progress
     }
 }
+
+/// The run after the crashes: `eddy run --stop-at-end --flush-at-end` to the end of the input;
+/// asserts it finishes within 10 minutes and exits 0.
+pub fn run_to_end(file: &str, id: &str, log: &Path) {
+    let started = Instant::now();
+    let mut last = spawn_eddy(&["run", "-c", file, "--instance-id", id, "--log", "warn", "--stop-at-end", "--flush-at-end"], log);
+    let status = loop {
+        if let Some(s) = last.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "the final run did not finish; see {}", log.display());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "the final run failed; see {}", log.display());
+}

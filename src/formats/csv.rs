@@ -7,10 +7,11 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::timefmt::TimestampPattern;
+use super::Column;
 use super::{DecodeError, DecodeErrorKind};
 use crate::config::CsvOptions;
 use crate::time::{format_timestamp, parse_timestamp};
-use crate::types::{DataType, Schema, TimeUnit, Value};
+use crate::types::{DataType, Schema, Value};
 
 /// The longest record decoded, and the most fields; longer ones are malformed.
 const MAX_FIELDS: usize = 4096;
@@ -18,14 +19,6 @@ const MAX_FIELDS: usize = 4096;
 struct Slot {
     /// Index in the schema, or None for a column the schema does not have.
     column: Option<usize>,
-}
-
-struct Column {
-    name: String,
-    data_type: DataType,
-    nullable: bool,
-    unit: TimeUnit,
-    needed: bool,
 }
 
 /// Decodes CSV lines into rows of a schema.
@@ -51,18 +44,7 @@ impl CsvDecoder {
             None => schema.fields.iter().map(|f| f.name.clone()).collect(),
         };
         let slots = names.iter().map(|n| Slot { column: schema.fields.iter().position(|f| f.name.eq_ignore_ascii_case(n)) }).collect();
-        let columns = schema
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Column {
-                name: f.name.clone(),
-                data_type: f.data_type,
-                nullable: f.nullable,
-                unit: f.numeric_unit,
-                needed: needed.get(i).copied().unwrap_or(true),
-            })
-            .collect();
+        let columns = Column::of(schema, needed);
         let pattern = options.timestamp_format.as_deref().map(TimestampPattern::new).transpose()?;
         check_delimiter(options)?;
         Ok(CsvDecoder { delimiter: options.delimiter(), names, slots, columns, skip_header: options.skip_header.unwrap_or(true), pattern })

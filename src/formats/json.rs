@@ -8,17 +8,10 @@ use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use super::Column;
 use super::{DecodeError, DecodeErrorKind};
 use crate::time::{parse_timestamp, write_timestamp_bytes};
-use crate::types::{DataType, Schema, TimeUnit, Value};
-
-struct Column {
-    name: String,
-    data_type: DataType,
-    nullable: bool,
-    unit: TimeUnit,
-    needed: bool,
-}
+use crate::types::{DataType, Schema, Value};
 
 /// Decodes JSON objects into rows of a schema.
 pub struct JsonDecoder {
@@ -29,18 +22,7 @@ impl JsonDecoder {
     /// `needed[i]` says whether column i is read by any query; others are skipped unparsed.
     /// Only the schema's own columns are decoded (metadata columns are filled by the caller).
     pub fn new(schema: &Schema, needed: &[bool]) -> JsonDecoder {
-        let columns = schema
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Column {
-                name: f.name.clone(),
-                data_type: f.data_type,
-                nullable: f.nullable,
-                unit: f.numeric_unit,
-                needed: needed.get(i).copied().unwrap_or(true),
-            })
-            .collect();
+        let columns = Column::of(schema, needed);
         JsonDecoder { columns }
     }
 
@@ -319,7 +301,7 @@ fn write_json_string(s: &str, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Field;
+    use crate::types::{Field, TimeUnit};
 
     fn decoder() -> JsonDecoder {
         let mut secs = Field::new("secs", DataType::Timestamp, true);

@@ -12,8 +12,36 @@ pub use json::{JsonDecoder, JsonEncoder};
 pub use timefmt::TimestampPattern;
 
 use crate::config::{Format, SinkConfig, SourceConfig};
-use crate::types::{DataType, Schema, Value};
+use crate::types::{DataType, Schema, TimeUnit, Value};
 use avro::{AvroDecoder, AvroEncoder, RegistryClient};
+
+/// A schema column as every decoder sees it.
+pub(crate) struct Column {
+    pub name: String,
+    pub data_type: DataType,
+    pub nullable: bool,
+    pub unit: TimeUnit,
+    /// Read by some query; other columns are skipped unparsed.
+    pub needed: bool,
+}
+
+impl Column {
+    /// The columns of `schema`; `needed[i]` says whether column i is read (default: yes).
+    pub(crate) fn of(schema: &Schema, needed: &[bool]) -> Vec<Column> {
+        schema
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Column {
+                name: f.name.clone(),
+                data_type: f.data_type,
+                nullable: f.nullable,
+                unit: f.numeric_unit,
+                needed: needed.get(i).copied().unwrap_or(true),
+            })
+            .collect()
+    }
+}
 
 /// Checks format options that need more than the config's own checks (timestamp patterns,
 /// Avro schema files), without the network: the key at fault (`csv`, `avro`) and why.

@@ -7,6 +7,7 @@ mod watermark;
 mod windows;
 
 pub use duration::{parse_duration, DurationError};
+pub(crate) use timestamp::{civil_from_days, days_from_civil, days_in_month};
 pub use timestamp::{format_timestamp, parse_timestamp, write_timestamp_bytes, TimestampError};
 pub use watermark::{PartitionWatermark, WatermarkMerger, NO_WATERMARK};
 pub use windows::{assign_windows, WindowSpec};

@@ -8,36 +8,12 @@ use std::sync::Arc;
 use apache_avro::schema::Schema as AvroSchema;
 use apache_avro::types::Value as Avro;
 
+pub(crate) use crate::formats::Column;
 use crate::formats::{DecodeError, DecodeErrorKind};
 use crate::time::parse_timestamp;
-use crate::types::{DataType, Schema, TimeUnit, Value};
+use crate::types::{DataType, Value};
 
 const DAY_MICROS: i64 = 86_400_000_000;
-
-pub struct Column {
-    name: String,
-    data_type: DataType,
-    nullable: bool,
-    unit: TimeUnit,
-    needed: bool,
-}
-
-impl Column {
-    pub fn of(schema: &Schema, needed: &[bool]) -> Vec<Column> {
-        schema
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Column {
-                name: f.name.clone(),
-                data_type: f.data_type,
-                nullable: f.nullable,
-                unit: f.numeric_unit,
-                needed: needed.get(i).copied().unwrap_or(true),
-            })
-            .collect()
-    }
-}
 
 /// Fills `row` from a record decoded with `schema` (the writer's, which gives the scales of
 /// decimal fields), then applies Avro's resolution rules for the `reader` schema by field

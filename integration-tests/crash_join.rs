@@ -165,7 +165,9 @@ fn killed_mid_stream_a_join_and_sessions_behind_repartitions_stay_exact() {
     let file = file.to_str().unwrap();
     let log = temp_dir("crash-join-log").join("eddy.log");
     let mut rng = Rng::new(5);
-    let killer = Killer { bootstrap: &broker.bootstrap, group: &app, topic: &loads_topic, partitions: 4, total: loads };
+    // The join's stage 2 does the work: watch the loads side's repartition topic.
+    let internal = format!("{app}-loads_with_temps-repartition");
+    let killer = Killer { bootstrap: &broker.bootstrap, group: &app, topic: &internal, partitions: 4, total: loads };
     let progress = killer.run(file, "crash", &log, 5, &mut rng);
     assert!(progress.iter().filter(|&&p| p > 0 && (p as u64) < loads).count() >= 2, "kills landed mid-stream: {progress:?}");
     run_to_end(file, "crash", &log);

@@ -210,7 +210,10 @@ fn killed_with_a_repartition_stage_the_output_equals_an_uninterrupted_run() {
     let file = file.to_str().unwrap();
     let log = temp_dir("rp-crash-log").join("eddy.log");
     let mut rng = Rng::new(9);
-    let killer = Killer { bootstrap: &broker.bootstrap, group: &app, topic: &topic, partitions: 4, total: n };
+    // Stage 2 does the work: watch its progress through the repartition topic, whose
+    // offsets count the n rows (plus markers).
+    let internal = format!("{app}-per_user-repartition");
+    let killer = Killer { bootstrap: &broker.bootstrap, group: &app, topic: &internal, partitions: 4, total: n };
     let progress = killer.run(file, "crash", &log, 5, &mut rng);
     assert!(progress.iter().filter(|&&d| d > 0 && (d as u64) < n).count() >= 3, "kills hit mid-stream: {progress:?}");
     run_to_end(file, "crash", &log);

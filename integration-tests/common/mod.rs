@@ -358,7 +358,16 @@ impl Killer<'_> {
     pub fn run(&self, file: &str, id: &str, log: &Path, kills: u64, rng: &mut eddy::gen::rng::Rng) -> Vec<i64> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         // One client for every look at the group's offsets, so each look takes milliseconds.
-        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", self.bootstrap).set("group.id", self.group).create().unwrap();
+        // read_uncommitted: a read_committed client asks for stable offsets (KIP-447), which the
+        // broker refuses while the group has a transaction open, and librdkafka retries until none
+        // is; with eddy committing back to back that can wait until the input is done. This way
+        // the look returns the offsets of the last committed transaction at once.
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap)
+            .set("group.id", self.group)
+            .set("isolation.level", "read_uncommitted")
+            .create()
+            .unwrap();
         let committed = || -> i64 {
             let mut tpl = rdkafka::TopicPartitionList::new();
             for p in 0..self.partitions {

@@ -207,13 +207,24 @@ impl Func {
                     promote(a, args)
                 }
             }
-            _ => {
-                let vals: Vec<Value> = args.iter().map(|a| a.eval(row)).collect();
-                if vals.iter().any(Value::is_null) {
-                    return Value::Null;
+            // The arguments on the stack for the usual arities: a call per row allocates nothing.
+            _ => match args {
+                [a] => match a.eval(row) {
+                    Value::Null => Value::Null,
+                    v => self.call_strict(&[v]),
+                },
+                [a, b] => match (a.eval(row), b.eval(row)) {
+                    (Value::Null, _) | (_, Value::Null) => Value::Null,
+                    (x, y) => self.call_strict(&[x, y]),
+                },
+                _ => {
+                    let vals: Vec<Value> = args.iter().map(|a| a.eval(row)).collect();
+                    if vals.iter().any(Value::is_null) {
+                        return Value::Null;
+                    }
+                    self.call_strict(&vals)
                 }
-                self.call_strict(&vals)
-            }
+            },
         }
     }
 

@@ -44,12 +44,13 @@
 //! flag is kept for outer sides only (it never matters on the other sides, and keeping it there
 //! would rewrite every buffered row once more).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::hash::Hasher;
 
 use super::{ChangeSink, Operator, Processed, DATA_PREFIX};
 use crate::state::codec::CodecError;
 use crate::types::keys::{order_i64, unorder_i64};
-use crate::types::{decode_key, encode_key_value, FxHashMap, Row, Value};
+use crate::types::{decode_key, encode_key_value, FxHashMap, FxHasher, Row, Value};
 
 const VALUE_VERSION: u8 = 1;
 /// `[prefix][side][eviction time]` before the join key, the sequence number after it.
@@ -80,8 +81,9 @@ impl JoinType {
 /// One buffered input row.
 struct Buffered {
     ts: i64,
-    /// The encoded join key.
+    /// The encoded join key, and its hash (the index's key).
     key: Box<[u8]>,
+    hash: u64,
     /// The side's values (`left_width` or `right_width` of them).
     values: Vec<Value>,
     /// Matched some row of the other side (outer sides only).
@@ -97,20 +99,40 @@ struct Buffered {
 struct Side {
     /// Every buffered row by (eviction time, sequence): eviction is a scan from the front.
     rows: BTreeMap<(i64, u64), Buffered>,
-    /// Join key -> its rows (without NULL keys), ordered by eviction time, so a probe is a
-    /// range scan.
-    by_key: FxHashMap<Box<[u8]>, BTreeSet<(i64, u64)>>,
+    /// Hash of the join key -> its rows (without NULL keys), sorted by (eviction time,
+    /// sequence), so a probe is a range of one short vector. Keys that share a hash share the
+    /// vector: a probe compares the key itself. (Indexing by the hash stores each key once, in
+    /// its row; rows arrive nearly in eviction order, so an insert is usually a push.)
+    by_key: FxHashMap<u64, Vec<(i64, u64)>>,
 }
 
 impl Side {
-    fn unindex(&mut self, id: (i64, u64), key: &[u8]) {
-        if let Some(set) = self.by_key.get_mut(key) {
-            set.remove(&id);
-            if set.is_empty() {
-                self.by_key.remove(key);
+    fn index(&mut self, hash: u64, id: (i64, u64)) {
+        let ids = self.by_key.entry(hash).or_default();
+        if ids.last().is_none_or(|last| *last < id) {
+            ids.push(id);
+        } else {
+            let at = ids.partition_point(|x| *x < id);
+            ids.insert(at, id);
+        }
+    }
+
+    fn unindex(&mut self, hash: u64, id: (i64, u64)) {
+        if let Some(ids) = self.by_key.get_mut(&hash) {
+            if let Ok(at) = ids.binary_search(&id) {
+                ids.remove(at);
+            }
+            if ids.is_empty() {
+                self.by_key.remove(&hash);
             }
         }
     }
+}
+
+fn key_hash(key: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(key);
+    h.finish()
 }
 
 /// The interval join operator.
@@ -124,7 +146,10 @@ pub struct IntervalJoin {
     /// (side, eviction time, sequence) of rows that may be dirty.
     changed: Vec<(u8, i64, u64)>,
     /// State keys of persisted rows that were dropped.
-    deleted: Vec<Box<[u8]>>,
+    /// `deleted_ends[i]` is where the i-th key ends in `deleted` (one buffer, no allocation per
+    /// dropped row).
+    deleted: Vec<u8>,
+    deleted_ends: Vec<usize>,
     next_seq: u64,
     entries: usize,
     bytes: usize,
@@ -147,14 +172,13 @@ fn row_bytes(key: &[u8], values: &[Value]) -> usize {
     96 + key.len() * 2 + 24 * values.len() + strings
 }
 
-fn state_key(side: u8, evict: i64, key: &[u8], seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(KEY_HEAD + key.len() + SEQ_BYTES);
-    k.push(DATA_PREFIX);
-    k.push(side);
-    k.extend_from_slice(&order_i64(evict));
-    k.extend_from_slice(key);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
+/// Appends the state key of a row to `out`.
+fn write_state_key(side: u8, evict: i64, key: &[u8], seq: u64, out: &mut Vec<u8>) {
+    out.push(DATA_PREFIX);
+    out.push(side);
+    out.extend_from_slice(&order_i64(evict));
+    out.extend_from_slice(key);
+    out.extend_from_slice(&seq.to_be_bytes());
 }
 
 /// A parsed state key.
@@ -193,6 +217,7 @@ impl IntervalJoin {
             sides: [Side::default(), Side::default()],
             changed: Vec::new(),
             deleted: Vec::new(),
+            deleted_ends: Vec::new(),
             next_seq: 0,
             entries: 0,
             bytes: 0,
@@ -230,7 +255,7 @@ impl IntervalJoin {
     /// Removes a row while restoring (no tombstone: the store already lost it).
     fn forget(&mut self, side: usize, id: (i64, u64)) {
         if let Some(row) = self.sides[side].rows.remove(&id) {
-            self.sides[side].unindex(id, &row.key);
+            self.sides[side].unindex(row.hash, id);
             self.entries -= 1;
             self.bytes -= row_bytes(&row.key, &row.values);
         }
@@ -240,7 +265,8 @@ impl IntervalJoin {
         self.entries -= 1;
         self.bytes -= row_bytes(&row.key, &row.values);
         if row.persisted {
-            self.deleted.push(state_key(side as u8, id.0, &row.key, id.1).into_boxed_slice());
+            write_state_key(side as u8, id.0, &row.key, id.1, &mut self.deleted);
+            self.deleted_ends.push(self.deleted.len());
         }
     }
 }
@@ -269,17 +295,19 @@ impl Operator for IntervalJoin {
         // tl - lower in [tr, tr + upper - lower]; right rows tr in [tl - upper, tl - lower] have
         // tr + upper in [tl, tl - lower + upper]), then the exact time condition.
         let mut matched = false;
+        let hash = key_hash(&self.scratch_key);
         let hi = clamp(i128::from(ts) + i128::from(self.upper) - i128::from(self.lower));
         // (hi < ts only when lower > upper: nothing matches, and the range would be inverted)
         if !null_key && hi >= ts {
             let (lower, upper, widths) = (self.lower, self.upper, self.widths);
             let [left_side, right_side] = &mut self.sides;
-            let buffered = if other == 0 { left_side } else { right_side };
-            if let Some(ids) = buffered.by_key.get(&self.scratch_key[..]) {
-                for id in ids.range((ts, 0)..=(hi, u64::MAX)) {
-                    let Some(b) = buffered.rows.get_mut(id) else { continue };
+            let Side { rows, by_key } = if other == 0 { left_side } else { right_side };
+            if let Some(ids) = by_key.get(&hash) {
+                let from = ids.partition_point(|id| id.0 < ts);
+                for id in ids[from..].iter().take_while(|id| id.0 <= hi) {
+                    let Some(b) = rows.get_mut(id) else { continue };
                     let (tl, tr) = if side == 0 { (ts, b.ts) } else { (b.ts, ts) };
-                    if !in_range(lower, upper, tl, tr) {
+                    if *b.key != self.scratch_key[..] || !in_range(lower, upper, tl, tr) {
                         continue;
                     }
                     matched = true;
@@ -324,9 +352,9 @@ impl Operator for IntervalJoin {
         self.bytes += row_bytes(&key, &values);
         let s = &mut self.sides[side];
         if !null_key {
-            s.by_key.entry(key.clone()).or_default().insert(id);
+            s.index(hash, id);
         }
-        s.rows.insert(id, Buffered { ts, key, values, matched: matched && outer, dirty: true, persisted: false });
+        s.rows.insert(id, Buffered { ts, key, hash, values, matched: matched && outer, dirty: true, persisted: false });
         self.changed.push((side as u8, evict, seq));
         Processed::Accepted
     }
@@ -339,7 +367,7 @@ impl Operator for IntervalJoin {
                     break;
                 }
                 let (id, row) = entry.remove_entry();
-                self.sides[side].unindex(id, &row.key);
+                self.sides[side].unindex(row.hash, id);
                 if outer && !row.matched {
                     out.push(self.joined(side, &row.values, None));
                 }
@@ -351,9 +379,9 @@ impl Operator for IntervalJoin {
     fn on_commit(&mut self, _out: &mut Vec<Row>) {}
 
     fn take_changes(&mut self, f: &mut ChangeSink<'_>) {
-        let changed = std::mem::take(&mut self.changed);
-        let mut buf = Vec::with_capacity(64);
-        for (side, evict, seq) in changed {
+        let mut changed = std::mem::take(&mut self.changed);
+        let (mut buf, mut key) = (Vec::with_capacity(64), Vec::with_capacity(64));
+        for (side, evict, seq) in changed.drain(..) {
             let Some(row) = self.sides.get_mut(usize::from(side)).and_then(|s| s.rows.get_mut(&(evict, seq))) else { continue };
             if !row.dirty {
                 continue;
@@ -367,11 +395,17 @@ impl Operator for IntervalJoin {
             for v in &row.values {
                 encode_key_value(v, &mut buf);
             }
-            f(&state_key(side, evict, &row.key, seq), Some(&buf));
+            key.clear();
+            write_state_key(side, evict, &row.key, seq, &mut key);
+            f(&key, Some(&buf));
         }
-        for key in std::mem::take(&mut self.deleted) {
-            f(&key, None);
+        self.changed = changed; // empty, keeping its capacity
+        let mut start = 0;
+        for end in self.deleted_ends.drain(..) {
+            f(&self.deleted[start..end], None);
+            start = end;
         }
+        self.deleted.clear();
     }
 
     fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), CodecError> {
@@ -414,11 +448,12 @@ impl Operator for IntervalJoin {
         let key: Box<[u8]> = Box::from(k.key);
         self.entries += 1;
         self.bytes += row_bytes(&key, &values);
+        let hash = key_hash(&key);
         let s = &mut self.sides[k.side];
         if !null_key {
-            s.by_key.entry(key.clone()).or_default().insert(id);
+            s.index(hash, id);
         }
-        s.rows.insert(id, Buffered { ts, key, values, matched, dirty: false, persisted: true });
+        s.rows.insert(id, Buffered { ts, key, hash, values, matched, dirty: false, persisted: true });
         self.next_seq = self.next_seq.max(k.seq.saturating_add(1));
         Ok(())
     }
@@ -427,6 +462,7 @@ impl Operator for IntervalJoin {
         self.sides = [Side::default(), Side::default()];
         self.changed.clear();
         self.deleted.clear();
+        self.deleted_ends.clear();
         self.next_seq = 0;
         self.entries = 0;
         self.bytes = 0;

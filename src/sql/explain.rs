@@ -57,7 +57,7 @@ impl QueryPlan {
             }
             match &input.exchange {
                 Exchange::Local if self.is_stateful() => {
-                    let _ = writeln!(s, "    exchange: none (each source partition holds whole keys: the source is keyed by them)");
+                    let _ = writeln!(s, "    exchange: none (each source partition holds whole keys: the source is partitioned by the keys or some of them)");
                 }
                 Exchange::Local => {}
                 Exchange::Repartition { partitions, reason } => {

@@ -165,6 +165,37 @@ pub fn plan_join(select: &ast::Select, table: &ast::TableWithJoins, ctx: &PlanCo
     let (mut lower, mut upper) = (None::<i64>, None::<i64>);
     let mut keys: Vec<(Expr, Expr)> = Vec::new();
     let mut residual = Vec::new();
+    // WHERE: conditions on one side go below the join where that keeps the join's meaning. An
+    // inner join's other WHERE conditions are join conditions (Spark pushes them into the join):
+    // an equality across the sides is a key, a time range bounds the state.
+    let (mut left_filter, mut right_filter) = (Vec::new(), Vec::new());
+    let mut where_residual = Vec::new();
+    let push_down = |p: Expr, left_filter: &mut Vec<Expr>, right_filter: &mut Vec<Expr>| -> Option<Expr> {
+        let s = sides(&p, lw);
+        if s == BTreeSet::from([0]) && matches!(kind, JoinKind::Inner | JoinKind::LeftOuter) {
+            left_filter.push(p);
+        } else if s == BTreeSet::from([1]) && matches!(kind, JoinKind::Inner | JoinKind::RightOuter) {
+            let mut p = p;
+            p.remap_columns(&|c| c - lw);
+            right_filter.push(p);
+        } else {
+            return Some(p);
+        }
+        None
+    };
+    if let Some(w) = &select.selection {
+        let mut where_parts = Vec::new();
+        conjuncts(Compiler::plain(&scope, "WHERE").predicate(w)?, &mut where_parts);
+        for p in where_parts {
+            if let Some(p) = push_down(p, &mut left_filter, &mut right_filter) {
+                if kind == JoinKind::Inner {
+                    parts.push(p);
+                } else {
+                    where_residual.push(p);
+                }
+            }
+        }
+    }
     for p in parts {
         if let Some((lo, hi)) = time_bound(&p, left_et, right_et) {
             if let Some(lo) = lo {
@@ -187,6 +218,13 @@ pub fn plan_join(select: &ast::Select, table: &ast::TableWithJoins, ctx: &PlanCo
                 keys.push(((**b).clone(), (**a).clone()));
                 continue;
             }
+        }
+        // An inner join's condition on one side filters that side before the join.
+        if kind == JoinKind::Inner {
+            if let Some(p) = push_down(p, &mut left_filter, &mut right_filter) {
+                residual.push(p);
+            }
+            continue;
         }
         residual.push(p);
     }
@@ -225,24 +263,7 @@ pub fn plan_join(select: &ast::Select, table: &ast::TableWithJoins, ctx: &PlanCo
             "an outer join's ON may hold only key equalities and the time range; move other conditions to WHERE",
         ));
     }
-    // WHERE: conditions on one side go below the join where that keeps the join's meaning.
-    let (mut left_filter, mut right_filter) = (Vec::new(), Vec::new());
-    if let Some(w) = &select.selection {
-        let mut parts = Vec::new();
-        conjuncts(Compiler::plain(&scope, "WHERE").predicate(w)?, &mut parts);
-        for p in parts {
-            let s = sides(&p, lw);
-            if s == BTreeSet::from([0]) && matches!(kind, JoinKind::Inner | JoinKind::LeftOuter) {
-                left_filter.push(p);
-            } else if s == BTreeSet::from([1]) && matches!(kind, JoinKind::Inner | JoinKind::RightOuter) {
-                let mut p = p;
-                p.remap_columns(&|c| c - lw);
-                right_filter.push(p);
-            } else {
-                residual.push(p);
-            }
-        }
-    }
+    residual.extend(where_residual);
     let (mut projection, output) = plain_projection(select, &scope)?;
     let mut residual = and_all(residual);
     // Each side carries only the columns the projection and the residual read.
@@ -278,7 +299,7 @@ pub fn plan_join(select: &ast::Select, table: &ast::TableWithJoins, ctx: &PlanCo
         left_keys.push(a);
         right_keys.push(b);
     }
-    let local = keyed_by(ls, &left_keys, &left.schema) && keyed_by(rs, &right_keys, &right.schema);
+    let local = co_partitioned((ls, &left_keys, &left.schema), (rs, &right_keys, &right.schema));
     let exchange = if local {
         Exchange::Local
     } else {
@@ -336,14 +357,29 @@ fn coerce_keys(a: Expr, b: Expr) -> Result<(Expr, Expr), String> {
     Err(format!("join keys of types {ta} and {tb} cannot be equal; CAST one side"))
 }
 
-/// The source is partitioned by exactly these key columns, in order.
-fn keyed_by(source: &super::planner::SourceInfo, keys: &[Expr], schema: &crate::types::Schema) -> bool {
-    let Some(pk) = source.partition_key else { return false };
-    pk.len() == keys.len()
-        && pk
-            .iter()
-            .zip(keys)
-            .all(|(col, k)| schema.index_of(col).is_some_and(|idx| matches!(k, Expr::Column { index, .. } if *index == idx)))
+/// Which join keys the source is partitioned by: for each of its `partition_key` columns in
+/// order, the position of a key that is that plain column.
+fn partitioned_by(source: &super::planner::SourceInfo, keys: &[Expr], schema: &crate::types::Schema) -> Option<Vec<usize>> {
+    source
+        .partition_key?
+        .iter()
+        .map(|col| {
+            let idx = schema.index_of(col)?;
+            keys.iter().position(|k| matches!(k, Expr::Column { index, .. } if *index == idx))
+        })
+        .collect()
+}
+
+/// Both sides are partitioned by the same join keys (all of them, or some): rows with equal
+/// keys then have equal partitioning keys, so they are in the same partition number.
+fn co_partitioned(
+    (ls, lkeys, lschema): (&super::planner::SourceInfo, &[Expr], &crate::types::Schema),
+    (rs, rkeys, rschema): (&super::planner::SourceInfo, &[Expr], &crate::types::Schema),
+) -> bool {
+    match (partitioned_by(ls, lkeys, lschema), partitioned_by(rs, rkeys, rschema)) {
+        (Some(l), Some(r)) => !l.is_empty() && l == r,
+        _ => false,
+    }
 }
 
 /// `FROM stream [LEFT] JOIN table ON stream.x = table.pk`.

@@ -342,6 +342,55 @@ fn joins_without_a_bounded_time_range_or_watermark_are_rejected() {
 }
 
 #[test]
+fn an_inner_joins_where_conditions_are_join_keys_and_filters() {
+    let f = Fixture::new();
+    // Spark pushes an inner join's WHERE into the join: the equalities across the sides are keys
+    // (expressions too), the one-side conditions filter that side first, nothing is left over.
+    let sql = "SELECT t.temp, l.load FROM temps t JOIN loads l \
+        ON l.load_taken_time BETWEEN t.temp_taken_time AND t.temp_taken_time + INTERVAL 1 HOUR AND t.temp > 20 \
+        WHERE t.temp_location_id = l.load_location_id \
+        AND floor(unix_millis(t.temp_taken_time) / 60000) = floor(unix_millis(l.load_taken_time) / 60000)";
+    let plan = f.plan(sql).unwrap();
+    let PlanBody::Join(j) = &plan.body else { panic!("not a join") };
+    assert!(j.residual.is_none(), "every condition is a key, the time range or a filter");
+    assert_eq!((plan.inputs[0].keys.len(), plan.inputs[1].keys.len()), (2, 2));
+    assert!(plan.inputs[0].scan.filter.is_some(), "t.temp > 20 filters the left side before the join");
+    assert!(plan.inputs[1].scan.filter.is_none());
+    assert_eq!(plan.inputs[0].exchange, Exchange::Local, "both sides are partitioned by the location, one of the keys");
+    // An outer join's WHERE stays after the join (it filters the null-padded rows too).
+    let outer = f
+        .plan(
+            &sql.replace("JOIN loads l", "LEFT JOIN loads l")
+                .replace(" AND t.temp > 20", "")
+                .replace("WHERE t.temp_location_id = l.load_location_id AND", "AND t.temp_location_id = l.load_location_id WHERE"),
+        )
+        .unwrap();
+    let PlanBody::Join(j) = &outer.body else { panic!("not a join") };
+    assert!(j.residual.is_some(), "the window equality is applied after a left join");
+    assert_eq!(outer.inputs[0].keys.len(), 1);
+}
+
+#[test]
+fn a_join_on_a_key_the_sources_are_not_partitioned_by_repartitions() {
+    let f = Fixture::new();
+    // Both sides partitioned by the location: a join on (location, minute) needs no exchange,
+    // but a join on the minute alone does.
+    let local = f
+        .plan("SELECT t.temp FROM temps t JOIN loads l ON floor(unix_millis(t.temp_taken_time) / 60000) = floor(unix_millis(l.load_taken_time) / 60000) AND t.temp_location_id = l.load_location_id AND l.load_taken_time BETWEEN t.temp_taken_time AND t.temp_taken_time + INTERVAL 1 HOUR")
+        .unwrap();
+    assert_eq!(local.inputs[1].exchange, Exchange::Local);
+    let minute = f
+        .plan("SELECT t.temp FROM temps t JOIN loads l ON floor(unix_millis(t.temp_taken_time) / 60000) = floor(unix_millis(l.load_taken_time) / 60000) AND l.load_taken_time BETWEEN t.temp_taken_time AND t.temp_taken_time + INTERVAL 1 HOUR")
+        .unwrap();
+    assert!(matches!(minute.inputs[0].exchange, Exchange::Repartition { .. }));
+    // Partitioned by keys that do not correspond (left by location, right's location not a key).
+    let crossed = f
+        .plan("SELECT t.temp FROM temps t JOIN loads l ON t.temp_location_id = l.load AND l.load_taken_time BETWEEN t.temp_taken_time AND t.temp_taken_time + INTERVAL 1 HOUR")
+        .unwrap();
+    assert!(matches!(crossed.inputs[0].exchange, Exchange::Repartition { .. }));
+}
+
+#[test]
 fn a_self_join_on_other_keys_repartitions_both_sides() {
     let f = Fixture::new();
     let plan = f

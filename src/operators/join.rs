@@ -44,7 +44,8 @@
 //! flag is kept for outer sides only (it never matters on the other sides, and keeping it there
 //! would rewrite every buffered row once more).
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::hash::Hasher;
 
 use super::{ChangeSink, Operator, Processed, DATA_PREFIX};
@@ -97,8 +98,11 @@ struct Buffered {
 /// The buffered rows of one side.
 #[derive(Default)]
 struct Side {
-    /// Every buffered row by (eviction time, sequence): eviction is a scan from the front.
-    rows: BTreeMap<(i64, u64), Buffered>,
+    /// Every buffered row by (eviction time, sequence).
+    rows: FxHashMap<(i64, u64), Buffered>,
+    /// The ids of `rows`, smallest first: eviction pops from the top. An id whose row was
+    /// forgotten while restoring stays until popped, and is skipped then.
+    queue: BinaryHeap<Reverse<(i64, u64)>>,
     /// Hash of the join key -> its rows (without NULL keys), sorted by (eviction time,
     /// sequence), so a probe is a range of one short vector. Keys that share a hash share the
     /// vector: a probe compares the key itself. (Indexing by the hash stores each key once, in
@@ -107,6 +111,14 @@ struct Side {
 }
 
 impl Side {
+    fn insert(&mut self, id: (i64, u64), row: Buffered, null_key: bool) {
+        if !null_key {
+            self.index(row.hash, id);
+        }
+        self.queue.push(Reverse(id));
+        self.rows.insert(id, row);
+    }
+
     fn index(&mut self, hash: u64, id: (i64, u64)) {
         let ids = self.by_key.entry(hash).or_default();
         if ids.last().is_none_or(|last| *last < id) {
@@ -301,7 +313,7 @@ impl Operator for IntervalJoin {
         if !null_key && hi >= ts {
             let (lower, upper, widths) = (self.lower, self.upper, self.widths);
             let [left_side, right_side] = &mut self.sides;
-            let Side { rows, by_key } = if other == 0 { left_side } else { right_side };
+            let Side { rows, by_key, .. } = if other == 0 { left_side } else { right_side };
             if let Some(ids) = by_key.get(&hash) {
                 let from = ids.partition_point(|id| id.0 < ts);
                 for id in ids[from..].iter().take_while(|id| id.0 <= hi) {
@@ -350,11 +362,7 @@ impl Operator for IntervalJoin {
         let id = (evict, seq);
         self.entries += 1;
         self.bytes += row_bytes(&key, &values);
-        let s = &mut self.sides[side];
-        if !null_key {
-            s.index(hash, id);
-        }
-        s.rows.insert(id, Buffered { ts, key, hash, values, matched: matched && outer, dirty: true, persisted: false });
+        self.sides[side].insert(id, Buffered { ts, key, hash, values, matched: matched && outer, dirty: true, persisted: false }, null_key);
         self.changed.push((side as u8, evict, seq));
         Processed::Accepted
     }
@@ -362,11 +370,12 @@ impl Operator for IntervalJoin {
     fn on_watermark(&mut self, watermark: i64, out: &mut Vec<Row>) {
         for side in 0..2 {
             let outer = self.join_type.outer(side);
-            while let Some(entry) = self.sides[side].rows.first_entry() {
-                if entry.key().0 >= watermark {
+            while let Some(&Reverse(id)) = self.sides[side].queue.peek() {
+                if id.0 >= watermark {
                     break;
                 }
-                let (id, row) = entry.remove_entry();
+                self.sides[side].queue.pop();
+                let Some(row) = self.sides[side].rows.remove(&id) else { continue };
                 self.sides[side].unindex(row.hash, id);
                 if outer && !row.matched {
                     out.push(self.joined(side, &row.values, None));
@@ -449,11 +458,7 @@ impl Operator for IntervalJoin {
         self.entries += 1;
         self.bytes += row_bytes(&key, &values);
         let hash = key_hash(&key);
-        let s = &mut self.sides[k.side];
-        if !null_key {
-            s.index(hash, id);
-        }
-        s.rows.insert(id, Buffered { ts, key, hash, values, matched, dirty: false, persisted: true });
+        self.sides[k.side].insert(id, Buffered { ts, key, hash, values, matched, dirty: false, persisted: true }, null_key);
         self.next_seq = self.next_seq.max(k.seq.saturating_add(1));
         Ok(())
     }

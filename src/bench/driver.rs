@@ -294,27 +294,32 @@ impl Driver {
         if rows.is_empty() {
             return;
         }
-        let mut outputs = Vec::with_capacity(rows.len());
+        // As the engine's task does: each row projected into one reused vector, sent at once.
+        let post = std::mem::replace(&mut self.post, Post::Dedup);
+        let mut values: Vec<Value> = Vec::new();
         for row in rows.drain(..) {
-            match &self.post {
+            let out: &[Value] = match &post {
                 Post::Aggregate { having, projection } => {
                     if having.as_ref().is_some_and(|h| !h.test(&row)) {
                         continue;
                     }
-                    outputs.push(projection.iter().map(|e| e.eval(&row)).collect::<Vec<Value>>());
+                    values.clear();
+                    values.extend(projection.iter().map(|e| e.eval(&row)));
+                    &values
                 }
                 Post::Join { residual, projection } => {
                     if residual.as_ref().is_some_and(|r| !r.test(&row)) {
                         continue;
                     }
-                    outputs.push(projection.iter().map(|e| e.eval(&row)).collect());
+                    values.clear();
+                    values.extend(projection.iter().map(|e| e.eval(&row)));
+                    &values
                 }
-                Post::Dedup | Post::Stateless(_) => outputs.push(row),
-            }
+                Post::Dedup | Post::Stateless(_) => &row,
+            };
+            self.send(out);
         }
-        for values in outputs {
-            self.send(&values);
-        }
+        self.post = post;
     }
 
     /// Encodes one output row and its key, as `engine::task::Output::send` does.

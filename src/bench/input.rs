@@ -51,17 +51,8 @@ impl Records {
     fn refill(&mut self) -> std::io::Result<()> {
         self.buf.drain(..self.pos);
         self.pos = 0;
-        let want = self.buf.len() + BLOCK;
-        while self.buf.len() < want {
-            let have = self.buf.len();
-            self.buf.resize(want, 0);
-            let n = self.file.read(&mut self.buf[have..])?;
-            self.buf.truncate(have + n);
-            if n == 0 {
-                self.eof = true;
-                break;
-            }
-        }
+        let n = (&mut self.file).take(BLOCK as u64).read_to_end(&mut self.buf)?;
+        self.eof = n == 0;
         Ok(())
     }
 }

@@ -397,9 +397,10 @@ impl QueryTask {
             return Ok(());
         }
         let Body::Operator { post, .. } = &self.body else { return Ok(()) };
-        let mut outputs: Vec<Vec<Value>> = Vec::with_capacity(rows.len());
+        // Each row is projected into one reused vector and sent at once.
+        let mut values: Vec<Value> = Vec::new();
         for row in rows.drain(..) {
-            match post {
+            let out: &[Value] = match post {
                 Post::Aggregate { having, projection, window_index } => {
                     if having.as_ref().is_some_and(|h| !h.test(&row)) {
                         continue;
@@ -407,19 +408,21 @@ impl QueryTask {
                     if let Some(Value::Window { end, .. }) = window_index.and_then(|i| row.get(i)) {
                         self.output.emitted_at(*end);
                     }
-                    outputs.push(projection.iter().map(|e| e.eval(&row)).collect());
+                    values.clear();
+                    values.extend(projection.iter().map(|e| e.eval(&row)));
+                    &values
                 }
                 Post::Join { residual, projection } => {
                     if residual.as_ref().is_some_and(|r| !r.test(&row)) {
                         continue;
                     }
-                    outputs.push(projection.iter().map(|e| e.eval(&row)).collect());
+                    values.clear();
+                    values.extend(projection.iter().map(|e| e.eval(&row)));
+                    &values
                 }
-                Post::Dedup => outputs.push(row),
-            }
-        }
-        for values in outputs {
-            self.output.send(&values, None, &mut ctx.em)?;
+                Post::Dedup => &row,
+            };
+            self.output.send(out, None, &mut ctx.em)?;
             self.stats.output += 1;
         }
         Ok(())

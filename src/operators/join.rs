@@ -107,7 +107,47 @@ struct Side {
     /// sequence), so a probe is a range of one short vector. Keys that share a hash share the
     /// vector: a probe compares the key itself. (Indexing by the hash stores each key once, in
     /// its row; rows arrive nearly in eviction order, so an insert is usually a push.)
-    by_key: FxHashMap<u64, Vec<(i64, u64)>>,
+    by_key: FxHashMap<u64, Ids>,
+}
+
+/// The ids of the rows whose keys have one hash, sorted: inline while there is one (most keys
+/// of a windowed join are seen once or twice), in a vector beyond.
+enum Ids {
+    One((i64, u64)),
+    Many(Vec<(i64, u64)>),
+}
+
+impl Ids {
+    fn as_slice(&self) -> &[(i64, u64)] {
+        match self {
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::Many(ids) => ids,
+        }
+    }
+
+    fn insert(&mut self, id: (i64, u64)) {
+        match self {
+            Ids::One(first) => *self = Ids::Many(if *first < id { vec![*first, id] } else { vec![id, *first] }),
+            Ids::Many(ids) if ids.last().is_none_or(|last| *last < id) => ids.push(id),
+            Ids::Many(ids) => {
+                let at = ids.partition_point(|x| *x < id);
+                ids.insert(at, id);
+            }
+        }
+    }
+
+    /// Removes `id`; true when no id is left.
+    fn remove(&mut self, id: (i64, u64)) -> bool {
+        match self {
+            Ids::One(only) => *only == id,
+            Ids::Many(ids) => {
+                if let Ok(at) = ids.binary_search(&id) {
+                    ids.remove(at);
+                }
+                ids.is_empty()
+            }
+        }
+    }
 }
 
 impl Side {
@@ -120,23 +160,17 @@ impl Side {
     }
 
     fn index(&mut self, hash: u64, id: (i64, u64)) {
-        let ids = self.by_key.entry(hash).or_default();
-        if ids.last().is_none_or(|last| *last < id) {
-            ids.push(id);
-        } else {
-            let at = ids.partition_point(|x| *x < id);
-            ids.insert(at, id);
+        match self.by_key.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().insert(id),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Ids::One(id));
+            }
         }
     }
 
     fn unindex(&mut self, hash: u64, id: (i64, u64)) {
-        if let Some(ids) = self.by_key.get_mut(&hash) {
-            if let Ok(at) = ids.binary_search(&id) {
-                ids.remove(at);
-            }
-            if ids.is_empty() {
-                self.by_key.remove(&hash);
-            }
+        if self.by_key.get_mut(&hash).is_some_and(|ids| ids.remove(id)) {
+            self.by_key.remove(&hash);
         }
     }
 }
@@ -314,7 +348,7 @@ impl Operator for IntervalJoin {
             let (lower, upper, widths) = (self.lower, self.upper, self.widths);
             let [left_side, right_side] = &mut self.sides;
             let Side { rows, by_key, .. } = if other == 0 { left_side } else { right_side };
-            if let Some(ids) = by_key.get(&hash) {
+            if let Some(ids) = by_key.get(&hash).map(Ids::as_slice) {
                 let from = ids.partition_point(|id| id.0 < ts);
                 for id in ids[from..].iter().take_while(|id| id.0 <= hi) {
                     let Some(b) = rows.get_mut(id) else { continue };

@@ -1,13 +1,13 @@
-//! JSON records. The decoder walks one object with serde_json, matching keys against the
-//! schema without allocating, parsing only the columns a query reads and skipping the rest.
-//! The encoder writes objects in select-list order, timestamps as RFC 3339 UTC milliseconds.
+//! JSON records. The decoder scans one object in a single pass over its bytes
+//! (`json_scan`), matching keys against the schema without allocating, parsing only the
+//! columns a query reads and skipping the rest while still checking they are well-formed JSON.
+//! It accepts and rejects exactly what the former serde_json-visitor decoder did (held to it
+//! by the differential tests in `json_diff_tests`). The encoder writes objects in select-list
+//! order, timestamps as RFC 3339 UTC milliseconds. Depends on `json_scan`, `time`, `types`.
 
-use std::cell::RefCell;
-use std::fmt;
 use std::sync::Arc;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-
+use super::json_scan::{same_bytes, Bad, Number, Scanner, Text};
 use super::Column;
 use super::{DecodeError, DecodeErrorKind};
 use crate::time::{parse_timestamp, write_timestamp_bytes};
@@ -16,6 +16,9 @@ use crate::types::{DataType, Schema, Value};
 /// Decodes JSON objects into rows of a schema.
 pub struct JsonDecoder {
     columns: Vec<Column>,
+    /// Per column: its name has no `"` or `\`, so a key written as the name unescaped ends
+    /// at the first quote after it (the fast path for the hinted column).
+    plain: Vec<bool>,
 }
 
 impl JsonDecoder {
@@ -23,7 +26,8 @@ impl JsonDecoder {
     /// Only the schema's own columns are decoded (metadata columns are filled by the caller).
     pub fn new(schema: &Schema, needed: &[bool]) -> JsonDecoder {
         let columns = Column::of(schema, needed);
-        JsonDecoder { columns }
+        let plain = columns.iter().map(|c| !c.name.bytes().any(|b| b == b'"' || b == b'\\')).collect();
+        JsonDecoder { columns, plain }
     }
 
     /// Decodes `payload` into `row[..schema.len()]`, which must be at least that long.
@@ -34,15 +38,14 @@ impl JsonDecoder {
         for v in row.iter_mut().take(self.columns.len()) {
             *v = Value::Null;
         }
-        let failure = RefCell::new(None);
-        let mut seen: u128 = 0;
-        let mut de = serde_json::Deserializer::from_slice(payload);
-        let result = RowSeed { decoder: self, row, seen: &mut seen, failure: &failure }.deserialize(&mut de).and_then(|()| de.end());
-        if let Err(e) = result {
-            return Err(failure.into_inner().unwrap_or_else(|| DecodeError::new(DecodeErrorKind::Malformed, format!("invalid JSON: {e}"))));
-        }
+        let mut s = Scanner::new(payload);
+        let seen = match self.fields(&mut s, row) {
+            Ok(seen) => seen,
+            Err(Stop::Syntax) => return Err(s.error()),
+            Err(Stop::Field(e)) => return Err(e),
+        };
         for (i, c) in self.columns.iter().enumerate() {
-            if c.needed && !c.nullable && row[i].is_null() {
+            if c.needed && !c.nullable && row.get(i).is_none_or(Value::is_null) {
                 let why = if i < 128 && seen & (1 << i) != 0 { "is null" } else { "is missing" };
                 return Err(DecodeError::new(DecodeErrorKind::MissingField, format!("required field \"{}\" {why}", c.name)));
             }
@@ -50,6 +53,80 @@ impl JsonDecoder {
         Ok(())
     }
 
+    /// Scans the object into `row`: which columns (of the first 128) had their key, to tell
+    /// "null" from "missing".
+    fn fields(&self, s: &mut Scanner, row: &mut [Value]) -> Result<u128, Stop> {
+        let mut seen = [0u64; 2];
+        let mut scratch = Vec::new();
+        if !s.eat_after_ws(b'{') {
+            return Err(s.expected("'{' (a record is a JSON object)").into());
+        }
+        // Producers write fields in the same order record after record: try the column after
+        // the last one found before searching them all.
+        let mut hint = 0;
+        if !s.eat_after_ws(b'}') {
+            loop {
+                if !s.eat_after_ws(b'"') {
+                    return Err(s.expected("a key string").into());
+                }
+                let hinted = self.columns.get(hint).filter(|_| self.plain.get(hint) == Some(&true));
+                let index = if hinted.is_some_and(|c| s.eat_key(c.name.as_bytes())) {
+                    Some(hint)
+                } else {
+                    match s.string::<false>(&mut scratch)? {
+                        Text::Raw(key) => self.lookup(key, hint),
+                        Text::Scratch => self.lookup(&scratch, hint),
+                    }
+                };
+                if !s.eat_after_ws(b':') {
+                    return Err(s.expected("':' after a key").into());
+                }
+                s.skip_ws();
+                match index.and_then(|i| Some((i, self.columns.get(i)?))) {
+                    Some((i, c)) if c.needed => {
+                        hint = i + 1;
+                        if let Some(w) = seen.get_mut(i / 64) {
+                            *w |= 1 << (i % 64);
+                        }
+                        let v = value(s, c, &mut scratch)?;
+                        if let Some(slot) = row.get_mut(i) {
+                            *slot = v;
+                        }
+                    }
+                    other => {
+                        if let Some((i, _)) = other {
+                            hint = i + 1;
+                        }
+                        s.skip_value()?;
+                    }
+                }
+                if s.eat_after_ws(b',') {
+                    continue;
+                }
+                if s.eat(b'}') {
+                    break;
+                }
+                return Err(s.expected("',' or '}' after a field").into());
+            }
+        }
+        s.skip_ws();
+        if !s.at_end() {
+            return Err(s.expected("the end of the record after its object").into());
+        }
+        Ok(u128::from(seen[0]) | u128::from(seen[1]) << 64)
+    }
+
+    /// The column `key` names: the hinted one if it matches exactly, else the first exact
+    /// match, else the first ASCII-case-insensitive one.
+    #[inline]
+    fn lookup(&self, key: &[u8], hint: usize) -> Option<usize> {
+        if self.columns.get(hint).is_some_and(|c| same_bytes(c.name.as_bytes(), key)) {
+            return Some(hint);
+        }
+        self.find(key)
+    }
+
+    #[inline(never)]
     fn find(&self, key: &[u8]) -> Option<usize> {
         self.columns
             .iter()
@@ -58,99 +135,98 @@ impl JsonDecoder {
     }
 }
 
-struct RowSeed<'a> {
-    decoder: &'a JsonDecoder,
-    row: &'a mut [Value],
-    seen: &'a mut u128,
-    failure: &'a RefCell<Option<DecodeError>>,
+/// Why scanning an object stopped: bad JSON (described by the scanner) or a bad field.
+enum Stop {
+    Syntax,
+    Field(DecodeError),
 }
 
-impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
+impl From<Bad> for Stop {
+    fn from(_: Bad) -> Stop {
+        Stop::Syntax
     }
 }
 
-impl<'de> Visitor<'de> for RowSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        // Producers write fields in the same order record after record: try the column after
-        // the last one found before searching them all.
-        let mut hint = 0;
-        while let Some(index) = map.next_key_seed(KeySeed { decoder: self.decoder, hint })? {
-            if let Some(i) = index {
-                hint = i + 1;
-            }
-            match index {
-                Some(i) if self.decoder.columns[i].needed => {
-                    let c = &self.decoder.columns[i];
-                    if i < 128 {
-                        *self.seen |= 1 << i;
-                    }
-                    let v = map.next_value_seed(ValueSeed { column: c, failure: self.failure })?;
-                    self.row[i] = v;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+/// The value of needed column `c` at the scanner (after whitespace). Parsed in full before its
+/// type is checked, so a malformed value is Malformed whatever the column's type.
+#[inline]
+fn value(s: &mut Scanner, c: &Column, scratch: &mut Vec<u8>) -> Result<Value, Stop> {
+    match s.peek() {
+        Some(b'"') => {
+            let at = s.position();
+            s.eat(b'"');
+            let text = match s.string::<true>(scratch)? {
+                Text::Raw(bytes) => std::str::from_utf8(bytes),
+                Text::Scratch => std::str::from_utf8(scratch),
+            };
+            match text {
+                Ok(text) => from_str(c, text).map_err(Stop::Field),
+                Err(_) => Err(s.fail(at, "invalid UTF-8 in a string").into()),
             }
         }
-        Ok(())
-    }
-}
-
-struct KeySeed<'a> {
-    decoder: &'a JsonDecoder,
-    /// The column this key most likely names.
-    hint: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        // As bytes: serde_json then skips the UTF-8 validation of every key, which only has
-        // to equal one of the schema's names.
-        d.deserialize_bytes(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a field name")
-    }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Option<usize>, E> {
-        if self.decoder.columns.get(self.hint).is_some_and(|c| c.name.as_bytes() == v) {
-            return Ok(Some(self.hint));
+        Some(b'-' | b'0'..=b'9') => match s.number()? {
+            Number::Int(v) => from_i64(c, v),
+            Number::Big(v) if c.data_type == DataType::Double => Ok(Value::Double(v as f64)),
+            Number::Big(_) => Err(wrong(c, "a number too large for a long")),
+            Number::Float(v) => from_f64(c, v),
         }
-        Ok(self.decoder.find(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
-        Ok(self.decoder.find(v.as_bytes()))
+        .map_err(Stop::Field),
+        Some(b't') => {
+            s.literal(b"true")?;
+            from_bool(c, true).map_err(Stop::Field)
+        }
+        Some(b'f') => {
+            s.literal(b"false")?;
+            from_bool(c, false).map_err(Stop::Field)
+        }
+        Some(b'n') => {
+            s.literal(b"null")?;
+            Ok(Value::Null)
+        }
+        Some(b'{') => Err(Stop::Field(wrong(c, "an object"))),
+        Some(b'[') => Err(Stop::Field(wrong(c, "an array"))),
+        _ => Err(s.expected("a value").into()),
     }
 }
 
-struct ValueSeed<'a> {
-    column: &'a Column,
-    failure: &'a RefCell<Option<DecodeError>>,
+fn from_bool(c: &Column, v: bool) -> Result<Value, DecodeError> {
+    match c.data_type {
+        DataType::Boolean => Ok(Value::Bool(v)),
+        _ => Err(wrong(c, "a boolean")),
+    }
 }
 
-impl ValueSeed<'_> {
-    fn fail<E: de::Error>(&self, kind: DecodeErrorKind, message: String) -> E {
-        let e = DecodeError::new(kind, message);
-        let text = e.message.clone();
-        *self.failure.borrow_mut() = Some(e);
-        E::custom(text)
+fn from_i64(c: &Column, v: i64) -> Result<Value, DecodeError> {
+    match c.data_type {
+        DataType::Long => Ok(Value::Long(v)),
+        DataType::Double => Ok(Value::Double(v as f64)),
+        DataType::Timestamp => Ok(Value::Timestamp(v.saturating_mul(c.unit.micros()))),
+        _ => Err(wrong(c, "a number")),
     }
+}
 
-    fn wrong<E: de::Error>(&self, found: &str) -> E {
-        let c = self.column;
-        self.fail(DecodeErrorKind::WrongType, format!("field \"{}\" should be a {}, found {found}", c.name, type_phrase(c.data_type)))
+fn from_f64(c: &Column, v: f64) -> Result<Value, DecodeError> {
+    match c.data_type {
+        DataType::Double => Ok(Value::Double(v)),
+        DataType::Timestamp if v.is_finite() => Ok(Value::Timestamp((v * c.unit.micros() as f64) as i64)),
+        DataType::Long => Err(wrong(c, "a number with a fraction")),
+        _ => Err(wrong(c, "a number")),
     }
+}
+
+fn from_str(c: &Column, v: &str) -> Result<Value, DecodeError> {
+    match c.data_type {
+        DataType::String => Ok(Value::Str(Arc::from(v))),
+        DataType::Timestamp => parse_timestamp(v)
+            .map(Value::Timestamp)
+            .map_err(|e| DecodeError::new(DecodeErrorKind::BadTimestamp, format!("field \"{}\": {e}", c.name))),
+        _ => Err(wrong(c, "a string")),
+    }
+}
+
+#[cold]
+fn wrong(c: &Column, found: &str) -> DecodeError {
+    DecodeError::new(DecodeErrorKind::WrongType, format!("field \"{}\" should be a {}, found {found}", c.name, type_phrase(c.data_type)))
 }
 
 fn type_phrase(t: DataType) -> &'static str {
@@ -161,70 +237,6 @@ fn type_phrase(t: DataType) -> &'static str {
         DataType::Boolean => "boolean",
         DataType::Timestamp => "timestamp (RFC 3339 string or epoch number)",
         DataType::Window | DataType::Null => "value",
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueSeed<'_> {
-    type Value = Value;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(type_phrase(self.column.data_type))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        match self.column.data_type {
-            DataType::Boolean => Ok(Value::Bool(v)),
-            _ => Err(self.wrong("a boolean")),
-        }
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        match self.column.data_type {
-            DataType::Long => Ok(Value::Long(v)),
-            DataType::Double => Ok(Value::Double(v as f64)),
-            DataType::Timestamp => Ok(Value::Timestamp(v.saturating_mul(self.column.unit.micros()))),
-            _ => Err(self.wrong("a number")),
-        }
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        match i64::try_from(v) {
-            Ok(v) => self.visit_i64(v),
-            Err(_) if self.column.data_type == DataType::Double => Ok(Value::Double(v as f64)),
-            Err(_) => Err(self.wrong("a number too large for a long")),
-        }
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        match self.column.data_type {
-            DataType::Double => Ok(Value::Double(v)),
-            DataType::Timestamp if v.is_finite() => Ok(Value::Timestamp((v * self.column.unit.micros() as f64) as i64)),
-            DataType::Long => Err(self.wrong("a number with a fraction")),
-            _ => Err(self.wrong("a number")),
-        }
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        match self.column.data_type {
-            DataType::String => Ok(Value::Str(Arc::from(v))),
-            DataType::Timestamp => parse_timestamp(v)
-                .map(Value::Timestamp)
-                .map_err(|e| self.fail(DecodeErrorKind::BadTimestamp, format!("field \"{}\": {e}", self.column.name))),
-            _ => Err(self.wrong("a string")),
-        }
-    }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
-        Err(self.wrong("an object"))
-    }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
-        Err(self.wrong("an array"))
     }
 }
 
@@ -296,105 +308,4 @@ fn write_timestamp(t: i64, out: &mut Vec<u8>) {
 
 fn write_json_string(s: &str, out: &mut Vec<u8>) {
     let _ = serde_json::to_writer(&mut *out, s);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::types::{Field, TimeUnit};
-
-    fn decoder() -> JsonDecoder {
-        let mut secs = Field::new("secs", DataType::Timestamp, true);
-        secs.numeric_unit = TimeUnit::Seconds;
-        let schema = Schema::new(vec![
-            Field::new("time", DataType::Timestamp, false),
-            Field::new("action", DataType::String, false),
-            Field::new("n", DataType::Long, true),
-            Field::new("x", DataType::Double, true),
-            Field::new("ok", DataType::Boolean, true),
-            secs,
-        ]);
-        JsonDecoder::new(&schema, &[true; 6])
-    }
-
-    fn decode(json: &str) -> Result<Vec<Value>, DecodeError> {
-        let mut row = vec![Value::Null; 6];
-        decoder().decode(json.as_bytes(), &mut row).map(|()| row)
-    }
-
-    #[test]
-    fn keys_match_in_any_order_escaped_or_in_another_case() {
-        let d = decoder();
-        let mut row = vec![Value::Null; 6];
-        // The same decoder sees the schema's order, then another one (the key hint misses).
-        d.decode(br#"{"time":"2016-07-26T00:00:00Z","action":"Open","n":1}"#, &mut row).unwrap();
-        assert_eq!((&row[1], &row[2]), (&Value::str("Open"), &Value::Long(1)));
-        d.decode(br#"{"n":2,"x":1.5,"ACTION":"Close","\u0074ime":"2016-07-26T00:00:00Z","unknown":"\u00e9"}"#, &mut row).unwrap();
-        assert_eq!(
-            (&row[0], &row[1], &row[2], &row[3]),
-            (&Value::Timestamp(1_469_491_200_000_000), &Value::str("Close"), &Value::Long(2), &Value::Double(1.5))
-        );
-    }
-
-    #[test]
-    fn decodes_typed_fields() {
-        let row = decode(r#"{"time":"2016-07-26T00:00:00Z","action":"Open","n":3,"x":2,"ok":true,"secs":1469491200,"extra":[1,{"a":2}]}"#)
-            .unwrap();
-        assert_eq!(row[0], Value::Timestamp(1_469_491_200_000_000));
-        assert_eq!(row[1], Value::str("Open"));
-        assert_eq!(row[2], Value::Long(3));
-        assert_eq!(row[3], Value::Double(2.0));
-        assert_eq!(row[4], Value::Bool(true));
-        assert_eq!(row[5], Value::Timestamp(1_469_491_200_000_000));
-        let row = decode(r#"{"time":1469491200000,"action":"Cl\u006fse"}"#).unwrap();
-        assert_eq!(row[0], Value::Timestamp(1_469_491_200_000_000), "numbers are epoch millis by default");
-        assert_eq!(row[1], Value::str("Close"));
-        assert_eq!(row[2], Value::Null, "nullable and absent");
-    }
-
-    #[test]
-    fn classifies_bad_records() {
-        let kind = |json: &str| decode(json).unwrap_err().kind;
-        assert_eq!(kind("{not json"), DecodeErrorKind::Malformed);
-        assert_eq!(kind("[1,2]"), DecodeErrorKind::Malformed);
-        assert_eq!(kind(""), DecodeErrorKind::Malformed);
-        assert_eq!(kind(r#"{"time":"2016-07-26T00:00:00Z"} trailing"#), DecodeErrorKind::Malformed);
-        assert_eq!(kind(r#"{"time":"2016-07-26T00:00:00Z"}"#), DecodeErrorKind::MissingField);
-        assert_eq!(kind(r#"{"time":"2016-07-26T00:00:00Z","action":null}"#), DecodeErrorKind::MissingField);
-        assert_eq!(kind(r#"{"time":"tomorrow","action":"Open"}"#), DecodeErrorKind::BadTimestamp);
-        assert_eq!(kind(r#"{"time":"2016-07-26T00:00:00Z","action":5}"#), DecodeErrorKind::WrongType);
-        assert_eq!(kind(r#"{"time":"2016-07-26T00:00:00Z","action":"a","n":1.5}"#), DecodeErrorKind::WrongType);
-        let e = decode(r#"{"time":"2016-07-26T00:00:00Z"}"#).unwrap_err();
-        assert_eq!(e.message, "required field \"action\" is missing");
-        let e = decode(r#"{"time":"2016-07-26T00:00:00Z","action":{}}"#).unwrap_err();
-        assert_eq!(e.message, "field \"action\" should be a string, found an object");
-    }
-
-    #[test]
-    fn unneeded_columns_are_not_checked() {
-        let schema = Schema::new(vec![Field::new("a", DataType::Long, false), Field::new("b", DataType::Long, false)]);
-        let d = JsonDecoder::new(&schema, &[true, false]);
-        let mut row = vec![Value::Null; 2];
-        d.decode(br#"{"a":1,"b":"not a number"}"#, &mut row).unwrap();
-        assert_eq!(row, vec![Value::Long(1), Value::Null]);
-    }
-
-    #[test]
-    fn encodes_in_select_order() {
-        let e = JsonEncoder::new(&["action", "window_start", "n", "avg", "w", "q\"uote"]);
-        let mut out = Vec::new();
-        let row = [
-            Value::str("Open"),
-            Value::Timestamp(1_469_491_200_000_000),
-            Value::Long(1044),
-            Value::Double(f64::NAN),
-            Value::Window { start: 0, end: 3_600_000_000 },
-            Value::str("a\"b\n"),
-        ];
-        e.encode(&row, &mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"action":"Open","window_start":"2016-07-26T00:00:00.000Z","n":1044,"avg":null,"w":{"start":"1970-01-01T00:00:00.000Z","end":"1970-01-01T01:00:00.000Z"},"q\"uote":"a\"b\n"}"#
-        );
-    }
 }

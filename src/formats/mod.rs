@@ -5,6 +5,14 @@
 pub mod avro;
 mod csv;
 mod json;
+#[cfg(test)]
+mod json_diff_tests;
+#[cfg(test)]
+mod json_oracle;
+mod json_scan;
+mod json_str;
+#[cfg(test)]
+mod json_tests;
 mod timefmt;
 
 pub use self::csv::{CsvDecoder, CsvEncoder};

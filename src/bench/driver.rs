@@ -162,8 +162,9 @@ impl Driver {
     /// The event time of a record for `side`, if it decodes (used to merge sides in order).
     pub fn event_time(&mut self, side: usize, payload: &[u8]) -> Option<i64> {
         let s = &self.sides[side];
-        self.row.clear();
+        // As the engine does: the decoder resets the schema's columns, the rest are reset here.
         self.row.resize(s.row_len, Value::Null);
+        self.row[s.schema_len..].fill(Value::Null);
         s.decoder.decode(payload, &mut self.row[..s.schema_len]).ok()?;
         match s.event_time {
             Some(EventTimeColumn::Column(c)) => match self.row.get(c) {
@@ -188,8 +189,9 @@ impl Driver {
     /// One source record for `side`.
     pub fn on_record(&mut self, side: usize, payload: &[u8]) {
         let s = &mut self.sides[side];
-        self.row.clear();
+        // As the engine does: the decoder resets the schema's columns, the rest are reset here.
         self.row.resize(s.row_len, Value::Null);
+        self.row[s.schema_len..].fill(Value::Null);
         if s.decoder.decode(payload, &mut self.row[..s.schema_len]).is_err() {
             self.counts.errors += 1;
             return;

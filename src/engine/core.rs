@@ -224,8 +224,9 @@ impl Engine {
         let mut ctx = Ctx { em: Emitter { producer, txn }, now: *clock, tables };
         match &topics[ti].kind {
             TopicKind::Source { decoder, schema_len, row_len, metadata, readers, query_names, dead_letter_topic, late_topic, on_error } => {
-                row.clear();
+                // Every decoder resets the schema's columns itself; the metadata columns here.
                 row.resize(*row_len, Value::Null);
+                row[*schema_len..].fill(Value::Null);
                 let decoded = match rec.payload {
                     None => Err(crate::formats::DecodeError::new(crate::formats::DecodeErrorKind::Malformed, "the record has no value")),
                     Some(p) => decoder.decode(p, &mut row[..*schema_len]),

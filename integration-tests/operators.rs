@@ -189,7 +189,7 @@ fn interval_joins_match_a_nested_loop_join() {
     };
     produce(&b.bootstrap, &temps_topic, temps.iter().map(|r| rec(r, ["loc", "temp_time", "temp"])));
     produce(&b.bootstrap, &loads_topic, loads.iter().map(|r| rec(r, ["load_loc", "load_time", "load"])));
-    let (inner_out, left_out) = (unique("inner"), unique("left"));
+    let (inner_out, left_out, window_out) = (unique("inner"), unique("left"), unique("window"));
     let on = "load_loc = loc AND load_time >= temp_time AND load_time <= temp_time + INTERVAL 1 HOUR";
     let text = format!(
         "{}sources:
@@ -198,18 +198,34 @@ fn interval_joins_match_a_nested_loop_join() {
 sinks:
   inner: {{ topic: {inner_out}, output_mode: append }}
   left: {{ topic: {left_out}, output_mode: append }}
+  window: {{ topic: {window_out}, output_mode: append }}
 queries:
   - {{ name: inner_join, sink: inner, sql: 'SELECT * FROM temps JOIN loads ON {on}' }}
   - {{ name: left_join, sink: left, sql: 'SELECT * FROM temps LEFT JOIN loads ON {on}' }}
+  - {{ name: window_join, sink: window, sql: 'SELECT * FROM temps JOIN loads ON load_time BETWEEN temp_time AND temp_time + INTERVAL 1 HOUR WHERE load_loc = loc AND floor(unix_millis(load_time) / 1800000) = floor(unix_millis(temp_time) / 1800000) AND temp > 5' }}
 ",
         head(&b)
     );
     let summary = run_to_end(&b, &text, 2);
     assert_eq!(summary.records_in, (temps.len() + loads.len()) as u64);
     let (inner, left) = nested_loop(&temps, &loads);
+    // The same join with its key, a same-half-hour condition and a filter in WHERE (planned as
+    // keys (location, half-hour number) and a filter before the join): the nested loop's inner
+    // rows that satisfy them.
+    let half_hour = |v: &Value, col: &str| {
+        let t = eddy::time::parse_timestamp(v[col].as_str().unwrap()).unwrap();
+        t.div_euclid(30 * MIN)
+    };
+    let same_window: Vec<Value> = inner
+        .iter()
+        .filter(|r| half_hour(r, "temp_time") == half_hour(r, "load_time") && r["temp"].as_i64().unwrap() > 5)
+        .cloned()
+        .collect();
+    assert!(same_window.len() > 100 && same_window.len() < inner.len(), "the conditions keep some pairs and drop others");
     assert!(left.len() > inner.len() + 30, "location 5 and location 4's gap leave temperatures unmatched");
     assert_eq!(canonical(&read(&b.bootstrap, &inner_out)), expected(inner), "inner join");
     assert_eq!(canonical(&read(&b.bootstrap, &left_out)), expected(left), "left outer join");
+    assert_eq!(canonical(&read(&b.bootstrap, &window_out)), expected(same_window), "join on an expression key from WHERE");
 }
 
 /// Events (id, time, copy): originals and replays of them, some with a second time.

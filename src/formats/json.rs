@@ -16,9 +16,17 @@ use crate::types::{DataType, Schema, Value};
 /// Decodes JSON objects into rows of a schema.
 pub struct JsonDecoder {
     columns: Vec<Column>,
+    /// Boxed: the decoder sits inline in `Decoder`, which should stay small.
+    plan: Box<Plan>,
+}
+
+/// What the decoder works out once from its columns.
+struct Plan {
     /// Per column: its name has no `"` or `\`, so a key written as the name unescaped ends
     /// at the first quote after it (the fast path for the hinted column).
     plain: Vec<bool>,
+    /// The needed columns that may not be null, in schema order.
+    required: Vec<usize>,
 }
 
 impl JsonDecoder {
@@ -27,7 +35,8 @@ impl JsonDecoder {
     pub fn new(schema: &Schema, needed: &[bool]) -> JsonDecoder {
         let columns = Column::of(schema, needed);
         let plain = columns.iter().map(|c| !c.name.bytes().any(|b| b == b'"' || b == b'\\')).collect();
-        JsonDecoder { columns, plain }
+        let required = columns.iter().enumerate().filter(|(_, c)| c.needed && !c.nullable).map(|(i, _)| i).collect();
+        JsonDecoder { columns, plan: Box::new(Plan { plain, required }) }
     }
 
     /// Decodes `payload` into `row[..schema.len()]`, which must be at least that long.
@@ -44,10 +53,11 @@ impl JsonDecoder {
             Err(Stop::Syntax) => return Err(s.error()),
             Err(Stop::Field(e)) => return Err(e),
         };
-        for (i, c) in self.columns.iter().enumerate() {
-            if c.needed && !c.nullable && row.get(i).is_none_or(Value::is_null) {
+        for &i in &self.plan.required {
+            if row.get(i).is_none_or(Value::is_null) {
+                let name = self.columns.get(i).map_or("", |c| c.name.as_str());
                 let why = if i < 128 && seen & (1 << i) != 0 { "is null" } else { "is missing" };
-                return Err(DecodeError::new(DecodeErrorKind::MissingField, format!("required field \"{}\" {why}", c.name)));
+                return Err(DecodeError::new(DecodeErrorKind::MissingField, format!("required field \"{name}\" {why}")));
             }
         }
         Ok(())
@@ -69,7 +79,7 @@ impl JsonDecoder {
                 if !s.eat_after_ws(b'"') {
                     return Err(s.expected("a key string").into());
                 }
-                let hinted = self.columns.get(hint).filter(|_| self.plain.get(hint) == Some(&true));
+                let hinted = self.columns.get(hint).filter(|_| self.plan.plain.get(hint) == Some(&true));
                 let index = if hinted.is_some_and(|c| s.eat_key(c.name.as_bytes())) {
                     Some(hint)
                 } else {
@@ -306,6 +316,15 @@ fn write_timestamp(t: i64, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// A string as JSON: copied as is when nothing in it needs escaping (the usual case), else
+/// through serde_json, which escapes `"`, `\\` and control characters, as the copy assumes.
 fn write_json_string(s: &str, out: &mut Vec<u8>) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     let _ = serde_json::to_writer(&mut *out, s);
 }

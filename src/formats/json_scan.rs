@@ -274,8 +274,26 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips one value at the current position (after whitespace), checking its structure.
-    /// Iterative: nesting depth costs one bit each, kept on the heap beyond 64 levels.
+    #[inline(always)]
     pub(super) fn skip_value(&mut self) -> Scan<()> {
+        match self.peek() {
+            Some(b'"') => {
+                self.pos += 1;
+                self.skip_string()
+            }
+            Some(b'-' | b'0'..=b'9') => self.scan_number().map(drop),
+            Some(b'{' | b'[') => self.skip_nested(),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            _ => Err(self.expected("a value")),
+        }
+    }
+
+    /// `skip_value` for an object or array. Iterative: nesting depth costs one bit each,
+    /// kept on the heap beyond 64 levels (serde_json's `ignore_value` has no depth limit).
+    #[inline(never)]
+    fn skip_nested(&mut self) -> Scan<()> {
         let mut stack = Nesting::default();
         loop {
             // A value is next.

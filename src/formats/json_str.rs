@@ -40,7 +40,8 @@ fn find_special<const CTRL: bool>(buf: &[u8], mut i: usize) -> usize {
 }
 
 /// `find_special` for long strings: 64-byte blocks tested with a branch-free reduction that
-/// the compiler vectorises, then words, then bytes for the block with the hit and the tail.
+/// the compiler vectorises, then 16-byte ones the same way, then words and bytes for the last
+/// few bytes before the hit (or the end).
 #[inline(never)]
 fn find_special_long<const CTRL: bool>(buf: &[u8], mut i: usize) -> usize {
     while let Some(block) = buf.get(i..).and_then(<[u8]>::first_chunk::<64>) {
@@ -48,6 +49,12 @@ fn find_special_long<const CTRL: bool>(buf: &[u8], mut i: usize) -> usize {
             break;
         }
         i += 64;
+    }
+    while let Some(block) = buf.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+        if block.iter().fold(false, |hit, &c| hit | special::<CTRL>(c)) {
+            break;
+        }
+        i += 16;
     }
     while let Some(x) = word(buf, i) {
         let m = special_bits::<CTRL>(x);

@@ -44,14 +44,12 @@
 //! flag is kept for outer sides only (it never matters on the other sides, and keeping it there
 //! would rewrite every buffered row once more).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::hash::Hasher;
+use side::{key_hash, Buffered, Side};
 
 use super::{ChangeSink, Operator, Processed, DATA_PREFIX};
 use crate::state::codec::CodecError;
 use crate::types::keys::{order_i64, unorder_i64};
-use crate::types::{decode_key, encode_key_value, FxHashMap, FxHasher, Row, Value};
+use crate::types::{decode_key, encode_key_value, Row, Value};
 
 const VALUE_VERSION: u8 = 1;
 /// `[prefix][side][eviction time]` before the join key, the sequence number after it.
@@ -79,108 +77,6 @@ impl JoinType {
     }
 }
 
-/// One buffered input row.
-struct Buffered {
-    ts: i64,
-    /// The encoded join key, and its hash (the index's key).
-    key: Box<[u8]>,
-    hash: u64,
-    /// The side's values (`left_width` or `right_width` of them).
-    values: Vec<Value>,
-    /// Matched some row of the other side (outer sides only).
-    matched: bool,
-    /// Changed since the last `take_changes`.
-    dirty: bool,
-    /// Present in the changelog and sled (so deleting it needs a tombstone).
-    persisted: bool,
-}
-
-/// The buffered rows of one side.
-#[derive(Default)]
-struct Side {
-    /// Every buffered row by (eviction time, sequence).
-    rows: FxHashMap<(i64, u64), Buffered>,
-    /// The ids of `rows`, smallest first: eviction pops from the top. An id whose row was
-    /// forgotten while restoring stays until popped, and is skipped then.
-    queue: BinaryHeap<Reverse<(i64, u64)>>,
-    /// Hash of the join key -> its rows (without NULL keys), sorted by (eviction time,
-    /// sequence), so a probe is a range of one short vector. Keys that share a hash share the
-    /// vector: a probe compares the key itself. (Indexing by the hash stores each key once, in
-    /// its row; rows arrive nearly in eviction order, so an insert is usually a push.)
-    by_key: FxHashMap<u64, Ids>,
-}
-
-/// The ids of the rows whose keys have one hash, sorted: inline while there is one (most keys
-/// of a windowed join are seen once or twice), in a vector beyond.
-enum Ids {
-    One((i64, u64)),
-    Many(Vec<(i64, u64)>),
-}
-
-impl Ids {
-    fn as_slice(&self) -> &[(i64, u64)] {
-        match self {
-            Ids::One(id) => std::slice::from_ref(id),
-            Ids::Many(ids) => ids,
-        }
-    }
-
-    fn insert(&mut self, id: (i64, u64)) {
-        match self {
-            Ids::One(first) => *self = Ids::Many(if *first < id { vec![*first, id] } else { vec![id, *first] }),
-            Ids::Many(ids) if ids.last().is_none_or(|last| *last < id) => ids.push(id),
-            Ids::Many(ids) => {
-                let at = ids.partition_point(|x| *x < id);
-                ids.insert(at, id);
-            }
-        }
-    }
-
-    /// Removes `id`; true when no id is left.
-    fn remove(&mut self, id: (i64, u64)) -> bool {
-        match self {
-            Ids::One(only) => *only == id,
-            Ids::Many(ids) => {
-                if let Ok(at) = ids.binary_search(&id) {
-                    ids.remove(at);
-                }
-                ids.is_empty()
-            }
-        }
-    }
-}
-
-impl Side {
-    fn insert(&mut self, id: (i64, u64), row: Buffered, null_key: bool) {
-        if !null_key {
-            self.index(row.hash, id);
-        }
-        self.queue.push(Reverse(id));
-        self.rows.insert(id, row);
-    }
-
-    fn index(&mut self, hash: u64, id: (i64, u64)) {
-        match self.by_key.entry(hash) {
-            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().insert(id),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Ids::One(id));
-            }
-        }
-    }
-
-    fn unindex(&mut self, hash: u64, id: (i64, u64)) {
-        if self.by_key.get_mut(&hash).is_some_and(|ids| ids.remove(id)) {
-            self.by_key.remove(&hash);
-        }
-    }
-}
-
-fn key_hash(key: &[u8]) -> u64 {
-    let mut h = FxHasher::default();
-    h.write(key);
-    h.finish()
-}
-
 /// The interval join operator.
 pub struct IntervalJoin {
     join_type: JoinType,
@@ -189,8 +85,8 @@ pub struct IntervalJoin {
     lower: i64,
     upper: i64,
     sides: [Side; 2],
-    /// (side, eviction time, sequence) of rows that may be dirty.
-    changed: Vec<(u8, i64, u64)>,
+    /// (side, slot, sequence) of rows that may be dirty.
+    changed: Vec<(u8, u32, u64)>,
     /// State keys of persisted rows that were dropped.
     /// `deleted_ends[i]` is where the i-th key ends in `deleted` (one buffer, no allocation per
     /// dropped row).
@@ -299,19 +195,18 @@ impl IntervalJoin {
     }
 
     /// Removes a row while restoring (no tombstone: the store already lost it).
-    fn forget(&mut self, side: usize, id: (i64, u64)) {
-        if let Some(row) = self.sides[side].rows.remove(&id) {
-            self.sides[side].unindex(row.hash, id);
+    fn forget(&mut self, side: usize, evict: i64, seq: u64, key: &[u8]) {
+        if let Some(row) = self.sides[side].forget(evict, seq, key) {
             self.entries -= 1;
             self.bytes -= row_bytes(&row.key, &row.values);
         }
     }
 
-    fn drop_row(&mut self, side: usize, id: (i64, u64), row: &Buffered) {
+    fn drop_row(&mut self, side: usize, row: &Buffered) {
         self.entries -= 1;
         self.bytes -= row_bytes(&row.key, &row.values);
         if row.persisted {
-            write_state_key(side as u8, id.0, &row.key, id.1, &mut self.deleted);
+            write_state_key(side as u8, row.evict, &row.key, row.seq, &mut self.deleted);
             self.deleted_ends.push(self.deleted.len());
         }
     }
@@ -346,35 +241,30 @@ impl Operator for IntervalJoin {
         // (hi < ts only when lower > upper: nothing matches, and the range would be inverted)
         if !null_key && hi >= ts {
             let (lower, upper, widths) = (self.lower, self.upper, self.widths);
-            let [left_side, right_side] = &mut self.sides;
-            let Side { rows, by_key, .. } = if other == 0 { left_side } else { right_side };
-            if let Some(ids) = by_key.get(&hash).map(Ids::as_slice) {
-                let from = ids.partition_point(|id| id.0 < ts);
-                for id in ids[from..].iter().take_while(|id| id.0 <= hi) {
-                    let Some(b) = rows.get_mut(id) else { continue };
-                    let (tl, tr) = if side == 0 { (ts, b.ts) } else { (b.ts, ts) };
-                    if *b.key != self.scratch_key[..] || !in_range(lower, upper, tl, tr) {
-                        continue;
-                    }
-                    matched = true;
-                    let mut joined = Vec::with_capacity(widths[0] + widths[1]);
-                    if side == 0 {
-                        joined.extend_from_slice(&values);
-                        joined.extend_from_slice(&b.values);
-                    } else {
-                        joined.extend_from_slice(&b.values);
-                        joined.extend_from_slice(&values);
-                    }
-                    out.push(joined);
-                    if other_outer && !b.matched {
-                        b.matched = true;
-                        if !b.dirty {
-                            b.dirty = true;
-                            self.changed.push((other as u8, id.0, id.1));
-                        }
+            let (key, changed) = (&self.scratch_key[..], &mut self.changed);
+            self.sides[other].probe(hash, ts, hi, |slot, b| {
+                let (tl, tr) = if side == 0 { (ts, b.ts) } else { (b.ts, ts) };
+                if *b.key != *key || !in_range(lower, upper, tl, tr) {
+                    return;
+                }
+                matched = true;
+                let mut joined = Vec::with_capacity(widths[0] + widths[1]);
+                if side == 0 {
+                    joined.extend_from_slice(&values);
+                    joined.extend_from_slice(&b.values);
+                } else {
+                    joined.extend_from_slice(&b.values);
+                    joined.extend_from_slice(&values);
+                }
+                out.push(joined);
+                if other_outer && !b.matched {
+                    b.matched = true;
+                    if !b.dirty {
+                        b.dirty = true;
+                        changed.push((other as u8, slot, b.seq));
                     }
                 }
-            }
+            });
         }
 
         let outer = self.join_type.outer(side);
@@ -393,28 +283,22 @@ impl Operator for IntervalJoin {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.saturating_add(1);
         let key: Box<[u8]> = Box::from(&self.scratch_key[..]);
-        let id = (evict, seq);
         self.entries += 1;
         self.bytes += row_bytes(&key, &values);
-        self.sides[side].insert(id, Buffered { ts, key, hash, values, matched: matched && outer, dirty: true, persisted: false }, null_key);
-        self.changed.push((side as u8, evict, seq));
+        let row = Buffered { ts, evict, seq, key, hash, values, matched: matched && outer, dirty: true, persisted: false };
+        let slot = self.sides[side].insert(row);
+        self.changed.push((side as u8, slot, seq));
         Processed::Accepted
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Vec<Row>) {
         for side in 0..2 {
             let outer = self.join_type.outer(side);
-            while let Some(&Reverse(id)) = self.sides[side].queue.peek() {
-                if id.0 >= watermark {
-                    break;
-                }
-                self.sides[side].queue.pop();
-                let Some(row) = self.sides[side].rows.remove(&id) else { continue };
-                self.sides[side].unindex(row.hash, id);
+            while let Some(row) = self.sides[side].pop_evicted(watermark) {
                 if outer && !row.matched {
                     out.push(self.joined(side, &row.values, None));
                 }
-                self.drop_row(side, id, &row);
+                self.drop_row(side, &row);
             }
         }
     }
@@ -424,8 +308,8 @@ impl Operator for IntervalJoin {
     fn take_changes(&mut self, f: &mut ChangeSink<'_>) {
         let mut changed = std::mem::take(&mut self.changed);
         let (mut buf, mut key) = (Vec::with_capacity(64), Vec::with_capacity(64));
-        for (side, evict, seq) in changed.drain(..) {
-            let Some(row) = self.sides.get_mut(usize::from(side)).and_then(|s| s.rows.get_mut(&(evict, seq))) else { continue };
+        for (side, slot, seq) in changed.drain(..) {
+            let Some(row) = self.sides.get_mut(usize::from(side)).and_then(|s| s.get_mut(slot, seq)) else { continue };
             if !row.dirty {
                 continue;
             }
@@ -439,7 +323,7 @@ impl Operator for IntervalJoin {
                 encode_key_value(v, &mut buf);
             }
             key.clear();
-            write_state_key(side, evict, &row.key, seq, &mut key);
+            write_state_key(side, row.evict, &row.key, seq, &mut key);
             f(&key, Some(&buf));
         }
         self.changed = changed; // empty, keeping its capacity
@@ -453,16 +337,14 @@ impl Operator for IntervalJoin {
 
     fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), CodecError> {
         let k = parse_state_key(key)?;
-        let id = (k.evict, k.seq);
         let Some(bytes) = value else {
-            self.forget(k.side, id);
+            self.forget(k.side, k.evict, k.seq, k.key);
             return Ok(());
         };
         let keys = decode_key(k.key).map_err(|_| CodecError::Corrupt("join state key values"))?;
         if keys.len() != self.key_count {
             return Err(CodecError::Corrupt("the join's keys changed since this state was written"));
         }
-        let null_key = keys.iter().any(Value::is_null);
         let (&version, rest) = bytes.split_first().ok_or(CodecError::Truncated)?;
         if version != VALUE_VERSION {
             return Err(CodecError::UnknownVersion(version, VALUE_VERSION));
@@ -487,12 +369,12 @@ impl Operator for IntervalJoin {
         if values.len() != self.widths[k.side] {
             return Err(CodecError::Corrupt("the join's columns changed since this state was written"));
         }
-        self.forget(k.side, id);
+        self.forget(k.side, k.evict, k.seq, k.key);
         let key: Box<[u8]> = Box::from(k.key);
         self.entries += 1;
         self.bytes += row_bytes(&key, &values);
         let hash = key_hash(&key);
-        self.sides[k.side].insert(id, Buffered { ts, key, hash, values, matched, dirty: false, persisted: true }, null_key);
+        self.sides[k.side].insert(Buffered { ts, evict: k.evict, seq: k.seq, key, hash, values, matched, dirty: false, persisted: true });
         self.next_seq = self.next_seq.max(k.seq.saturating_add(1));
         Ok(())
     }
@@ -520,5 +402,6 @@ impl Operator for IntervalJoin {
     }
 }
 
+mod side;
 #[cfg(test)]
 mod tests;

@@ -239,7 +239,8 @@ fn wrong(c: &Column, found: &str) -> DecodeError {
     DecodeError::new(DecodeErrorKind::WrongType, format!("field \"{}\" should be a {}, found {found}", c.name, type_phrase(c.data_type)))
 }
 
-fn type_phrase(t: DataType) -> &'static str {
+/// How a column's type is named in error messages.
+pub(super) fn type_phrase(t: DataType) -> &'static str {
     match t {
         DataType::String => "string",
         DataType::Long => "whole number (long)",

@@ -192,6 +192,21 @@ impl Writer<'_> {
         self.out.push(b'"');
     }
 
+    /// `open item, item, ... close`, with whitespace around every item.
+    fn list<T>(&mut self, open: u8, items: &[T], close: u8, mut each: impl FnMut(&mut Self, &T)) {
+        self.out.push(open);
+        for (i, item) in items.iter().enumerate() {
+            self.ws();
+            if i > 0 {
+                self.out.push(b',');
+                self.ws();
+            }
+            each(self, item);
+        }
+        self.ws();
+        self.out.push(close);
+    }
+
     fn value(&mut self, v: &J) {
         match v {
             J::Null => self.out.extend_from_slice(b"null"),
@@ -203,36 +218,14 @@ impl Writer<'_> {
                 self.out.push(b'"');
             }
             J::Chars(s) => self.string(s),
-            J::Array(items) => {
-                self.out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    self.ws();
-                    if i > 0 {
-                        self.out.push(b',');
-                        self.ws();
-                    }
-                    self.value(item);
-                }
-                self.ws();
-                self.out.push(b']');
-            }
-            J::Object(fields) => {
-                self.out.push(b'{');
-                for (i, (k, item)) in fields.iter().enumerate() {
-                    self.ws();
-                    if i > 0 {
-                        self.out.push(b',');
-                        self.ws();
-                    }
-                    self.string(k);
-                    self.ws();
-                    self.out.push(b':');
-                    self.ws();
-                    self.value(item);
-                }
-                self.ws();
-                self.out.push(b'}');
-            }
+            J::Array(items) => self.list(b'[', items, b']', |w, item| w.value(item)),
+            J::Object(fields) => self.list(b'{', fields, b'}', |w, (k, item)| {
+                w.string(k);
+                w.ws();
+                w.out.push(b':');
+                w.ws();
+                w.value(item);
+            }),
             J::Deep(n, object) => {
                 let (open, close): (&[u8], &[u8]) = if *object { (b"{\"a\":", b"}") } else { (b"[", b"]") };
                 self.out.extend(open.repeat(*n));

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use super::json::type_phrase;
 use super::Column;
 use super::{DecodeError, DecodeErrorKind};
 use crate::time::parse_timestamp;
@@ -150,17 +151,6 @@ impl ValueSeed<'_> {
     fn wrong<E: de::Error>(&self, found: &str) -> E {
         let c = self.column;
         self.fail(DecodeErrorKind::WrongType, format!("field \"{}\" should be a {}, found {found}", c.name, type_phrase(c.data_type)))
-    }
-}
-
-fn type_phrase(t: DataType) -> &'static str {
-    match t {
-        DataType::String => "string",
-        DataType::Long => "whole number (long)",
-        DataType::Double => "number (double)",
-        DataType::Boolean => "boolean",
-        DataType::Timestamp => "timestamp (RFC 3339 string or epoch number)",
-        DataType::Window | DataType::Null => "value",
     }
 }
 

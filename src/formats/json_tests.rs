@@ -6,18 +6,21 @@ use super::json_oracle::OracleDecoder;
 use super::{DecodeError, DecodeErrorKind};
 use crate::types::{DataType, Field, Schema, TimeUnit, Value};
 
-fn decoder() -> JsonDecoder {
+fn schema() -> Schema {
     let mut secs = Field::new("secs", DataType::Timestamp, true);
     secs.numeric_unit = TimeUnit::Seconds;
-    let schema = Schema::new(vec![
+    Schema::new(vec![
         Field::new("time", DataType::Timestamp, false),
         Field::new("action", DataType::String, false),
         Field::new("n", DataType::Long, true),
         Field::new("x", DataType::Double, true),
         Field::new("ok", DataType::Boolean, true),
         secs,
-    ]);
-    JsonDecoder::new(&schema, &[true; 6])
+    ])
+}
+
+fn decoder() -> JsonDecoder {
+    JsonDecoder::new(&schema(), &[true; 6])
 }
 
 fn decode(json: &str) -> Result<Vec<Value>, DecodeError> {
@@ -115,17 +118,7 @@ fn agree(d: &JsonDecoder, o: &OracleDecoder, json: &[u8]) -> Result<Vec<Value>, 
 }
 
 fn oracle() -> OracleDecoder {
-    let mut secs = Field::new("secs", DataType::Timestamp, true);
-    secs.numeric_unit = TimeUnit::Seconds;
-    let schema = Schema::new(vec![
-        Field::new("time", DataType::Timestamp, false),
-        Field::new("action", DataType::String, false),
-        Field::new("n", DataType::Long, true),
-        Field::new("x", DataType::Double, true),
-        Field::new("ok", DataType::Boolean, true),
-        secs,
-    ]);
-    OracleDecoder::new(&schema, &[true; 6])
+    OracleDecoder::new(&schema(), &[true; 6])
 }
 
 #[test]

@@ -89,7 +89,7 @@ fn window_update(c: &mut Criterion) {
         let mut out = Vec::new();
         g.bench_function(name, |b| {
             b.iter_batched_ref(
-                || build_operator(&p.queries[0]).unwrap().unwrap(),
+                || build_operator(&p.queries[0]).unwrap(),
                 |op| {
                     for (side, r) in &rows {
                         op.process(*side, r, i64::MIN, &mut out);
@@ -120,7 +120,7 @@ fn join_probe(c: &mut Criterion) {
     let mut out = Vec::new();
     g.bench_function("q8_person_auction", |b| {
         b.iter_batched_ref(
-            || build_operator(&p.queries[0]).unwrap().unwrap(),
+            || build_operator(&p.queries[0]).unwrap(),
             |op| {
                 for (side, r) in &rows {
                     op.process(*side, r, i64::MIN, &mut out);
@@ -157,7 +157,7 @@ fn changelog_encoding(c: &mut Criterion) {
     let mut g = c.benchmark_group("changelog_encoding");
     let input: Vec<(usize, String)> = nexmark_lines(20_000, "bid").into_iter().map(|l| (0, l)).collect();
     let (p, rows) = operator_rows("config/nexmark/q5.yaml", &input);
-    let mut op = build_operator(&p.queries[0]).unwrap().unwrap();
+    let mut op = build_operator(&p.queries[0]).unwrap();
     let mut out = Vec::new();
     let mut buf = Vec::new();
     g.throughput(Throughput::Elements(rows.len() as u64));

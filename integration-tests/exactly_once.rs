@@ -28,8 +28,17 @@ fn static_member(text: &str) -> String {
 fn send(p: &Producer, topic: &str, n: usize, tag: &str) {
     for i in 0..n {
         let v = format!("{tag}-{i}");
-        p.send(&Outgoing { topic, partition: Some(0), key: None, payload: Some(v.as_bytes()), headers: &[], timestamp: None, slot: 0 })
-            .unwrap();
+        p.send(&Outgoing {
+            topic,
+            partition: Some(0),
+            key: None,
+            payload: Some(v.as_bytes()),
+            headers: &[],
+            timestamp: None,
+            slot: 0,
+            kind: eddy::runtime::OutKind::Sink,
+        })
+        .unwrap();
     }
 }
 

@@ -226,7 +226,7 @@ fn plain_avro_with_a_schema_file() {
     Running::start(broker.plan(&text, 2), "a", true, true).join();
     use eddy::types::DataType;
     let columns =
-        [("CustomerID", DataType::String), ("Country", DataType::String), ("day", DataType::Timestamp), ("total", DataType::Double)];
+        [("CustomerID", DataType::Utf8), ("Country", DataType::Utf8), ("day", eddy::types::TIMESTAMP), ("total", DataType::Float64)];
     let schema = AvroSchema::parse_str(&eddy::formats::avro::derive_schema("spend", &columns)).unwrap();
     let got = output(&read(&broker.bootstrap, &out), &schema, None);
     let mut without_country = Spend::new();

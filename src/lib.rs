@@ -13,6 +13,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod operators;
 pub mod pipeline;
+pub mod runtime;
 pub mod sql;
 pub mod state;
 pub mod tail;

@@ -107,13 +107,13 @@ pub const SQL_TOKENS: &[&str] = &[
 ];
 
 fn schema() -> Schema {
-    let mut secs = Field::new("secs", DataType::Timestamp, true);
+    let mut secs = Field::new("secs", eddy::types::TIMESTAMP, true);
     secs.numeric_unit = TimeUnit::Seconds;
     Schema::new(vec![
-        Field::new("time", DataType::Timestamp, false),
-        Field::new("action", DataType::String, false),
-        Field::new("n", DataType::Long, true),
-        Field::new("x", DataType::Double, true),
+        Field::new("time", eddy::types::TIMESTAMP, false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("n", DataType::Int64, true),
+        Field::new("x", DataType::Float64, true),
         Field::new("ok", DataType::Boolean, true),
         secs,
     ])
@@ -121,14 +121,14 @@ fn schema() -> Schema {
 
 fn retail() -> Schema {
     Schema::new(vec![
-        Field::new("InvoiceNo", DataType::String, false),
-        Field::new("StockCode", DataType::String, true),
-        Field::new("Description", DataType::String, true),
-        Field::new("Quantity", DataType::Long, false),
-        Field::new("InvoiceDate", DataType::Timestamp, false),
-        Field::new("UnitPrice", DataType::Double, false),
-        Field::new("CustomerID", DataType::Double, true),
-        Field::new("Country", DataType::String, true),
+        Field::new("InvoiceNo", DataType::Utf8, false),
+        Field::new("StockCode", DataType::Utf8, true),
+        Field::new("Description", DataType::Utf8, true),
+        Field::new("Quantity", DataType::Int64, false),
+        Field::new("InvoiceDate", eddy::types::TIMESTAMP, false),
+        Field::new("UnitPrice", DataType::Float64, false),
+        Field::new("CustomerID", DataType::Float64, true),
+        Field::new("Country", DataType::Utf8, true),
     ])
 }
 
@@ -152,7 +152,7 @@ pub fn decode_csv(d: &CsvDecoder, b: &[u8]) {
 
 /// Any strings (or NULLs) written as a CSV line read back as themselves.
 pub fn csv_round_trip(fields: &[Option<String>]) {
-    let schema = Schema::new((0..fields.len()).map(|i| Field::new(format!("c{i}"), DataType::String, true)).collect());
+    let schema = Schema::new((0..fields.len()).map(|i| Field::new(format!("c{i}"), DataType::Utf8, true)).collect());
     let options = CsvOptions { skip_header: Some(false), ..CsvOptions::default() };
     let values: Vec<Value> = fields.iter().map(|f| f.as_deref().map_or(Value::Null, Value::str)).collect();
     let mut line = Vec::new();

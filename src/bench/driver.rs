@@ -1,47 +1,27 @@
-//! The in-engine benchmark driver: one query's task work on records held in memory — JSON
-//! decode, the side's filter and key/value expressions, the operator, HAVING/residual and
-//! projection, JSON encode of every output row and key, and the changelog entries of each
-//! commit cycle — with no broker, no Kafka client and no sled. It mirrors
-//! `engine::task::QueryTask` step by step (which needs a producer) on the same components.
-//! Depends on `formats`, `expr`, `operators` and `sql` plans only.
+//! The in-engine benchmark driver: one query's task, the engine's own `runtime::task::QueryTask`
+//! and `runtime::source::SourceReader`, fed records held in memory in batches as the engine
+//! feeds polled records (up to [`BATCH`] at a time, grouped by input), with the watermark
+//! advanced after each batch and a commit cycle (update/complete output and changelog entries)
+//! every N records. Its `Out` counts records and bytes instead of producing them: no broker,
+//! no Kafka client, no sled. Depends on `runtime`, `formats`, `metrics` and `sql` plans only.
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::config::OutputMode;
-use crate::expr::Expr;
-use crate::formats::{JsonDecoder, JsonEncoder};
-use crate::operators::dedup::{Dedup, DedupMode};
-use crate::operators::join::{IntervalJoin, JoinType};
-use crate::operators::session::SessionAggregate;
-use crate::operators::{Operator, WindowAggregate};
+use crate::formats::Decoder;
+use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::sql::{DedupRule, EventTimeColumn, JoinKind, PlanBody, QueryPlan, WindowKind};
-use crate::time::NO_WATERMARK;
-use crate::types::{Row, Value};
+use crate::runtime::clock::SideSpec;
+use crate::runtime::source::SourceReader;
+use crate::runtime::task::{Ctx, LateRoute, QueryTask};
+use crate::runtime::{NoTables, Out, OutKind, Outgoing, RecordRef, SendFailed};
+use crate::sql::{EventTimeColumn, QueryPlan};
+use crate::types::arrays::ColumnReader;
 
-/// Records between watermark advances (the engine advances once per polled batch).
+/// Records per batch: the engine's poll batch.
 pub const BATCH: usize = 1024;
-
-/// How the output rows are post-processed.
-enum Post {
-    Stateless(Vec<Expr>),
-    Aggregate { having: Option<Expr>, projection: Vec<Expr> },
-    Join { residual: Option<Expr>, projection: Vec<Expr> },
-    Dedup,
-}
-
-/// One input side.
-struct Side {
-    decoder: JsonDecoder,
-    schema_len: usize,
-    row_len: usize,
-    filter: Option<Expr>,
-    event_time: Option<EventTimeColumn>,
-    delay: i64,
-    keys: Vec<Expr>,
-    values: Vec<Expr>,
-    max_time: i64,
-}
 
 /// Totals of a run.
 #[derive(Debug, Default, Clone, Copy)]
@@ -55,286 +35,213 @@ pub struct Counts {
     pub errors: u64,
 }
 
+/// Counts what a task sends.
+#[derive(Default)]
+struct Counter {
+    counts: Counts,
+}
+
+impl Out for Counter {
+    fn send(&mut self, r: &Outgoing<'_>) -> Result<(), SendFailed> {
+        let bytes = r.payload.map_or(0, <[u8]>::len) + r.key.map_or(0, <[u8]>::len);
+        match r.kind {
+            OutKind::Sink => {
+                self.counts.output += 1;
+                self.counts.output_bytes += bytes as u64;
+            }
+            OutKind::Changelog => {
+                self.counts.changelog_entries += 1;
+                self.counts.changelog_bytes += bytes as u64;
+            }
+            OutKind::Forward | OutKind::Internal => {}
+        }
+        Ok(())
+    }
+}
+
+/// One input side: its decoder and the records of the open batch.
+struct Side {
+    source: String,
+    reader: SourceReader,
+    event_time: Option<EventTimeColumn>,
+    /// The open batch's records, back to back, and where each ends.
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
 /// A query ready to be fed records.
 pub struct Driver {
-    plan: QueryPlan,
+    plan: Arc<QueryPlan>,
     sides: Vec<Side>,
-    op: Option<Box<dyn Operator>>,
-    post: Post,
-    encoder: JsonEncoder,
-    key_encoder: Option<JsonEncoder>,
-    row: Row,
-    input_row: Row,
-    out_rows: Vec<Row>,
-    payload: Vec<u8>,
-    key: Vec<u8>,
-    changelog: Vec<u8>,
-    fired: i64,
-    pub counts: Counts,
-}
-
-/// The operator of a query plan (none for stateless plans), built as the engine's tasks build it.
-pub fn build_operator(plan: &QueryPlan) -> anyhow::Result<Option<Box<dyn Operator>>> {
-    Ok(build(plan)?.0)
-}
-
-fn build(plan: &QueryPlan) -> anyhow::Result<(Option<Box<dyn Operator>>, Post)> {
-    Ok(match &plan.body {
-        PlanBody::Stateless { projection } => (None, Post::Stateless(projection.clone())),
-        PlanBody::TableJoin(_) => {
-            return Err(anyhow::anyhow!("the in-engine benchmark has no tables: stream-table joins are not supported"))
-        }
-        PlanBody::Aggregate(a) => {
-            let op: Box<dyn Operator> = match a.window {
-                Some(WindowKind::Session { gap }) => Box::new(SessionAggregate::new(gap, a.key_count(), &a.aggregates, plan.output_mode)),
-                Some(WindowKind::Fixed(w)) => Box::new(WindowAggregate::new(Some(w), a.key_count(), &a.aggregates, plan.output_mode)),
-                None => Box::new(WindowAggregate::new(None, a.key_count(), &a.aggregates, plan.output_mode)),
-            };
-            (Some(op), Post::Aggregate { having: a.having.clone(), projection: a.projection.clone() })
-        }
-        PlanBody::Join(j) => {
-            let kind = match j.kind {
-                JoinKind::Inner => JoinType::Inner,
-                JoinKind::LeftOuter => JoinType::LeftOuter,
-                JoinKind::RightOuter => JoinType::RightOuter,
-                JoinKind::FullOuter => JoinType::FullOuter,
-            };
-            let (l, r) = (&plan.inputs[0], &plan.inputs[1]);
-            let op = IntervalJoin::new(kind, l.keys.len(), l.values.len(), r.values.len(), j.lower, j.upper);
-            (Some(Box::new(op)), Post::Join { residual: j.residual.clone(), projection: j.projection.clone() })
-        }
-        PlanBody::Dedup(d) => {
-            let mode = match d.rule {
-                DedupRule::EventTimeInKey => DedupMode::EventTimeInKey,
-                DedupRule::WithinWatermark { delay } => DedupMode::WithinWatermark { delay },
-            };
-            (Some(Box::new(Dedup::new(plan.inputs[0].keys.len(), mode))), Post::Dedup)
-        }
-    })
+    task: QueryTask,
+    out: Counter,
+    pending: usize,
+    offset: i64,
+    _metrics: Metrics,
 }
 
 impl Driver {
     /// The pipeline's first query.
     pub fn new(pipeline: &Pipeline) -> anyhow::Result<Driver> {
-        let plan = pipeline.queries.first().context("the pipeline has no query")?.clone();
+        let plan = Arc::new(pipeline.queries.first().context("the pipeline has no query")?.clone());
+        if matches!(plan.body, crate::sql::PlanBody::TableJoin(_)) {
+            anyhow::bail!("the in-engine benchmark has no tables: stream-table joins are not supported");
+        }
         let mut sides = Vec::new();
+        let mut specs = Vec::new();
         for input in &plan.inputs {
             let src = pipeline.config().sources.get(&input.scan.source).context("unknown source")?;
             let schema = &src.schema.schema;
+            let decoder =
+                Decoder::for_source(src, schema, &input.scan.needed).map_err(|e| anyhow::anyhow!("source {}: {e}", input.scan.source))?;
             sides.push(Side {
-                decoder: JsonDecoder::new(schema, &input.scan.needed),
-                schema_len: schema.len(),
-                row_len: input.scan.schema.len(),
-                filter: input.scan.filter.clone(),
+                source: input.scan.source.clone(),
+                reader: SourceReader::new(decoder, &input.scan.schema, schema.len(), &input.scan.needed),
                 event_time: input.scan.event_time,
-                delay: input.scan.watermark_delay.unwrap_or(0),
-                keys: input.keys.clone(),
-                values: input.values.clone(),
-                max_time: NO_WATERMARK,
+                bytes: Vec::with_capacity(BATCH * 128),
+                ends: Vec::with_capacity(BATCH),
             });
+            specs.push(SideSpec::Local { delay: input.scan.watermark_delay.unwrap_or(0), idle_timeout: None });
         }
-        let (op, post) = build(&plan)?;
-        let names: Vec<&str> = plan.output.iter().map(|c| c.name.as_str()).collect();
-        let key_names: Vec<&str> = plan.key_columns.iter().map(|&i| names[i]).collect();
-        Ok(Driver {
-            encoder: JsonEncoder::new(&names),
-            key_encoder: (!key_names.is_empty()).then(|| JsonEncoder::new(&key_names)),
-            sides,
-            op,
-            post,
-            row: Vec::new(),
-            input_row: Vec::new(),
-            out_rows: Vec::new(),
-            payload: Vec::new(),
-            key: Vec::new(),
-            changelog: Vec::new(),
-            fired: NO_WATERMARK,
-            counts: Counts::default(),
-            plan,
-        })
+        let metrics = Metrics::new().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+        let late = vec![LateRoute::default(); plan.inputs.len()];
+        let task = QueryTask::new(0, plan.clone(), specs, None, None, 1, late, &metrics);
+        Ok(Driver { plan, sides, task, out: Counter::default(), pending: 0, offset: 0, _metrics: metrics })
     }
 
     /// Source names of the sides, in side order.
     pub fn sources(&self) -> Vec<String> {
-        self.plan.inputs.iter().map(|i| i.scan.source.clone()).collect()
+        self.sides.iter().map(|s| s.source.clone()).collect()
+    }
+
+    /// The plan being run.
+    pub fn plan(&self) -> &QueryPlan {
+        &self.plan
     }
 
     /// The event time of a record for `side`, if it decodes (used to merge sides in order).
     pub fn event_time(&mut self, side: usize, payload: &[u8]) -> Option<i64> {
-        let s = &self.sides[side];
-        // As the engine does: the decoder resets the schema's columns, the rest are reset here.
-        self.row.resize(s.row_len, Value::Null);
-        self.row[s.schema_len..].fill(Value::Null);
-        s.decoder.decode(payload, &mut self.row[..s.schema_len]).ok()?;
+        let s = self.sides.get_mut(side)?;
+        let rec = RecordRef { topic: "", partition: 0, offset: 0, key: None, payload: Some(payload), timestamp: None };
+        let decoded = s.reader.decode(&[rec], |_, _| Ok(())).ok()?;
         match s.event_time {
-            Some(EventTimeColumn::Column(c)) => match self.row.get(c) {
-                Some(Value::Timestamp(t)) => Some(*t),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    /// The operator input row (`[event time, keys..., values...]`) of a record for `side`,
-    /// for micro-benchmarks of the operators alone.
-    pub fn operator_row(&mut self, side: usize, payload: &[u8]) -> Option<Row> {
-        let ts = self.event_time(side, payload)?;
-        let s = &self.sides[side];
-        let mut row = vec![Value::Timestamp(ts)];
-        row.extend(s.keys.iter().map(|k| k.eval(&self.row)));
-        row.extend(s.values.iter().map(|v| v.eval(&self.row)));
-        Some(row)
-    }
-
-    /// One source record for `side`.
-    pub fn on_record(&mut self, side: usize, payload: &[u8]) {
-        let s = &mut self.sides[side];
-        // As the engine does: the decoder resets the schema's columns, the rest are reset here.
-        self.row.resize(s.row_len, Value::Null);
-        self.row[s.schema_len..].fill(Value::Null);
-        if s.decoder.decode(payload, &mut self.row[..s.schema_len]).is_err() {
-            self.counts.errors += 1;
-            return;
-        }
-        if s.filter.as_ref().is_some_and(|f| !f.test(&self.row)) {
-            return;
-        }
-        self.counts.input += 1;
-        let ts = match s.event_time {
-            Some(EventTimeColumn::Column(c)) => match self.row.get(c) {
-                Some(Value::Timestamp(t)) => Some(*t),
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Post::Stateless(projection) = &self.post {
-            let out: Vec<Value> = projection.iter().map(|e| e.eval(&self.row)).collect();
-            self.send(&out);
-            return;
-        }
-        let Some(ts) = ts else {
-            self.counts.late += 1;
-            return;
-        };
-        self.input_row.clear();
-        self.input_row.push(Value::Timestamp(ts));
-        self.input_row.extend(s.keys.iter().map(|k| k.eval(&self.row)));
-        self.input_row.extend(s.values.iter().map(|v| v.eval(&self.row)));
-        s.max_time = s.max_time.max(ts);
-        let wm = self.watermark_before_batch();
-        let mut rows = std::mem::take(&mut self.out_rows);
-        if let Some(op) = &mut self.op {
-            if op.process(side, &self.input_row, wm, &mut rows) == crate::operators::Processed::Late {
-                self.counts.late += 1;
+            Some(EventTimeColumn::Column(c)) if decoded.batch.num_rows() == 1 => {
+                ColumnReader::new(decoded.batch.column(c).as_ref()).timestamp(0)
             }
+            _ => None,
         }
-        self.emit(&mut rows);
-        self.out_rows = rows;
     }
 
-    /// The watermark the engine would have used: the one of the last advance.
-    fn watermark_before_batch(&self) -> i64 {
-        self.fired
+    /// One source record for `side`; a full batch is processed.
+    pub fn on_record(&mut self, side: usize, payload: &[u8]) {
+        let Some(s) = self.sides.get_mut(side) else { return };
+        s.bytes.extend_from_slice(payload);
+        s.ends.push(s.bytes.len());
+        self.pending += 1;
+        if self.pending >= BATCH {
+            self.flush_batch();
+            self.advance_only();
+        }
+    }
+
+    /// Processes the open batch, one side after the other (as the engine groups a poll by
+    /// partition).
+    fn flush_batch(&mut self) {
+        self.pending = 0;
+        let now = Instant::now();
+        for (i, s) in self.sides.iter_mut().enumerate() {
+            if s.ends.is_empty() {
+                continue;
+            }
+            let mut start = 0;
+            let mut records = Vec::with_capacity(s.ends.len());
+            for &end in &s.ends {
+                records.push(RecordRef {
+                    topic: "",
+                    partition: 0,
+                    offset: self.offset,
+                    key: None,
+                    payload: Some(&s.bytes[start..end]),
+                    timestamp: None,
+                });
+                self.offset += 1;
+                start = end;
+            }
+            let errors = &mut self.out.counts.errors;
+            let decoded = s.reader.decode(&records, |_, _| {
+                *errors += 1;
+                Ok(())
+            });
+            if let Ok(d) = decoded {
+                let mut ctx = Ctx { out: &mut self.out, now, tables: &NoTables };
+                let _ = self.task.on_batch(i, &d.batch, &d.records, &mut ctx);
+            }
+            s.bytes.clear();
+            s.ends.clear();
+        }
+    }
+
+    fn advance_only(&mut self) {
+        let mut ctx = Ctx { out: &mut self.out, now: Instant::now(), tables: &NoTables };
+        let _ = self.task.advance(&mut ctx);
     }
 
     /// End of a polled batch: the watermark advances and closes windows.
     pub fn advance(&mut self) {
-        let wm = self
-            .sides
-            .iter()
-            .map(|s| if s.max_time == NO_WATERMARK { NO_WATERMARK } else { s.max_time - s.delay })
-            .min()
-            .unwrap_or(NO_WATERMARK);
-        if wm > self.fired {
-            self.fire(wm);
-        }
-    }
-
-    fn fire(&mut self, wm: i64) {
-        self.fired = wm;
-        let mut rows = std::mem::take(&mut self.out_rows);
-        if let Some(op) = &mut self.op {
-            op.on_watermark(wm, &mut rows);
-        }
-        self.emit(&mut rows);
-        self.out_rows = rows;
+        self.flush_batch();
+        self.advance_only();
     }
 
     /// End of a commit cycle: update/complete modes emit; every changed state entry is
-    /// encoded as a changelog record would be.
+    /// counted as a changelog record would be.
     pub fn commit(&mut self) {
-        let mut rows = std::mem::take(&mut self.out_rows);
-        let Some(op) = &mut self.op else { return };
-        if self.plan.output_mode != OutputMode::Append {
-            op.on_commit(&mut rows);
-        }
-        let (buf, counts) = (&mut self.changelog, &mut self.counts);
-        buf.clear();
-        op.take_changes(&mut |k: &[u8], v: Option<&[u8]>| {
-            buf.extend_from_slice(k);
-            if let Some(v) = v {
-                buf.extend_from_slice(v);
-            }
+        self.advance();
+        let mut ctx = Ctx { out: &mut self.out, now: Instant::now(), tables: &NoTables };
+        let _ = self.task.on_commit(&mut ctx);
+        let counts = &mut self.out.counts;
+        self.task.take_changes(&mut |k: &[u8], v: Option<&[u8]>| {
             counts.changelog_entries += 1;
+            counts.changelog_bytes += (k.len() + v.map_or(0, <[u8]>::len)) as u64;
         });
-        self.counts.changelog_bytes += self.changelog.len() as u64;
-        self.emit(&mut rows);
-        self.out_rows = rows;
+        let stats = std::mem::take(&mut self.task.stats);
+        self.out.counts.input += stats.input;
+        self.out.counts.late += stats.late;
     }
 
     /// End of a bounded input: close everything (as `--flush-at-end`).
     pub fn finish(&mut self) {
-        self.fire(i64::MAX);
+        self.flush_batch();
+        self.task.finish(Instant::now());
         self.commit();
     }
 
+    /// The operator input row (`[event time, keys..., values...]`) of a record for `side`,
+    /// for micro-benchmarks of the operators alone.
+    pub fn operator_row(&mut self, side: usize, payload: &[u8]) -> Option<crate::types::Row> {
+        let input = self.plan.inputs.get(side)?.clone();
+        let s = self.sides.get_mut(side)?;
+        let rec = RecordRef { topic: "", partition: 0, offset: 0, key: None, payload: Some(payload), timestamp: None };
+        let decoded = s.reader.decode(&[rec], |_, _| Ok(())).ok()?;
+        if decoded.batch.num_rows() != 1 {
+            return None;
+        }
+        let ts = match s.event_time {
+            Some(EventTimeColumn::Column(c)) => ColumnReader::new(decoded.batch.column(c).as_ref()).timestamp(0)?,
+            _ => return None,
+        };
+        let mut row = vec![crate::types::Value::Timestamp(ts)];
+        for e in input.keys.iter().chain(input.values.iter()) {
+            let a = e.eval(&decoded.batch).ok()?;
+            row.push(ColumnReader::new(a.as_ref()).value(0));
+        }
+        Some(row)
+    }
+
     pub fn state_entries(&self) -> usize {
-        self.op.as_ref().map_or(0, |o| o.entries())
+        self.task.state_entries()
     }
 
-    fn emit(&mut self, rows: &mut Vec<Row>) {
-        if rows.is_empty() {
-            return;
-        }
-        // As the engine's task does: each row projected into one reused vector, sent at once.
-        let post = std::mem::replace(&mut self.post, Post::Dedup);
-        let mut values: Vec<Value> = Vec::new();
-        for row in rows.drain(..) {
-            let out: &[Value] = match &post {
-                Post::Aggregate { having, projection } => {
-                    if having.as_ref().is_some_and(|h| !h.test(&row)) {
-                        continue;
-                    }
-                    values.clear();
-                    values.extend(projection.iter().map(|e| e.eval(&row)));
-                    &values
-                }
-                Post::Join { residual, projection } => {
-                    if residual.as_ref().is_some_and(|r| !r.test(&row)) {
-                        continue;
-                    }
-                    values.clear();
-                    values.extend(projection.iter().map(|e| e.eval(&row)));
-                    &values
-                }
-                Post::Dedup | Post::Stateless(_) => &row,
-            };
-            self.send(out);
-        }
-        self.post = post;
-    }
-
-    /// Encodes one output row and its key, as `engine::task::Output::send` does.
-    fn send(&mut self, values: &[Value]) {
-        self.payload.clear();
-        self.encoder.encode(values, &mut self.payload);
-        let mut bytes = self.payload.len();
-        if let Some(enc) = &self.key_encoder {
-            self.key.clear();
-            enc.encode(self.plan.key_columns.iter().map(|&i| &values[i]), &mut self.key);
-            bytes += self.key.len();
-        }
-        self.counts.output += 1;
-        self.counts.output_bytes += bytes as u64;
+    pub fn counts(&self) -> Counts {
+        self.out.counts
     }
 }

@@ -18,7 +18,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
-pub use driver::{build_operator, Counts, Driver};
+pub use crate::runtime::task::build_operator;
+pub use driver::{Counts, Driver};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -178,7 +179,7 @@ pub fn in_engine(path: &Path, data: &Path, commit_every: u64) -> anyhow::Result<
     driver.finish();
     let wall = started.elapsed();
     let after = usage::current();
-    let c = driver.counts;
+    let c = driver.counts();
     Ok(Report {
         query: query_name(path),
         mode: "in-engine".into(),

@@ -372,12 +372,12 @@ fn check(loaded: &LoadedConfig) -> Result<(), Diagnostic> {
                         format!("event_time \"{col}\" is not a column of source {name}; columns: {}", source.schema.column_list()),
                     ))
                 }
-                Some(i) if source.schema.schema.fields[i].data_type != crate::types::DataType::Timestamp => {
+                Some(i) if !crate::types::is_timestamp(&source.schema.schema.fields[i].data_type) => {
                     return Err(at(
                         &field("event_time"),
                         format!(
                             "event_time column \"{col}\" has type {}; declare it as `timestamp` in the schema",
-                            source.schema.schema.fields[i].data_type
+                            crate::types::type_name(&source.schema.schema.fields[i].data_type)
                         ),
                     ))
                 }

@@ -1,6 +1,7 @@
 //! The `schema:` of a source: an ordered map of column name to type. Types are `string`,
-//! `long` (`int`, `bigint`), `double` (`float`), `boolean`, `timestamp`; a trailing `?` makes
-//! a column nullable; `timestamp(s)`, `timestamp(ms)`, `timestamp(us)` say what unit a
+//! `long` (`bigint`), `int`, `double` (`float`), `boolean`, `timestamp`, `date`,
+//! `decimal(p,s)`, `binary`, `array<T>`, `map<K,V>`, `struct<name: T, ...>`; a trailing `?`
+//! makes a column nullable; `timestamp(s)`, `timestamp(ms)`, `timestamp(us)` say what unit a
 //! numeric timestamp is in (default milliseconds).
 
 use std::fmt;
@@ -8,7 +9,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::types::{DataType, Field, Schema, TimeUnit};
+use crate::types::{parse_type, timestamp_type, DataType, Field, Schema, TimeUnit};
 
 /// A parsed schema, in the order the file lists the columns.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +24,8 @@ impl SchemaConfig {
     }
 }
 
-/// Parses one type spec such as `string?` or `timestamp(s)`.
+/// Parses one type spec such as `string?`, `timestamp(s)`, `decimal(10,2)` or
+/// `array<struct<id: long, name: string>>`.
 pub fn parse_field_type(spec: &str) -> Result<(DataType, bool, TimeUnit), String> {
     let s = spec.trim();
     let (s, nullable) = match s.strip_suffix('?') {
@@ -31,34 +33,23 @@ pub fn parse_field_type(spec: &str) -> Result<(DataType, bool, TimeUnit), String
         None => (s, false),
     };
     let lower = s.to_ascii_lowercase();
-    let (base, unit) = match lower.split_once('(') {
-        Some((base, rest)) => {
-            let unit = match rest.strip_suffix(')').map(str::trim) {
-                Some("s") => TimeUnit::Seconds,
-                Some("ms") => TimeUnit::Millis,
-                Some("us") => TimeUnit::Micros,
-                _ => return Err(format!("unknown timestamp unit in \"{spec}\"; write timestamp(s), timestamp(ms) or timestamp(us)")),
-            };
-            if base.trim() != "timestamp" {
-                return Err(format!("only timestamp takes a unit, in \"{spec}\""));
-            }
-            (base.trim().to_string(), unit)
+    if let Some(rest) = lower.strip_prefix("timestamp(") {
+        let unit = match rest.strip_suffix(')').map(str::trim) {
+            Some("s") => TimeUnit::Seconds,
+            Some("ms") => TimeUnit::Millis,
+            Some("us") => TimeUnit::Micros,
+            _ => return Err(format!("unknown timestamp unit in \"{spec}\"; write timestamp(s), timestamp(ms) or timestamp(us)")),
+        };
+        return Ok((timestamp_type(), nullable, unit));
+    }
+    let data_type = parse_type(s).map_err(|e| {
+        if e.starts_with("unknown type") {
+            format!("unknown type \"{spec}\"; use string, long, int, double, boolean, timestamp, date, decimal(p,s), array<T>, map<K,V> or struct<name: T, ...> (append ? for nullable, e.g. \"string?\")")
+        } else {
+            e
         }
-        None => (lower.clone(), TimeUnit::Millis),
-    };
-    let data_type = match base.as_str() {
-        "string" | "str" | "varchar" | "text" => DataType::String,
-        "long" | "int" | "integer" | "bigint" => DataType::Long,
-        "double" | "float" | "real" => DataType::Double,
-        "boolean" | "bool" => DataType::Boolean,
-        "timestamp" => DataType::Timestamp,
-        _ => {
-            return Err(format!(
-                "unknown type \"{spec}\"; use string, long, double, boolean or timestamp (append ? for nullable, e.g. \"string?\")"
-            ))
-        }
-    };
-    Ok((data_type, nullable, unit))
+    })?;
+    Ok((data_type, nullable, TimeUnit::Millis))
 }
 
 impl<'de> Deserialize<'de> for SchemaConfig {

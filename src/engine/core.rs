@@ -11,25 +11,25 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::emit::{Emitter, RecordRef, Txn};
-use super::internal::{decode_row, Marker, H_MARKER, H_ORIGINAL_KEY, H_ORIGINAL_POSITION, H_ORIGINAL_VALUE};
-use super::prepare::PrepareTask;
+use super::emit::{EngineOut, Txn};
 use super::progress::{Phases, ProgressTracker};
 use super::restore::Restorer;
 use super::source::{InputPartition, Reader, TopicKind, TopicRuntime};
-use super::table::TableRuntime;
-use super::task::{Ctx, QueryTask};
+use super::table::TableSet;
 use super::{EngineError, RunOptions, RunSummary};
-use crate::config::{ErrorPolicy, ProcessingGuarantee};
+use crate::config::ProcessingGuarantee;
 use crate::kafka::admin::Admin;
-use crate::kafka::producer::{Outgoing, Producer};
+use crate::kafka::producer::Producer;
 use crate::kafka::{classify, ErrorClass};
 use crate::metrics::{Metrics, Status};
 use crate::pipeline::Pipeline;
+use crate::runtime::internal::{decode_row, Marker, H_MARKER, H_ORIGINAL_KEY, H_ORIGINAL_POSITION, H_ORIGINAL_VALUE};
+use crate::runtime::prepare::PrepareTask;
+use crate::runtime::task::{Ctx, QueryTask};
+use crate::runtime::{Out, OutKind, Outgoing, RecordRef, RuntimeError, Tables};
 use crate::sql::explain::changelog_topic;
 use crate::sql::QueryPlan;
 use crate::state::{Changes, StateStore, StateWriter};
-use crate::types::Value;
 
 /// How a failed commit cycle ends.
 enum Failure {
@@ -69,7 +69,7 @@ pub struct Engine {
     pub(super) writer: StateWriter,
     pub(super) admin: Admin,
     pub(super) topics: Vec<TopicRuntime>,
-    pub(super) tables: Vec<TableRuntime>,
+    pub(super) tables: TableSet,
     pub(super) inputs: BTreeMap<(usize, i32), InputPartition>,
     pub(super) txn: Txn,
     pub(super) next_slot: usize,
@@ -79,11 +79,12 @@ pub struct Engine {
     cycle_records: usize,
     pub(super) metrics: Arc<Metrics>,
     pub status: Arc<Status>,
+    /// Incremented at every rebalance; see [`Engine::is_current`].
+    pub assignment_epoch: u64,
     /// A failure inside a rebalance callback, reported by the main loop.
     pub fatal: Option<EngineError>,
     pub summary: RunSummary,
     pub(super) progress: ProgressTracker,
-    row: Vec<Value>,
     /// Commit cycles that had something to commit.
     cycles: u64,
     /// The wall clock of the current batch (read once per batch, not per record).
@@ -102,7 +103,7 @@ pub struct EngineParts {
     pub store: StateStore,
     pub admin: Admin,
     pub topics: Vec<TopicRuntime>,
-    pub tables: Vec<TableRuntime>,
+    pub tables: TableSet,
     pub queries: Vec<QueryRuntime>,
     pub transactional_id: String,
     pub metrics: Arc<Metrics>,
@@ -166,8 +167,8 @@ impl Engine {
             metrics: p.metrics,
             status: p.status,
             fatal: None,
+            assignment_epoch: 0,
             summary: RunSummary::default(),
-            row: Vec::new(),
             cycles: 0,
             clock: Instant::now(),
             last_idle_check: Instant::now(),
@@ -196,119 +197,153 @@ impl Engine {
                 }
             }
         }
-        for t in &mut self.tables {
+        for t in &mut self.tables.0 {
             t.poll(10_000);
         }
     }
 
-    /// Processes one record.
-    pub fn on_message(&mut self, m: &BorrowedMessage<'_>) -> Result<(), EngineError> {
-        let Some(ti) = self.topic_index(m.topic()) else { return Ok(()) };
-        let partition = m.partition();
-        let offset = m.offset();
-        let Some(input) = self.inputs.get_mut(&(ti, partition)) else { return Ok(()) };
-        if input.next_offset.is_some_and(|n| offset < n) {
+    /// True when a record of `topic[partition]` polled at assignment `epoch` still belongs to
+    /// the current assignment (a rebalance since may have re-created the partition's input,
+    /// whose consumer position then starts over from the committed offset).
+    pub fn is_current(&self, topic: &str, partition: i32, epoch: u64) -> bool {
+        self.topic_index(topic).and_then(|ti| self.inputs.get(&(ti, partition))).is_some_and(|i| i.since_epoch <= epoch)
+    }
+
+    /// Processes a polled batch of records: each partition's in their order, as batches.
+    pub fn on_messages(&mut self, msgs: &[&BorrowedMessage<'_>]) -> Result<(), EngineError> {
+        // Group by partition, keeping each partition's order, skipping records already seen.
+        let mut groups: Vec<((usize, i32), Vec<usize>)> = Vec::new();
+        for (i, m) in msgs.iter().enumerate() {
+            let Some(ti) = self.topic_index(m.topic()) else { continue };
+            let partition = m.partition();
+            let offset = m.offset();
+            let Some(input) = self.inputs.get_mut(&(ti, partition)) else { continue };
+            if input.next_offset.is_some_and(|n| offset < n) {
+                continue;
+            }
+            if input.committed.is_none() {
+                input.committed = Some(offset);
+            }
+            input.next_offset = Some(offset + 1);
+            input.at_end = false;
+            input.consumed += 1;
+            self.cycle_records += 1;
+            self.summary.records_in += 1;
+            match groups.iter_mut().find(|(k, _)| *k == (ti, partition)) {
+                Some((_, v)) => v.push(i),
+                None => groups.push(((ti, partition), vec![i])),
+            }
+        }
+        for ((ti, partition), indices) in groups {
+            let records: Vec<RecordRef<'_>> = indices
+                .iter()
+                .map(|&i| {
+                    let m = msgs[i];
+                    RecordRef {
+                        topic: m.topic(),
+                        partition,
+                        offset: m.offset(),
+                        key: m.key(),
+                        payload: m.payload(),
+                        timestamp: m.timestamp().to_millis(),
+                    }
+                })
+                .collect();
+            let is_source = matches!(self.topics[ti].kind, TopicKind::Source { .. });
+            if is_source {
+                self.on_source_records(ti, partition, &records)?;
+            } else {
+                let picked: Vec<&BorrowedMessage<'_>> = indices.iter().map(|&i| msgs[i]).collect();
+                self.on_repartition_records(ti, partition, &picked, &records)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_source_records(&mut self, ti: usize, partition: i32, records: &[RecordRef<'_>]) -> Result<(), EngineError> {
+        let Engine { topics, queries, producer, txn, tables, clock, .. } = self;
+        let mut out = EngineOut::new(producer, txn);
+        let topic_name = topics[ti].topic.clone();
+        let TopicKind::Source { reader, dead_letters, readers, dead_letter_topic, late_topic } = &mut topics[ti].kind else {
+            return Ok(());
+        };
+        let decoded = reader.decode(records, |rec, e| dead_letters.handle(rec, e, &mut out));
+        let decoded = match decoded {
+            Ok(d) => d,
+            Err(e) => return Err(out.error(e)),
+        };
+        if decoded.batch.num_rows() == 0 {
             return Ok(());
         }
-        if input.committed.is_none() {
-            input.committed = Some(offset);
-        }
-        input.next_offset = Some(offset + 1);
-        input.at_end = false;
-        input.consumed += 1;
-        self.cycle_records += 1;
-        self.summary.records_in += 1;
-        let rec =
-            RecordRef { topic: m.topic(), partition, offset, key: m.key(), payload: m.payload(), timestamp: m.timestamp().to_millis() };
-        let Engine { topics, queries, producer, txn, tables, metrics, row, clock, .. } = self;
-        let mut ctx = Ctx { em: Emitter { producer, txn }, now: *clock, tables };
-        match &topics[ti].kind {
-            TopicKind::Source { decoder, schema_len, row_len, metadata, readers, query_names, dead_letter_topic, late_topic, on_error } => {
-                // Every decoder resets the schema's columns itself; the metadata columns here.
-                row.resize(*row_len, Value::Null);
-                row[*schema_len..].fill(Value::Null);
-                let decoded = match rec.payload {
-                    None => Err(crate::formats::DecodeError::new(crate::formats::DecodeErrorKind::Malformed, "the record has no value")),
-                    Some(p) => decoder.decode(p, &mut row[..*schema_len]),
-                };
-                if let Ok(false) = decoded {
-                    return Ok(()); // a CSV header line
+        for r in readers.iter() {
+            let result = match *r {
+                Reader::Task { query, side } => {
+                    let Some(Some(task)) = queries[query].tasks.get_mut(partition as usize) else {
+                        return Err(not_copartitioned(&queries[query].plan.name, &topic_name, partition));
+                    };
+                    let mut ctx = Ctx { out: &mut out, now: *clock, tables: &*tables };
+                    task.on_batch(side, &decoded.batch, &decoded.records, &mut ctx)
                 }
-                if let Err(e) = decoded {
-                    if e.kind == crate::formats::DecodeErrorKind::Unavailable {
-                        return Err(EngineError::Setup(format!("{}[{partition}] offset {offset}: {e}", rec.topic)));
-                    }
-                    return dead_letter(&topics[ti], dead_letter_topic.as_deref(), *on_error, query_names, &rec, &e, &mut ctx.em, metrics);
+                Reader::Prepare { query, side } => {
+                    let name = queries[query].plan.name.clone();
+                    let Some(Some(task)) = queries[query].prepare.get_mut(side).and_then(|s| s.get_mut(partition as usize)) else {
+                        continue;
+                    };
+                    let no_time = late_topic.as_deref().or(dead_letter_topic.as_deref());
+                    task.on_batch(&decoded.batch, &decoded.records, *clock, no_time, dead_letter_topic.as_deref(), &name, &mut out)
+                        .map(drop)
+                        .map_err(RuntimeError::from)
                 }
-                let [ts, key, part, off] = *metadata;
-                if let Some(i) = ts {
-                    row[i] = rec.timestamp.map_or(Value::Null, |ms| Value::Timestamp(ms.saturating_mul(1000)));
-                }
-                if let Some(i) = key {
-                    row[i] = rec.key.and_then(|k| std::str::from_utf8(k).ok()).map_or(Value::Null, Value::str);
-                }
-                if let Some(i) = part {
-                    row[i] = Value::Long(i64::from(partition));
-                }
-                if let Some(i) = off {
-                    row[i] = Value::Long(offset);
-                }
-                for reader in readers {
-                    match *reader {
-                        Reader::Task { query, side } => {
-                            let Some(Some(task)) = queries[query].tasks.get_mut(partition as usize) else {
-                                return Err(not_copartitioned(&queries[query].plan.name, &topics[ti].topic, partition));
-                            };
-                            task.on_source_row(side, row, &rec, &mut ctx)?;
-                        }
-                        Reader::Prepare { query, side } => {
-                            let Some(Some(task)) = queries[query].prepare.get_mut(side).and_then(|s| s.get_mut(partition as usize)) else {
-                                continue;
-                            };
-                            if task.on_row(row, &rec, ctx.now, &mut ctx.em)? {
-                                ctx.em.txn.internal += 1;
-                            } else if let Some(topic) = late_topic.as_ref().or(dead_letter_topic.as_ref()) {
-                                ctx.em.forward(
-                                    topic,
-                                    &rec,
-                                    "missing_event_time",
-                                    "the record has no event time",
-                                    &queries[query].plan.name,
-                                    None,
-                                )?;
-                            }
-                        }
-                    }
-                }
-                Ok(())
-            }
-            TopicKind::Repartition { query, side } => {
-                let Some(Some(task)) = queries[*query].tasks.get_mut(partition as usize) else {
-                    return Err(not_copartitioned(&queries[*query].plan.name, &topics[ti].topic, partition));
-                };
-                let headers = m.headers();
-                let header = |name: &str| headers.and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value));
-                if let Some(marker) = header(H_MARKER) {
-                    let text = std::str::from_utf8(marker).unwrap_or("");
-                    let marker =
-                        Marker::parse(text).map_err(|e| EngineError::Setup(format!("{} offset {offset}: {e}", topics[ti].topic)))?;
-                    task.on_marker(*side, marker.upstream as usize, marker.watermark, marker.idle, ctx.now);
-                    return Ok(());
-                }
-                let row = decode_row(rec.payload.unwrap_or_default())
-                    .map_err(|e| EngineError::Setup(format!("{} offset {offset}: {e}", topics[ti].topic)))?;
-                let position = header(H_ORIGINAL_POSITION).and_then(|p| std::str::from_utf8(p).ok()).and_then(parse_position);
-                let original = position.map(|(topic, partition, offset)| RecordRef {
-                    topic,
-                    partition,
-                    offset,
-                    key: header(H_ORIGINAL_KEY),
-                    payload: header(H_ORIGINAL_VALUE),
-                    timestamp: rec.timestamp,
-                });
-                task.on_input_row(*side, row, original.as_ref(), &mut ctx)
+            };
+            if let Err(e) = result {
+                return Err(out.error(e));
             }
         }
+        Ok(())
+    }
+
+    fn on_repartition_records(
+        &mut self,
+        ti: usize,
+        partition: i32,
+        msgs: &[&BorrowedMessage<'_>],
+        records: &[RecordRef<'_>],
+    ) -> Result<(), EngineError> {
+        let Engine { topics, queries, producer, txn, tables, clock, .. } = self;
+        let TopicKind::Repartition { query, side } = topics[ti].kind else { return Ok(()) };
+        let topic_name = topics[ti].topic.clone();
+        let Some(Some(task)) = queries[query].tasks.get_mut(partition as usize) else {
+            return Err(not_copartitioned(&queries[query].plan.name, &topic_name, partition));
+        };
+        let mut out = EngineOut::new(producer, txn);
+        for (m, rec) in msgs.iter().zip(records) {
+            let offset = rec.offset;
+            let headers = m.headers();
+            let header = |name: &str| headers.and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value));
+            if let Some(marker) = header(H_MARKER) {
+                let text = std::str::from_utf8(marker).unwrap_or("");
+                let marker = Marker::parse(text).map_err(|e| EngineError::Setup(format!("{topic_name} offset {offset}: {e}")))?;
+                task.on_marker(side, marker.upstream as usize, marker.watermark, marker.idle, *clock);
+                continue;
+            }
+            let row = decode_row(rec.payload.unwrap_or_default())
+                .map_err(|e| EngineError::Setup(format!("{topic_name} offset {offset}: {e}")))?;
+            let position = header(H_ORIGINAL_POSITION).and_then(|p| std::str::from_utf8(p).ok()).and_then(parse_position);
+            let original = position.map(|(topic, partition, offset)| RecordRef {
+                topic,
+                partition,
+                offset,
+                key: header(H_ORIGINAL_KEY),
+                payload: header(H_ORIGINAL_VALUE),
+                timestamp: rec.timestamp,
+            });
+            let mut ctx = Ctx { out: &mut out, now: *clock, tables: &*tables };
+            if let Err(e) = task.on_input_row(side, row, original.as_ref(), &mut ctx) {
+                return Err(out.error(e));
+            }
+        }
+        let mut ctx = Ctx { out: &mut out, now: *clock, tables: &*tables };
+        task.flush(&mut ctx).map_err(|e| out.error(e))
     }
 
     /// A partition reached its end: commit past any trailing transaction markers, and note
@@ -352,10 +387,13 @@ impl Engine {
     /// Fires windows closed by watermark progress in every task.
     pub fn advance(&mut self) -> Result<(), EngineError> {
         let Engine { queries, producer, txn, tables, clock, .. } = self;
-        let mut ctx = Ctx { em: Emitter { producer, txn }, now: *clock, tables };
+        let mut out = EngineOut::new(producer, txn);
         for q in queries.iter_mut() {
             for t in q.tasks.iter_mut().flatten() {
-                t.advance(&mut ctx)?;
+                let mut ctx = Ctx { out: &mut out, now: *clock, tables: &*tables };
+                if let Err(e) = t.advance(&mut ctx) {
+                    return Err(out.error(e));
+                }
             }
         }
         Ok(())
@@ -467,8 +505,9 @@ impl Engine {
         let mut pending: Vec<(usize, i32, Changes)> = Vec::new();
         let result = {
             let Engine { queries, producer, txn, tables, clock, .. } = &mut *self;
-            let mut ctx = Ctx { em: Emitter { producer, txn }, now: *clock, tables };
-            emit_cycle_end(queries, &mut ctx, &mut pending)
+            let mut out = EngineOut::new(producer, txn);
+            let r = emit_cycle_end(queries, &mut out, *clock, &*tables, &mut pending);
+            r.map_err(|e| out.error(e))
         };
         let produce_time = started.elapsed();
         if let Err(e) = result {
@@ -662,20 +701,26 @@ impl Engine {
 }
 
 /// The end of a cycle inside the transaction: markers, update/complete output, changelog.
-fn emit_cycle_end(queries: &mut [QueryRuntime], ctx: &mut Ctx<'_>, pending: &mut Vec<(usize, i32, Changes)>) -> Result<(), EngineError> {
+fn emit_cycle_end(
+    queries: &mut [QueryRuntime],
+    out: &mut EngineOut<'_>,
+    now: Instant,
+    tables: &dyn Tables,
+    pending: &mut Vec<(usize, i32, Changes)>,
+) -> Result<(), RuntimeError> {
     for (q, runtime) in queries.iter_mut().enumerate() {
         for p in runtime.prepare.iter_mut().flatten().flatten() {
-            p.send_markers(ctx.now, &mut ctx.em)?;
+            p.send_markers(now, out)?;
         }
         for t in runtime.tasks.iter_mut().flatten() {
-            t.on_commit(ctx)?;
+            t.on_commit(&mut Ctx { out, now, tables })?;
             if t.tree.is_none() {
                 continue;
             }
             let mut changes: Changes = Vec::new();
             t.take_changes(&mut |k, v| changes.push((k.to_vec(), v.map(<[u8]>::to_vec))));
             for (k, v) in &changes {
-                ctx.em.send(&Outgoing {
+                out.send(&Outgoing {
                     topic: &runtime.changelog,
                     partition: Some(t.partition),
                     key: Some(k),
@@ -683,6 +728,7 @@ fn emit_cycle_end(queries: &mut [QueryRuntime], ctx: &mut Ctx<'_>, pending: &mut
                     headers: &[],
                     timestamp: None,
                     slot: t.slot,
+                    kind: OutKind::Changelog,
                 })?;
             }
             if !changes.is_empty() {
@@ -705,44 +751,6 @@ fn parse_position(text: &str) -> Option<(&str, i32, i64)> {
     let (rest, offset) = text.rsplit_once('/')?;
     let (topic, partition) = rest.rsplit_once('/')?;
     Some((topic, partition.parse().ok()?, offset.parse().ok()?))
-}
-
-/// Sends an undecodable record to the dead-letter topic, or applies the source's policy.
-#[allow(clippy::too_many_arguments)]
-fn dead_letter(
-    topic: &TopicRuntime,
-    dead_letter_topic: Option<&str>,
-    on_error: ErrorPolicy,
-    query_names: &str,
-    rec: &RecordRef<'_>,
-    e: &crate::formats::DecodeError,
-    em: &mut Emitter<'_>,
-    metrics: &Metrics,
-) -> Result<(), EngineError> {
-    match (dead_letter_topic, on_error) {
-        (Some(dlq), _) => {
-            em.forward(dlq, rec, e.kind.as_str(), &e.message, query_names, None)?;
-            metrics.dead_letter_records.with_label_values(&[&topic.topic, "dead_lettered"]).inc();
-            Ok(())
-        }
-        (None, ErrorPolicy::Skip) => {
-            metrics.dead_letter_records.with_label_values(&[&topic.topic, "skipped"]).inc();
-            tracing::debug!(
-                topic = rec.topic,
-                partition = rec.partition,
-                offset = rec.offset,
-                "skipped a record that cannot be decoded: {e}"
-            );
-            Ok(())
-        }
-        (None, ErrorPolicy::Fail) => Err(EngineError::DecodeFailure {
-            source_name: topic.name.clone(),
-            topic: rec.topic.to_string(),
-            partition: rec.partition,
-            offset: rec.offset,
-            message: e.message.clone(),
-        }),
-    }
 }
 
 /// Retries a transactional call while its error is retriable (rdkafka's guidance).

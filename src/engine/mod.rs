@@ -1,21 +1,19 @@
-//! The engine: joins the consumer group, runs every query's tasks on one thread, and commits
-//! output, state changes and offsets in one transaction per cycle (DESIGN sections 2, 4, 5).
-//! Depends on every lower module; `app` and the CLI are its only callers.
+//! The engine: joins the consumer group, feeds polled records to every query's tasks (the
+//! Kafka-free `runtime`) on one thread, and commits output, state changes and offsets in one
+//! transaction per cycle (DESIGN sections 2, 4, 5). Depends on every lower module; `app` and
+//! the CLI are its only callers.
 
 mod core;
 mod emit;
 mod error;
-mod internal;
-mod prepare;
 mod progress;
 mod rebalance;
 mod restore;
 mod run;
 mod source;
 mod table;
-mod task;
 
-pub use emit::{H_ERROR_KIND, H_ERROR_MESSAGE, H_QUERY, H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC, H_WATERMARK};
+pub use crate::runtime::{H_ERROR_KIND, H_ERROR_MESSAGE, H_QUERY, H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC, H_WATERMARK};
 pub use error::EngineError;
 pub use run::{layout, required_topics, run, Layout};
 

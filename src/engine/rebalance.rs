@@ -9,22 +9,24 @@ use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::TopicPartitionList;
 
 use super::core::Engine;
-use super::prepare::PrepareTask;
 use super::source::{InputPartition, TopicKind};
-use super::task::{LateRoute, QueryTask, SideSpec};
 use super::EngineError;
+use crate::runtime::clock::SideSpec;
+use crate::runtime::prepare::PrepareTask;
+use crate::runtime::task::{LateRoute, QueryTask};
 use crate::sql::Exchange;
 
 impl Engine {
     /// Partitions were assigned: create their tasks and restore their state.
     pub fn assign(&mut self, tpl: &TopicPartitionList) -> Result<(), EngineError> {
         self.metrics.rebalances.with_label_values(&["assigned"]).inc();
+        self.assignment_epoch += 1;
         let mut added = BTreeSet::new();
         for e in tpl.elements() {
             let Some(ti) = self.topic_index(e.topic()) else { continue };
             let key = (ti, e.partition());
             if let std::collections::btree_map::Entry::Vacant(slot) = self.inputs.entry(key) {
-                slot.insert(InputPartition::default());
+                slot.insert(InputPartition { since_epoch: self.assignment_epoch, ..InputPartition::default() });
                 added.insert(key);
             }
         }
@@ -106,9 +108,9 @@ impl Engine {
             .iter()
             .map(|&ti| match &self.topics[ti].kind {
                 TopicKind::Source { late_topic, dead_letter_topic, .. } => {
-                    LateRoute { topic: late_topic.clone().or_else(|| dead_letter_topic.clone()) }
+                    LateRoute { topic: late_topic.clone().or_else(|| dead_letter_topic.clone()), dead_letter: dead_letter_topic.clone() }
                 }
-                TopicKind::Repartition { .. } => LateRoute { topic: None },
+                TopicKind::Repartition { .. } => LateRoute::default(),
             })
             .collect();
         let stateful = plan.is_stateful();
@@ -154,6 +156,7 @@ impl Engine {
         lost: bool,
     ) -> Result<(), EngineError> {
         self.metrics.rebalances.with_label_values(&[if lost { "lost" } else { "revoked" }]).inc();
+        self.assignment_epoch += 1;
         let r = if lost { self.abort_and_rewind(consumer) } else { self.advance().and_then(|()| self.commit(consumer)) };
         let mut removed = BTreeSet::new();
         for e in tpl.elements() {

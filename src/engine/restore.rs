@@ -10,8 +10,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use super::task::QueryTask;
 use super::EngineError;
+use crate::runtime::task::QueryTask;
 use crate::state::{Changes, StateWriter};
 
 /// Trees whose last write is older than this are rebuilt from the whole changelog when the

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{Statistics, TopicPartitionList};
+use rdkafka::{Message, Statistics, TopicPartitionList};
 
 use super::core::{Engine, EngineParts, QueryRuntime};
 use super::restore::Restorer;
@@ -188,7 +188,7 @@ pub fn run(
     let stall = config.kafka.transaction_timeout.std() * 3 + Duration::from_secs(30);
     let restorer = Restorer::new(&client::plain_consumer(config, &format!("{}-{}-restore", config.app, opts.instance_id)), stall)?;
 
-    let mut topics = TopicRuntime::sources(&pipeline, source_partitions)?;
+    let mut topics = TopicRuntime::sources(&pipeline, source_partitions, &metrics)?;
     let mut tables: Vec<TableRuntime> = Vec::new();
     let mut queries = Vec::new();
     for (qi, q) in pipeline.queries.iter().enumerate() {
@@ -198,7 +198,6 @@ pub fn run(
         for side in 0..q.inputs.len() {
             repartition.push(layout.repartition_partitions[qi].map(|r| {
                 topics.push(TopicRuntime {
-                    name: repartition_topic_for(&config.app, &q.name, side),
                     topic: Arc::from(repartition_topic_for(&config.app, &q.name, side).as_str()),
                     partitions: r,
                     kind: TopicKind::Repartition { query: qi, side },
@@ -262,7 +261,7 @@ pub fn run(
         store: store.clone(),
         admin,
         topics,
-        tables,
+        tables: super::table::TableSet(tables),
         queries,
         transactional_id,
         metrics: metrics.clone(),
@@ -343,6 +342,11 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
             e.tick();
             e.time_to_commit().clamp(Duration::from_millis(1), Duration::from_millis(100))
         };
+        // Poll up to BATCH records, then hand them over as one batch per partition. Each
+        // record remembers the assignment it was polled under: one polled before a rebalance
+        // that re-created its partition is dropped (the consumer delivers it again).
+        let mut polled_batch: Vec<(rdkafka::message::BorrowedMessage<'_>, u64)> = Vec::with_capacity(BATCH);
+        let mut stop: Option<EngineError> = None;
         for i in 0..BATCH {
             let polling = std::time::Instant::now();
             let polled = consumer.poll(if i == 0 { wait } else { Duration::ZERO });
@@ -358,16 +362,37 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
             }
             match polled {
                 Ok(m) => {
-                    if let Err(err) = e.on_message(&m) {
-                        drop(m);
-                        e.recover(err, consumer)?;
+                    let epoch = e.assignment_epoch;
+                    polled_batch.push((m, epoch));
+                }
+                Err(KafkaError::PartitionEOF(p)) => {
+                    // The partition's records so far must be counted before its end is noted.
+                    let current: Vec<&rdkafka::message::BorrowedMessage<'_>> =
+                        polled_batch.iter().filter(|(m, ep)| e.is_current(m.topic(), m.partition(), *ep)).map(|(m, _)| m).collect();
+                    if let Err(err) = e.on_messages(&current) {
+                        stop = Some(err);
                         break;
                     }
+                    drop(current);
+                    polled_batch.clear();
+                    e.on_eof(consumer, p);
                 }
-                Err(KafkaError::PartitionEOF(p)) => e.on_eof(consumer, p),
                 Err(err @ KafkaError::MessageConsumptionFatal(_)) => return Err(e.consumer_fatal(err)),
                 Err(err) => tracing::warn!(error = %err, "consumer error: {err}"),
             }
+        }
+        if stop.is_none() && !polled_batch.is_empty() {
+            let mut e = handle.lock();
+            let current: Vec<&rdkafka::message::BorrowedMessage<'_>> =
+                polled_batch.iter().filter(|(m, ep)| e.is_current(m.topic(), m.partition(), *ep)).map(|(m, _)| m).collect();
+            if let Err(err) = e.on_messages(&current) {
+                stop = Some(err);
+            }
+        }
+        drop(polled_batch);
+        if let Some(err) = stop {
+            handle.lock().recover(err, consumer)?;
+            continue;
         }
         let mut e = handle.lock();
         if let Some(f) = e.fatal.take() {
@@ -405,7 +430,7 @@ fn sink_encoder(
     if sink.format == crate::config::Format::Json {
         return Ok(None);
     }
-    let columns: Vec<(&str, crate::types::DataType)> = q.output.iter().map(|c| (c.name.as_str(), c.data_type)).collect();
+    let columns: Vec<(&str, crate::types::DataType)> = q.output.iter().map(|c| (c.name.as_str(), c.data_type.clone())).collect();
     crate::formats::Encoder::for_sink(&q.sink, sink, &columns)
         .map(|e| Some(Arc::new(e)))
         .map_err(|e| EngineError::Setup(format!("sink {}: {e}", q.sink)))

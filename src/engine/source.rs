@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use super::EngineError;
-use crate::config::{ErrorPolicy, PipelineConfig, SourceKind};
+use crate::config::{PipelineConfig, SourceKind};
 use crate::formats::Decoder;
+use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::sql::{Exchange, METADATA_COLUMNS};
+use crate::runtime::source::{DeadLetters, SourceReader};
+use crate::sql::Exchange;
 
 /// Which stage of a query reads a source topic for one of its input sides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,18 +24,12 @@ pub enum Reader {
 /// What a topic holds.
 pub enum TopicKind {
     Source {
-        decoder: Decoder,
-        /// Columns of the schema proper; metadata columns follow.
-        schema_len: usize,
-        /// Schema plus metadata columns.
-        row_len: usize,
-        /// Which metadata columns some query reads: timestamp, key, partition, offset.
-        metadata: [Option<usize>; 4],
+        /// Records → batches of the source's schema plus metadata columns.
+        reader: Box<SourceReader>,
+        dead_letters: DeadLetters,
         readers: Vec<Reader>,
-        query_names: String,
         dead_letter_topic: Option<Arc<str>>,
         late_topic: Option<Arc<str>>,
-        on_error: ErrorPolicy,
     },
     Repartition {
         query: usize,
@@ -43,8 +39,6 @@ pub enum TopicKind {
 
 /// A topic the engine consumes.
 pub struct TopicRuntime {
-    /// The source name, or the repartition topic's name.
-    pub name: String,
     pub topic: Arc<str>,
     pub partitions: usize,
     pub kind: TopicKind,
@@ -52,7 +46,7 @@ pub struct TopicRuntime {
 
 impl TopicRuntime {
     /// The stream sources some query reads, in a stable order.
-    pub fn sources(pipeline: &Pipeline, partitions: impl Fn(&str) -> usize) -> Result<Vec<TopicRuntime>, EngineError> {
+    pub fn sources(pipeline: &Pipeline, partitions: impl Fn(&str) -> usize, metrics: &Metrics) -> Result<Vec<TopicRuntime>, EngineError> {
         let config: &PipelineConfig = pipeline.config();
         let mut out = Vec::new();
         for (name, src) in &config.sources {
@@ -84,14 +78,6 @@ impl TopicRuntime {
             }
             let Some(scan_schema) = scan_schema else { continue };
             let schema_len = src.schema.schema.len();
-            let mut metadata = [None; 4];
-            for (slot, (meta_name, _)) in METADATA_COLUMNS.iter().enumerate() {
-                if let Some(i) = scan_schema.index_of(meta_name) {
-                    if i >= schema_len && needed[i] {
-                        metadata[slot] = Some(i);
-                    }
-                }
-            }
             let mut names: Vec<&str> = readers
                 .iter()
                 .map(|r| match r {
@@ -101,20 +87,24 @@ impl TopicRuntime {
             names.dedup();
             let decoder =
                 Decoder::for_source(src, &src.schema.schema, &needed).map_err(|e| EngineError::Setup(format!("source {name}: {e}")))?;
+            let dead_letter_topic: Option<Arc<str>> = src.dead_letter_topic.as_deref().map(Arc::from);
+            let dead_letters = DeadLetters {
+                source_name: name.clone(),
+                dead_letter_topic: dead_letter_topic.clone(),
+                on_error: src.on_error,
+                query_names: names.join(","),
+                dead_lettered: metrics.dead_letter_records.with_label_values(&[&src.topic, "dead_lettered"]),
+                skipped: metrics.dead_letter_records.with_label_values(&[&src.topic, "skipped"]),
+            };
             out.push(TopicRuntime {
-                name: name.clone(),
                 topic: Arc::from(src.topic.as_str()),
                 partitions: partitions(&src.topic),
                 kind: TopicKind::Source {
-                    decoder,
-                    schema_len,
-                    row_len: scan_schema.len(),
-                    metadata,
+                    reader: Box::new(SourceReader::new(decoder, &scan_schema, schema_len, &needed)),
+                    dead_letters,
                     readers,
-                    query_names: names.join(","),
-                    dead_letter_topic: src.dead_letter_topic.as_deref().map(Arc::from),
+                    dead_letter_topic,
                     late_topic: src.late_topic.as_deref().map(Arc::from),
-                    on_error: src.on_error,
                 },
             });
         }
@@ -134,6 +124,9 @@ pub struct InputPartition {
     /// The end was reached and nothing arrived since.
     pub at_end: bool,
     pub consumed: u64,
+    /// The engine's assignment epoch when this partition was assigned: records polled before
+    /// it belong to an earlier assignment and are dropped (the consumer reads them again).
+    pub since_epoch: u64,
 }
 
 impl InputPartition {

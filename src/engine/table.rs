@@ -16,6 +16,20 @@ use crate::formats::Decoder;
 use crate::sql::{ScanPlan, METADATA_COLUMNS};
 use crate::types::{encode_key_value, FxHashMap, Value};
 
+/// The tables of a pipeline, as tasks look rows up.
+#[derive(Default)]
+pub struct TableSet(pub Vec<TableRuntime>);
+
+impl crate::runtime::Tables for TableSet {
+    fn lookup(&self, table: usize, key: &[u8]) -> Option<&[Value]> {
+        self.0.get(table)?.lookup(key)
+    }
+
+    fn width(&self, table: usize) -> usize {
+        self.0.get(table).map_or(0, TableRuntime::width)
+    }
+}
+
 /// One table source.
 pub struct TableRuntime {
     pub name: String,
@@ -59,7 +73,7 @@ impl TableRuntime {
         }
         consumer.assign(&tpl).map_err(|e| EngineError::kafka(format!("cannot read table topic {}", scan.topic), e))?;
         let mut metadata = [None; 4];
-        for (slot, (meta_name, _)) in METADATA_COLUMNS.iter().enumerate() {
+        for (slot, meta_name) in METADATA_COLUMNS.iter().enumerate() {
             if let Some(i) = scan.schema.index_of(meta_name) {
                 if i >= schema.len() && scan.needed.get(i).copied().unwrap_or(false) {
                     metadata[slot] = Some(i);

@@ -1,240 +1,106 @@
-//! Typed scalar expressions: the tree the SQL planner builds and operators evaluate per row.
-//! Semantics follow Spark SQL with ANSI mode off: NULL propagates, integer arithmetic wraps,
-//! division by zero and failed casts give NULL. Depends on `types` and `time` only.
+//! Scalar expressions: DataFusion's physical expressions over Arrow record batches, with the
+//! function library of DataFusion and `datafusion-spark` and eddy's own functions where Spark's
+//! semantics differ or DataFusion has none (the registry). The SQL planner builds [`Scalar`]s;
+//! tasks evaluate them on batches. Depends on `types` and `time` only.
 
-mod cast;
-mod eval;
-mod func;
+pub mod aggregate;
+pub mod cast;
+pub mod functions;
+pub mod registry;
 
-pub use cast::{cast_value, format_double};
-pub use func::{common_type, Func, FUNCTION_NAMES};
+use std::fmt;
+use std::sync::Arc;
 
-use crate::types::{DataType, Value};
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion_common::DFSchema;
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_physical_expr::expressions::{Column, Literal};
+use datafusion_physical_expr::PhysicalExpr;
 
-/// Binary operators, after type checking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinOp {
-    Add,
-    Sub,
-    Mul,
-    /// `/`: always double, as in Spark.
-    Div,
-    /// `div`: integer division.
-    IntDiv,
-    Mod,
-    Eq,
-    NotEq,
-    Lt,
-    LtEq,
-    Gt,
-    GtEq,
-    And,
-    Or,
-    /// `||` on strings.
-    Concat,
+pub use cast::{format_double, spark_string};
+pub use registry::Registry;
+
+use crate::types::DataType;
+
+/// A compiled expression over batches of one schema.
+#[derive(Clone)]
+pub struct Scalar {
+    pub expr: Arc<dyn PhysicalExpr>,
+    pub data_type: DataType,
+    /// As `explain` prints it.
+    pub text: String,
 }
 
-impl BinOp {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            BinOp::Add => "+",
-            BinOp::Sub => "-",
-            BinOp::Mul => "*",
-            BinOp::Div => "/",
-            BinOp::IntDiv => "div",
-            BinOp::Mod => "%",
-            BinOp::Eq => "=",
-            BinOp::NotEq => "!=",
-            BinOp::Lt => "<",
-            BinOp::LtEq => "<=",
-            BinOp::Gt => ">",
-            BinOp::GtEq => ">=",
-            BinOp::And => "AND",
-            BinOp::Or => "OR",
-            BinOp::Concat => "||",
-        }
+/// An expression failed on a batch (an invalid regular expression, an overflow that Spark
+/// reports, a function given what it cannot take): not a planning mistake, a data one.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct EvalError(pub String);
+
+impl Scalar {
+    /// Compiles a (type-coerced) logical expression against `schema`.
+    pub fn compile(expr: &datafusion_expr::Expr, schema: &DFSchema) -> Result<Scalar, String> {
+        let props = ExecutionProps::new();
+        let physical = datafusion_physical_expr::create_physical_expr(expr, schema, &props, &PhysicalPlanningContext::default())
+            .map_err(|e| crate::expr::registry::clean_error(&e))?;
+        let data_type = physical.data_type(schema.as_arrow()).map_err(|e| crate::expr::registry::clean_error(&e))?;
+        Ok(Scalar { expr: physical, data_type, text: registry::display(expr) })
     }
 
-    pub fn is_comparison(self) -> bool {
-        matches!(self, BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq)
-    }
-}
-
-/// A typed expression over a row whose layout the planner fixed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
-    Column {
-        index: usize,
-        data_type: DataType,
-    },
-    Literal(Value),
-    Not(Box<Expr>),
-    Negate(Box<Expr>),
-    IsNull {
-        expr: Box<Expr>,
-        negated: bool,
-    },
-    Binary {
-        op: BinOp,
-        left: Box<Expr>,
-        right: Box<Expr>,
-        data_type: DataType,
-    },
-    /// A timestamp plus a constant number of microseconds (`ts + INTERVAL '1' HOUR`).
-    AddMicros {
-        expr: Box<Expr>,
-        micros: i64,
-    },
-    Case {
-        operand: Option<Box<Expr>>,
-        branches: Vec<(Expr, Expr)>,
-        otherwise: Option<Box<Expr>>,
-        data_type: DataType,
-    },
-    Cast {
-        expr: Box<Expr>,
-        to: DataType,
-        int32: bool,
-    },
-    InList {
-        expr: Box<Expr>,
-        list: Vec<Expr>,
-        negated: bool,
-    },
-    Like {
-        expr: Box<Expr>,
-        pattern: Box<Expr>,
-        negated: bool,
-        case_insensitive: bool,
-    },
-    Call {
-        func: Func,
-        args: Vec<Expr>,
-        data_type: DataType,
-    },
-    WindowStart(Box<Expr>),
-    WindowEnd(Box<Expr>),
-}
-
-impl Expr {
-    pub fn column(index: usize, data_type: DataType) -> Expr {
-        Expr::Column { index, data_type }
+    /// A plain reference to column `index` of the input.
+    pub fn column(index: usize, name: &str, data_type: DataType) -> Scalar {
+        Scalar { expr: Arc::new(Column::new(name, index)), data_type, text: name.to_string() }
     }
 
-    pub fn data_type(&self) -> DataType {
-        match self {
-            Expr::Column { data_type, .. } => *data_type,
-            Expr::Literal(v) => v.data_type(),
-            Expr::Not(_) | Expr::IsNull { .. } | Expr::InList { .. } | Expr::Like { .. } => DataType::Boolean,
-            Expr::Negate(e) => e.data_type(),
-            Expr::Binary { data_type, .. } | Expr::Case { data_type, .. } | Expr::Call { data_type, .. } => *data_type,
-            Expr::AddMicros { .. } | Expr::WindowStart(_) | Expr::WindowEnd(_) => DataType::Timestamp,
-            Expr::Cast { to, .. } => *to,
-        }
+    /// A literal NULL (count(*)'s argument, a null-padded column).
+    pub fn null() -> Scalar {
+        Scalar { expr: Arc::new(Literal::new(datafusion_common::ScalarValue::Null)), data_type: DataType::Null, text: "NULL".to_string() }
     }
 
-    /// True when the expression reads no column (it can be folded).
-    pub fn is_constant(&self) -> bool {
-        let mut constant = true;
-        self.visit(&mut |e| {
-            if matches!(e, Expr::Column { .. }) {
-                constant = false;
-            }
-        });
-        constant
+    /// Evaluates over `batch`: one value per row.
+    pub fn eval(&self, batch: &RecordBatch) -> Result<ArrayRef, EvalError> {
+        let v = self.expr.evaluate(batch).map_err(|e| EvalError(registry::clean_error(&e)))?;
+        v.into_array(batch.num_rows()).map_err(|e| EvalError(registry::clean_error(&e)))
     }
 
-    /// Calls `f` on this expression and every sub-expression.
-    pub fn visit(&self, f: &mut impl FnMut(&Expr)) {
-        f(self);
-        match self {
-            Expr::Column { .. } | Expr::Literal(_) => {}
-            Expr::Not(e) | Expr::Negate(e) | Expr::WindowStart(e) | Expr::WindowEnd(e) => e.visit(f),
-            Expr::IsNull { expr, .. } | Expr::AddMicros { expr, .. } | Expr::Cast { expr, .. } => expr.visit(f),
-            Expr::Binary { left, right, .. } => {
-                left.visit(f);
-                right.visit(f);
-            }
-            Expr::Like { expr, pattern, .. } => {
-                expr.visit(f);
-                pattern.visit(f);
-            }
-            Expr::Case { operand, branches, otherwise, .. } => {
-                if let Some(o) = operand {
-                    o.visit(f);
-                }
-                for (w, t) in branches {
-                    w.visit(f);
-                    t.visit(f);
-                }
-                if let Some(o) = otherwise {
-                    o.visit(f);
-                }
-            }
-            Expr::InList { expr, list, .. } => {
-                expr.visit(f);
-                list.iter().for_each(|e| e.visit(f));
-            }
-            Expr::Call { args, .. } => args.iter().for_each(|e| e.visit(f)),
-        }
-    }
-
-    /// Every column index the expression reads.
+    /// The input columns the expression reads.
     pub fn columns(&self) -> Vec<usize> {
-        let mut cols = Vec::new();
-        self.visit(&mut |e| {
-            if let Expr::Column { index, .. } = e {
-                cols.push(*index);
-            }
-        });
+        let mut cols: Vec<usize> = datafusion_physical_expr::utils::collect_columns(&self.expr).iter().map(Column::index).collect();
+        cols.sort_unstable();
         cols
     }
 
-    /// Rewrites column indexes through `map` (after the row layout changed).
-    pub fn remap_columns(&mut self, map: &impl Fn(usize) -> usize) {
-        match self {
-            Expr::Column { index, .. } => *index = map(*index),
-            Expr::Literal(_) => {}
-            Expr::Not(e) | Expr::Negate(e) | Expr::WindowStart(e) | Expr::WindowEnd(e) => e.remap_columns(map),
-            Expr::IsNull { expr, .. } | Expr::AddMicros { expr, .. } | Expr::Cast { expr, .. } => expr.remap_columns(map),
-            Expr::Binary { left, right, .. } => {
-                left.remap_columns(map);
-                right.remap_columns(map);
-            }
-            Expr::Like { expr, pattern, .. } => {
-                expr.remap_columns(map);
-                pattern.remap_columns(map);
-            }
-            Expr::Case { operand, branches, otherwise, .. } => {
-                if let Some(o) = operand {
-                    o.remap_columns(map);
-                }
-                for (w, t) in branches {
-                    w.remap_columns(map);
-                    t.remap_columns(map);
-                }
-                if let Some(o) = otherwise {
-                    o.remap_columns(map);
-                }
-            }
-            Expr::InList { expr, list, .. } => {
-                expr.remap_columns(map);
-                list.iter_mut().for_each(|e| e.remap_columns(map));
-            }
-            Expr::Call { args, .. } => args.iter_mut().for_each(|e| e.remap_columns(map)),
-        }
+    /// The column index when the expression is a plain column reference.
+    pub fn as_column(&self) -> Option<usize> {
+        self.expr.downcast_ref::<Column>().map(Column::index)
     }
 
-    /// Evaluates the expression over `row`.
-    pub fn eval(&self, row: &[Value]) -> Value {
-        eval::eval(self, row)
+    /// True when the expression reads no column.
+    pub fn is_constant(&self) -> bool {
+        self.columns().is_empty()
     }
 
-    /// Evaluates a predicate: only TRUE passes (NULL and FALSE do not), as in SQL.
-    pub fn test(&self, row: &[Value]) -> bool {
-        matches!(self.eval(row), Value::Bool(true))
+    /// True when the expression is the NULL literal.
+    pub fn is_null_literal(&self) -> bool {
+        self.expr.downcast_ref::<Literal>().is_some_and(|l| l.value().is_null())
     }
 }
 
-#[cfg(test)]
-mod tests;
+impl fmt::Debug for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} :: {}", self.text, self.data_type)
+    }
+}
+
+impl PartialEq for Scalar {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.data_type == other.data_type && self.columns() == other.columns()
+    }
+}
+
+/// The rows of `mask` that are TRUE (a predicate's NULL and FALSE do not pass).
+pub fn true_rows(mask: &dyn Array) -> Vec<u32> {
+    let r = crate::types::arrays::ColumnReader::new(mask);
+    (0..mask.len()).filter(|&i| r.is_true(i)).map(|i| i as u32).collect()
+}

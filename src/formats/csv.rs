@@ -85,24 +85,33 @@ impl CsvDecoder {
 
     fn value(&self, c: &Column, cell: &Cell<'_>) -> Result<Value, DecodeError> {
         let raw = cell.text.as_ref();
-        if raw.is_empty() && !(cell.quoted && c.data_type == DataType::String) {
+        if raw.is_empty() && !(cell.quoted && c.data_type == DataType::Utf8) {
             return Ok(Value::Null);
         }
         let t = raw.trim();
         let wrong = |what: &str| {
             DecodeError::new(DecodeErrorKind::WrongType, format!("field \"{}\" should be {what}, found \"{}\"", c.name, shorten(raw)))
         };
-        Ok(match c.data_type {
-            DataType::String => Value::Str(Arc::from(raw)),
-            DataType::Long => Value::Long(t.parse().map_err(|_| wrong("a whole number (long)"))?),
-            DataType::Double => Value::Double(t.parse().map_err(|_| wrong("a number (double)"))?),
+        Ok(match &c.data_type {
+            DataType::Utf8 => Value::Str(Arc::from(raw)),
+            DataType::Int64 => Value::Long(t.parse().map_err(|_| wrong("a whole number (long)"))?),
+            DataType::Int32 => Value::Long(i64::from(t.parse::<i32>().map_err(|_| wrong("a whole number (int)"))?)),
+            DataType::Date32 => Value::Date(crate::expr::cast::parse_date(t).ok_or_else(|| wrong("a date (yyyy-MM-dd)"))?),
+            DataType::Decimal128(p, s) => {
+                let v = crate::expr::cast::cast_value(&Value::str(t), &DataType::Utf8, &DataType::Decimal128(*p, *s)).unwrap_or_default();
+                if v.is_null() {
+                    return Err(wrong(&format!("a number ({})", crate::types::type_name(&c.data_type))));
+                }
+                v
+            }
+            DataType::Float64 => Value::Double(t.parse().map_err(|_| wrong("a number (double)"))?),
             DataType::Boolean => match t.to_ascii_lowercase().as_str() {
                 "true" => Value::Bool(true),
                 "false" => Value::Bool(false),
                 _ => return Err(wrong("true or false")),
             },
-            DataType::Timestamp => Value::Timestamp(self.timestamp(c, t)?),
-            DataType::Window | DataType::Null => return Err(wrong("a value")),
+            DataType::Timestamp(..) => Value::Timestamp(self.timestamp(c, t)?),
+            _ => return Err(wrong("a value CSV can hold (nested types need JSON or Avro)")),
         })
     }
 
@@ -203,13 +212,20 @@ fn split_line(text: &str, delimiter: u8) -> Result<Vec<Cell<'_>>, DecodeError> {
 pub struct CsvEncoder {
     delimiter: u8,
     pattern: Option<TimestampPattern>,
+    types: Vec<DataType>,
 }
 
 impl CsvEncoder {
     pub fn new(options: &CsvOptions) -> Result<CsvEncoder, String> {
         let pattern = options.timestamp_format.as_deref().map(TimestampPattern::new).transpose()?;
         check_delimiter(options)?;
-        Ok(CsvEncoder { delimiter: options.delimiter(), pattern })
+        Ok(CsvEncoder { delimiter: options.delimiter(), pattern, types: Vec::new() })
+    }
+
+    /// The columns' types (for decimals' scales and nested values).
+    pub fn with_types(mut self, types: Vec<DataType>) -> CsvEncoder {
+        self.types = types;
+        self
     }
 
     pub fn encode<'v>(&self, values: impl IntoIterator<Item = &'v Value>, out: &mut Vec<u8>) {
@@ -231,6 +247,7 @@ impl CsvEncoder {
                     s.push('/');
                     self.timestamp(*end, &mut s);
                 }
+                other => s.push_str(&crate::expr::cast::spark_string(other, self.types.get(i).unwrap_or(&DataType::Null))),
             }
             let quote = s.is_empty() || s.bytes().any(|b| b == self.delimiter || matches!(b, b'"' | b'\n' | b'\r'));
             if quote {

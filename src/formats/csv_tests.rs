@@ -3,14 +3,14 @@ use crate::types::Field;
 
 fn retail_schema() -> Schema {
     Schema::new(vec![
-        Field::new("InvoiceNo", DataType::String, false),
-        Field::new("StockCode", DataType::String, true),
-        Field::new("Description", DataType::String, true),
-        Field::new("Quantity", DataType::Long, false),
-        Field::new("InvoiceDate", DataType::Timestamp, false),
-        Field::new("UnitPrice", DataType::Double, false),
-        Field::new("CustomerID", DataType::Double, true),
-        Field::new("Country", DataType::String, true),
+        Field::new("InvoiceNo", DataType::Utf8, false),
+        Field::new("StockCode", DataType::Utf8, true),
+        Field::new("Description", DataType::Utf8, true),
+        Field::new("Quantity", DataType::Int64, false),
+        Field::new("InvoiceDate", crate::types::timestamp_type(), false),
+        Field::new("UnitPrice", DataType::Float64, false),
+        Field::new("CustomerID", DataType::Float64, true),
+        Field::new("Country", DataType::Utf8, true),
     ])
 }
 

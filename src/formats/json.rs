@@ -11,7 +11,7 @@ use super::json_scan::{same_bytes, Bad, Number, Scanner, Text};
 use super::Column;
 use super::{DecodeError, DecodeErrorKind};
 use crate::time::{parse_timestamp, write_timestamp_bytes};
-use crate::types::{DataType, Schema, Value};
+use crate::types::{DataType, Schema, TimeUnit, Value};
 
 /// Decodes JSON objects into rows of a schema.
 pub struct JsonDecoder {
@@ -157,10 +157,18 @@ impl From<Bad> for Stop {
     }
 }
 
+/// Nested values deeper than this are a decode error, not a stack overflow.
+const MAX_DEPTH: usize = 64;
+
 /// The value of needed column `c` at the scanner (after whitespace). Parsed in full before its
 /// type is checked, so a malformed value is Malformed whatever the column's type.
 #[inline]
 fn value(s: &mut Scanner, c: &Column, scratch: &mut Vec<u8>) -> Result<Value, Stop> {
+    typed(s, &c.data_type, &c.name, c.unit, scratch, 0)
+}
+
+/// A value of type `t` (of the field called `name`, for messages).
+fn typed(s: &mut Scanner, t: &DataType, name: &str, unit: TimeUnit, scratch: &mut Vec<u8>, depth: usize) -> Result<Value, Stop> {
     match s.peek() {
         Some(b'"') => {
             let at = s.position();
@@ -170,84 +178,201 @@ fn value(s: &mut Scanner, c: &Column, scratch: &mut Vec<u8>) -> Result<Value, St
                 Text::Scratch => std::str::from_utf8(scratch),
             };
             match text {
-                Ok(text) => from_str(c, text).map_err(Stop::Field),
+                Ok(text) => from_str(t, name, text).map_err(Stop::Field),
                 Err(_) => Err(s.fail(at, "invalid UTF-8 in a string").into()),
             }
         }
-        Some(b'-' | b'0'..=b'9') => match s.number()? {
-            Number::Int(v) => from_i64(c, v),
-            Number::Big(v) if c.data_type == DataType::Double => Ok(Value::Double(v as f64)),
-            Number::Big(_) => Err(wrong(c, "a number too large for a long")),
-            Number::Float(v) => from_f64(c, v),
+        Some(b'-' | b'0'..=b'9') => {
+            let start = s.position();
+            let n = s.number()?;
+            if let DataType::Decimal128(p, scale) = t {
+                let text = std::str::from_utf8(s.since(start)).unwrap_or("");
+                return decimal(text, *p, *scale).ok_or_else(|| Stop::Field(wrong(t, name, "a number that does not fit the decimal")));
+            }
+            match n {
+                Number::Int(v) => from_i64(t, name, unit, v),
+                Number::Big(v) if t.is_floating() => Ok(Value::Double(v as f64)),
+                Number::Big(_) => Err(wrong(t, name, "a number too large for a long")),
+                Number::Float(v) => from_f64(t, name, unit, v),
+            }
+            .map_err(Stop::Field)
         }
-        .map_err(Stop::Field),
         Some(b't') => {
             s.literal(b"true")?;
-            from_bool(c, true).map_err(Stop::Field)
+            from_bool(t, name, true).map_err(Stop::Field)
         }
         Some(b'f') => {
             s.literal(b"false")?;
-            from_bool(c, false).map_err(Stop::Field)
+            from_bool(t, name, false).map_err(Stop::Field)
         }
         Some(b'n') => {
             s.literal(b"null")?;
             Ok(Value::Null)
         }
-        Some(b'{') => Err(Stop::Field(wrong(c, "an object"))),
-        Some(b'[') => Err(Stop::Field(wrong(c, "an array"))),
+        Some(b'{') if depth < MAX_DEPTH => match t {
+            DataType::Struct(fields) => {
+                s.eat(b'{');
+                let mut values = vec![Value::Null; fields.len()];
+                object(s, scratch, |s, key, scratch| {
+                    let found = fields
+                        .iter()
+                        .position(|f| f.name().as_bytes() == key)
+                        .or_else(|| fields.iter().position(|f| f.name().as_bytes().eq_ignore_ascii_case(key)));
+                    match found {
+                        Some(i) => {
+                            let path = format!("{name}.{}", fields[i].name());
+                            values[i] = typed(s, fields[i].data_type(), &path, TimeUnit::default(), scratch, depth + 1)?;
+                            Ok(())
+                        }
+                        None => s.skip_value().map_err(Stop::from),
+                    }
+                })?;
+                Ok(Value::Struct(Arc::from(values)))
+            }
+            DataType::Map(entries, _) => {
+                let DataType::Struct(kv) = entries.data_type() else { return Err(Stop::Field(wrong(t, name, "an object"))) };
+                s.eat(b'{');
+                let mut out = Vec::new();
+                object(s, scratch, |s, key, scratch| {
+                    let key = std::str::from_utf8(key).map_err(|_| Stop::Field(wrong(t, name, "a key that is not UTF-8")))?;
+                    let k = from_str(kv[0].data_type(), name, key).map_err(Stop::Field)?;
+                    let v = typed(s, kv[1].data_type(), name, TimeUnit::default(), scratch, depth + 1)?;
+                    out.push((k, v));
+                    Ok(())
+                })?;
+                Ok(Value::Map(Arc::from(out)))
+            }
+            _ => Err(Stop::Field(wrong(t, name, "an object"))),
+        },
+        Some(b'[') if depth < MAX_DEPTH => match t {
+            DataType::List(item) => {
+                s.eat(b'[');
+                let mut out = Vec::new();
+                if !s.eat_after_ws(b']') {
+                    loop {
+                        s.skip_ws();
+                        out.push(typed(s, item.data_type(), name, TimeUnit::default(), scratch, depth + 1)?);
+                        if s.eat_after_ws(b',') {
+                            continue;
+                        }
+                        if s.eat(b']') {
+                            break;
+                        }
+                        return Err(s.expected("',' or ']' in an array").into());
+                    }
+                }
+                Ok(Value::List(Arc::from(out)))
+            }
+            _ => Err(Stop::Field(wrong(t, name, "an array"))),
+        },
+        Some(b'{' | b'[') => {
+            Err(Stop::Field(DecodeError::new(DecodeErrorKind::Malformed, format!("field \"{name}\" nests deeper than {MAX_DEPTH} levels"))))
+        }
         _ => Err(s.expected("a value").into()),
     }
 }
 
-fn from_bool(c: &Column, v: bool) -> Result<Value, DecodeError> {
-    match c.data_type {
+/// The fields of an object whose `{` was eaten: `field` reads each value after its key.
+fn object(
+    s: &mut Scanner,
+    scratch: &mut Vec<u8>,
+    mut field: impl FnMut(&mut Scanner, &[u8], &mut Vec<u8>) -> Result<(), Stop>,
+) -> Result<(), Stop> {
+    if s.eat_after_ws(b'}') {
+        return Ok(());
+    }
+    let mut key_buf: Vec<u8> = Vec::new();
+    loop {
+        if !s.eat_after_ws(b'"') {
+            return Err(s.expected("a key string").into());
+        }
+        key_buf.clear();
+        match s.string::<false>(scratch)? {
+            Text::Raw(key) => key_buf.extend_from_slice(key),
+            Text::Scratch => key_buf.extend_from_slice(scratch),
+        }
+        if !s.eat_after_ws(b':') {
+            return Err(s.expected("':' after a key").into());
+        }
+        s.skip_ws();
+        field(s, &key_buf, scratch)?;
+        if s.eat_after_ws(b',') {
+            continue;
+        }
+        if s.eat(b'}') {
+            return Ok(());
+        }
+        return Err(s.expected("',' or '}' after a field").into());
+    }
+}
+
+/// A JSON number's text as a decimal of precision `p` and scale `scale`, rounded half up.
+fn decimal(text: &str, p: u8, scale: i8) -> Option<Value> {
+    let v = crate::expr::cast::cast_value(&Value::str(text), &DataType::Utf8, &DataType::Decimal128(p, scale))?;
+    (!v.is_null()).then_some(v)
+}
+
+fn from_bool(t: &DataType, name: &str, v: bool) -> Result<Value, DecodeError> {
+    match t {
         DataType::Boolean => Ok(Value::Bool(v)),
-        _ => Err(wrong(c, "a boolean")),
+        _ => Err(wrong(t, name, "a boolean")),
     }
 }
 
-fn from_i64(c: &Column, v: i64) -> Result<Value, DecodeError> {
-    match c.data_type {
-        DataType::Long => Ok(Value::Long(v)),
-        DataType::Double => Ok(Value::Double(v as f64)),
-        DataType::Timestamp => Ok(Value::Timestamp(v.saturating_mul(c.unit.micros()))),
-        _ => Err(wrong(c, "a number")),
+fn from_i64(t: &DataType, name: &str, unit: TimeUnit, v: i64) -> Result<Value, DecodeError> {
+    match t {
+        DataType::Int64 => Ok(Value::Long(v)),
+        DataType::Int32 if i32::try_from(v).is_ok() => Ok(Value::Long(v)),
+        DataType::Int32 => Err(wrong(t, name, "a number out of the int range")),
+        DataType::Float64 | DataType::Float32 => Ok(Value::Double(v as f64)),
+        DataType::Timestamp(..) => Ok(Value::Timestamp(v.saturating_mul(unit.micros()))),
+        _ => Err(wrong(t, name, "a number")),
     }
 }
 
-fn from_f64(c: &Column, v: f64) -> Result<Value, DecodeError> {
-    match c.data_type {
-        DataType::Double => Ok(Value::Double(v)),
-        DataType::Timestamp if v.is_finite() => Ok(Value::Timestamp((v * c.unit.micros() as f64) as i64)),
-        DataType::Long => Err(wrong(c, "a number with a fraction")),
-        _ => Err(wrong(c, "a number")),
+fn from_f64(t: &DataType, name: &str, unit: TimeUnit, v: f64) -> Result<Value, DecodeError> {
+    match t {
+        DataType::Float64 | DataType::Float32 => Ok(Value::Double(v)),
+        DataType::Timestamp(..) if v.is_finite() => Ok(Value::Timestamp((v * unit.micros() as f64) as i64)),
+        DataType::Int64 | DataType::Int32 => Err(wrong(t, name, "a number with a fraction")),
+        _ => Err(wrong(t, name, "a number")),
     }
 }
 
-fn from_str(c: &Column, v: &str) -> Result<Value, DecodeError> {
-    match c.data_type {
-        DataType::String => Ok(Value::Str(Arc::from(v))),
-        DataType::Timestamp => parse_timestamp(v)
+fn from_str(t: &DataType, name: &str, v: &str) -> Result<Value, DecodeError> {
+    match t {
+        DataType::Utf8 => Ok(Value::Str(Arc::from(v))),
+        DataType::Timestamp(..) => parse_timestamp(v)
             .map(Value::Timestamp)
-            .map_err(|e| DecodeError::new(DecodeErrorKind::BadTimestamp, format!("field \"{}\": {e}", c.name))),
-        _ => Err(wrong(c, "a string")),
+            .map_err(|e| DecodeError::new(DecodeErrorKind::BadTimestamp, format!("field \"{name}\": {e}"))),
+        DataType::Date32 => crate::expr::cast::parse_date(v).map(Value::Date).ok_or_else(|| {
+            DecodeError::new(DecodeErrorKind::BadTimestamp, format!("field \"{name}\": \"{v}\" is not a date (yyyy-MM-dd)"))
+        }),
+        DataType::Decimal128(p, s) => decimal(v.trim(), *p, *s).ok_or_else(|| wrong(t, name, "a string that is not a decimal")),
+        DataType::Binary => Ok(Value::Binary(Arc::from(v.as_bytes()))),
+        _ => Err(wrong(t, name, "a string")),
     }
 }
 
 #[cold]
-fn wrong(c: &Column, found: &str) -> DecodeError {
-    DecodeError::new(DecodeErrorKind::WrongType, format!("field \"{}\" should be a {}, found {found}", c.name, type_phrase(c.data_type)))
+fn wrong(t: &DataType, name: &str, found: &str) -> DecodeError {
+    DecodeError::new(DecodeErrorKind::WrongType, format!("field \"{name}\" should be a {}, found {found}", type_phrase(t)))
 }
 
 /// How a column's type is named in error messages.
-pub(super) fn type_phrase(t: DataType) -> &'static str {
+pub(super) fn type_phrase(t: &DataType) -> String {
     match t {
-        DataType::String => "string",
-        DataType::Long => "whole number (long)",
-        DataType::Double => "number (double)",
-        DataType::Boolean => "boolean",
-        DataType::Timestamp => "timestamp (RFC 3339 string or epoch number)",
-        DataType::Window | DataType::Null => "value",
+        DataType::Utf8 => "string".into(),
+        DataType::Int64 => "whole number (long)".into(),
+        DataType::Int32 => "whole number (int)".into(),
+        DataType::Float64 | DataType::Float32 => "number (double)".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Timestamp(..) => "timestamp (RFC 3339 string or epoch number)".into(),
+        DataType::Date32 => "date (yyyy-MM-dd)".into(),
+        DataType::Decimal128(..) => format!("number ({})", crate::types::type_name(t)),
+        DataType::Struct(_) | DataType::Map(..) => format!("object ({})", crate::types::type_name(t)),
+        DataType::List(_) => format!("array ({})", crate::types::type_name(t)),
+        _ => "value".into(),
     }
 }
 
@@ -255,14 +380,15 @@ pub(super) fn type_phrase(t: DataType) -> &'static str {
 pub struct JsonEncoder {
     /// `"name":` for each column, escaped once.
     prefixes: Vec<Vec<u8>>,
+    types: Vec<DataType>,
 }
 
 impl JsonEncoder {
-    pub fn new(names: &[&str]) -> JsonEncoder {
-        let prefixes = names
+    pub fn new(columns: &[(&str, DataType)]) -> JsonEncoder {
+        let prefixes = columns
             .iter()
             .enumerate()
-            .map(|(i, n)| {
+            .map(|(i, (n, _))| {
                 let mut p = Vec::new();
                 if i > 0 {
                     p.push(b',');
@@ -272,22 +398,23 @@ impl JsonEncoder {
                 p
             })
             .collect();
-        JsonEncoder { prefixes }
+        JsonEncoder { prefixes, types: columns.iter().map(|(_, t)| t.clone()).collect() }
     }
 
     /// Appends `{"a":…,"b":…}` for `values` (one per name) to `out`.
     pub fn encode<'v>(&self, values: impl IntoIterator<Item = &'v Value>, out: &mut Vec<u8>) {
         out.push(b'{');
-        for (prefix, v) in self.prefixes.iter().zip(values) {
+        for ((prefix, v), t) in self.prefixes.iter().zip(values).zip(&self.types) {
             out.extend_from_slice(prefix);
-            write_json_value(v, out);
+            write_json_value(v, t, out);
         }
         out.push(b'}');
     }
 }
 
-/// Writes one value as JSON. Non-finite doubles have no JSON form and are written as null.
-pub fn write_json_value(v: &Value, out: &mut Vec<u8>) {
+/// Writes one value of type `t` as JSON. Non-finite doubles have no JSON form and are written
+/// as null; decimals are numbers with their scale's digits, dates `"yyyy-MM-dd"`, binary base64.
+pub fn write_json_value(v: &Value, t: &DataType, out: &mut Vec<u8>) {
     match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -307,6 +434,92 @@ pub fn write_json_value(v: &Value, out: &mut Vec<u8>) {
             out.extend_from_slice(b",\"end\":");
             write_timestamp(*end, out);
             out.push(b'}');
+        }
+        Value::Date(d) => {
+            out.push(b'"');
+            out.extend_from_slice(crate::expr::cast::date_string(*d).as_bytes());
+            out.push(b'"');
+        }
+        Value::Decimal(d) => {
+            let scale = match t {
+                DataType::Decimal128(_, s) => (*s).max(0) as u32,
+                _ => 0,
+            };
+            out.extend_from_slice(crate::expr::cast::decimal_string(d.get(), scale).as_bytes());
+        }
+        Value::Binary(b) => {
+            out.push(b'"');
+            base64(b, out);
+            out.push(b'"');
+        }
+        Value::List(items) => {
+            let item = match t {
+                DataType::List(f) | DataType::LargeList(f) => f.data_type().clone(),
+                _ => DataType::Null,
+            };
+            out.push(b'[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_value(x, &item, out);
+            }
+            out.push(b']');
+        }
+        Value::Struct(items) => {
+            out.push(b'{');
+            if let DataType::Struct(fields) = t {
+                let mut first = true;
+                for (f, x) in fields.iter().zip(items.iter()) {
+                    // Spark's JSON writer leaves out NULL fields.
+                    if x.is_null() {
+                        continue;
+                    }
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    write_json_string(f.name(), out);
+                    out.push(b':');
+                    write_json_value(x, f.data_type(), out);
+                }
+            }
+            out.push(b'}');
+        }
+        Value::Map(entries) => {
+            let (kt, vt) = match t {
+                DataType::Map(f, _) => match f.data_type() {
+                    DataType::Struct(kv) if kv.len() == 2 => (kv[0].data_type().clone(), kv[1].data_type().clone()),
+                    _ => (DataType::Null, DataType::Null),
+                },
+                _ => (DataType::Null, DataType::Null),
+            };
+            out.push(b'{');
+            for (i, (k, x)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_string(&crate::expr::cast::spark_string(k, &kt), out);
+                out.push(b':');
+                write_json_value(x, &vt, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8], out: &mut Vec<u8>) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::types::{DataType, Field, Schema, TimeUnit, Value};
 
 /// Column names: some differ only in case, some need escaping in JSON.
 const NAMES: &[&str] = &["id", "name", "Name", "price", "dateTime", "x", "é", "a b", "q\"t", "c\u{1}"];
-const TYPES: &[DataType] = &[DataType::String, DataType::Long, DataType::Double, DataType::Boolean, DataType::Timestamp];
+const TYPES: &[DataType] = &[DataType::Utf8, DataType::Int64, DataType::Float64, DataType::Boolean, crate::types::TIMESTAMP];
 const UNITS: &[TimeUnit] = &[TimeUnit::Seconds, TimeUnit::Millis, TimeUnit::Micros];
 
 /// Number literals: edges of i64/u64, `-0`, long mantissas, exponents near the f64 limits.
@@ -252,7 +252,7 @@ fn case() -> impl Strategy<Value = Case> {
                 names
                     .into_iter()
                     .zip(props)
-                    .map(|(name, (t, nullable, needed, u))| Col { name, data_type: TYPES[t], nullable, needed, unit: UNITS[u] })
+                    .map(|(name, (t, nullable, needed, u))| Col { name, data_type: TYPES[t].clone(), nullable, needed, unit: UNITS[u] })
                     .collect::<Vec<_>>()
             });
     let edits = prop_oneof![2 => Just(vec![]), 1 => proptest::collection::vec((any::<u16>(), any::<u8>(), 0u8..3), 1..4)];
@@ -326,7 +326,7 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
         .cols
         .iter()
         .map(|col| {
-            let mut f = Field::new(NAMES[col.name], col.data_type, col.nullable);
+            let mut f = Field::new(NAMES[col.name], col.data_type.clone(), col.nullable);
             f.numeric_unit = col.unit;
             f
         })

@@ -150,7 +150,7 @@ impl ValueSeed<'_> {
 
     fn wrong<E: de::Error>(&self, found: &str) -> E {
         let c = self.column;
-        self.fail(DecodeErrorKind::WrongType, format!("field \"{}\" should be a {}, found {found}", c.name, type_phrase(c.data_type)))
+        self.fail(DecodeErrorKind::WrongType, format!("field \"{}\" should be a {}, found {found}", c.name, type_phrase(&c.data_type)))
     }
 }
 
@@ -164,7 +164,7 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
 impl<'de> Visitor<'de> for ValueSeed<'_> {
     type Value = Value;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(type_phrase(self.column.data_type))
+        f.write_str(&type_phrase(&self.column.data_type))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
         Ok(Value::Null)
@@ -180,31 +180,31 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
         match self.column.data_type {
-            DataType::Long => Ok(Value::Long(v)),
-            DataType::Double => Ok(Value::Double(v as f64)),
-            DataType::Timestamp => Ok(Value::Timestamp(v.saturating_mul(self.column.unit.micros()))),
+            DataType::Int64 => Ok(Value::Long(v)),
+            DataType::Float64 => Ok(Value::Double(v as f64)),
+            DataType::Timestamp(..) => Ok(Value::Timestamp(v.saturating_mul(self.column.unit.micros()))),
             _ => Err(self.wrong("a number")),
         }
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
         match i64::try_from(v) {
             Ok(v) => self.visit_i64(v),
-            Err(_) if self.column.data_type == DataType::Double => Ok(Value::Double(v as f64)),
+            Err(_) if self.column.data_type == DataType::Float64 => Ok(Value::Double(v as f64)),
             Err(_) => Err(self.wrong("a number too large for a long")),
         }
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         match self.column.data_type {
-            DataType::Double => Ok(Value::Double(v)),
-            DataType::Timestamp if v.is_finite() => Ok(Value::Timestamp((v * self.column.unit.micros() as f64) as i64)),
-            DataType::Long => Err(self.wrong("a number with a fraction")),
+            DataType::Float64 => Ok(Value::Double(v)),
+            DataType::Timestamp(..) if v.is_finite() => Ok(Value::Timestamp((v * self.column.unit.micros() as f64) as i64)),
+            DataType::Int64 => Err(self.wrong("a number with a fraction")),
             _ => Err(self.wrong("a number")),
         }
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
         match self.column.data_type {
-            DataType::String => Ok(Value::Str(Arc::from(v))),
-            DataType::Timestamp => parse_timestamp(v)
+            DataType::Utf8 => Ok(Value::Str(Arc::from(v))),
+            DataType::Timestamp(..) => parse_timestamp(v)
                 .map(Value::Timestamp)
                 .map_err(|e| self.fail(DecodeErrorKind::BadTimestamp, format!("field \"{}\": {e}", self.column.name))),
             _ => Err(self.wrong("a string")),

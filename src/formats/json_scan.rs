@@ -137,6 +137,11 @@ impl<'a> Scanner<'a> {
         self.pos
     }
 
+    /// The raw bytes from `start` to the current position (a number's text).
+    pub(super) fn since(&self, start: usize) -> &'a [u8] {
+        self.buf.get(start..self.pos).unwrap_or_default()
+    }
+
     #[inline(always)]
     pub(super) fn peek(&self) -> Option<u8> {
         self.buf.get(self.pos).copied()

@@ -7,13 +7,13 @@ use super::{DecodeError, DecodeErrorKind};
 use crate::types::{DataType, Field, Schema, TimeUnit, Value};
 
 fn schema() -> Schema {
-    let mut secs = Field::new("secs", DataType::Timestamp, true);
+    let mut secs = Field::new("secs", crate::types::timestamp_type(), true);
     secs.numeric_unit = TimeUnit::Seconds;
     Schema::new(vec![
-        Field::new("time", DataType::Timestamp, false),
-        Field::new("action", DataType::String, false),
-        Field::new("n", DataType::Long, true),
-        Field::new("x", DataType::Double, true),
+        Field::new("time", crate::types::timestamp_type(), false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("n", DataType::Int64, true),
+        Field::new("x", DataType::Float64, true),
         Field::new("ok", DataType::Boolean, true),
         secs,
     ])
@@ -78,7 +78,7 @@ fn classifies_bad_records() {
 
 #[test]
 fn unneeded_columns_are_not_checked() {
-    let schema = Schema::new(vec![Field::new("a", DataType::Long, false), Field::new("b", DataType::Long, false)]);
+    let schema = Schema::new(vec![Field::new("a", DataType::Int64, false), Field::new("b", DataType::Int64, false)]);
     let d = JsonDecoder::new(&schema, &[true, false]);
     let mut row = vec![Value::Null; 2];
     d.decode(br#"{"a":1,"b":"not a number"}"#, &mut row).unwrap();
@@ -87,7 +87,14 @@ fn unneeded_columns_are_not_checked() {
 
 #[test]
 fn encodes_in_select_order() {
-    let e = JsonEncoder::new(&["action", "window_start", "n", "avg", "w", "q\"uote"]);
+    let e = JsonEncoder::new(&[
+        ("action", DataType::Utf8),
+        ("window_start", crate::types::TIMESTAMP),
+        ("n", DataType::Int64),
+        ("avg", DataType::Float64),
+        ("w", crate::types::window_type()),
+        ("q\"uote", DataType::Utf8),
+    ]);
     let mut out = Vec::new();
     let row = [
         Value::str("Open"),

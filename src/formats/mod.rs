@@ -1,8 +1,10 @@
-//! Record formats: decoding Kafka payloads into rows typed by a source schema, and encoding
-//! output rows. Byte-to-value code; depends on `types`, `time` and the option structs of
+//! Record formats: decoding Kafka payloads into rows typed by a source schema (gathered into
+//! Arrow batches by [`batch::BatchBuilder`]), and encoding output rows. Byte-to-value code;
+//! depends on `types`, `time`, `expr::cast` (Spark's text forms) and the option structs of
 //! `config` (the Avro registry client is the one part that talks to the network).
 
 pub mod avro;
+pub mod batch;
 mod csv;
 mod json;
 #[cfg(test)]
@@ -42,7 +44,7 @@ impl Column {
             .enumerate()
             .map(|(i, f)| Column {
                 name: f.name.clone(),
-                data_type: f.data_type,
+                data_type: f.data_type.clone(),
                 nullable: f.nullable,
                 unit: f.numeric_unit,
                 needed: needed.get(i).copied().unwrap_or(true),
@@ -108,10 +110,11 @@ impl Encoder {
     /// The encoder of sink `name` whose rows have `columns`. An Avro sink with a registry
     /// registers the schema derived from the columns under its subject now.
     pub fn for_sink(name: &str, sink: &SinkConfig, columns: &[(&str, DataType)]) -> Result<Encoder, String> {
-        let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
         Ok(match sink.format {
-            Format::Json => Encoder::Json(JsonEncoder::new(&names)),
-            Format::Csv => Encoder::Csv(CsvEncoder::new(&sink.csv.clone().unwrap_or_default())?),
+            Format::Json => Encoder::Json(JsonEncoder::new(columns)),
+            Format::Csv => Encoder::Csv(
+                CsvEncoder::new(&sink.csv.clone().unwrap_or_default())?.with_types(columns.iter().map(|(_, t)| t.clone()).collect()),
+            ),
             Format::Avro => {
                 let options = sink.avro.clone().unwrap_or_default();
                 let id = match &options.registry {

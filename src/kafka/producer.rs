@@ -66,17 +66,7 @@ impl ProducerContext for TrackingContext {
     }
 }
 
-/// One outgoing record.
-pub struct Outgoing<'a> {
-    pub topic: &'a str,
-    pub partition: Option<i32>,
-    pub key: Option<&'a [u8]>,
-    pub payload: Option<&'a [u8]>,
-    pub headers: &'a [(&'a str, &'a [u8])],
-    pub timestamp: Option<i64>,
-    /// Changelog slot, or 0.
-    pub slot: usize,
-}
+pub use crate::runtime::Outgoing;
 
 /// The producer.
 pub struct Producer {

@@ -1,11 +1,65 @@
 //! Aggregate accumulators with Spark's results: count is a long, sum of longs wraps,
-//! sum/min/max of nothing is NULL, avg accumulates in double, count(DISTINCT) keeps the set.
+//! sum/min/max of nothing is NULL, avg accumulates in double, count(DISTINCT) keeps the set;
+//! every other aggregate is DataFusion's (or datafusion-spark's) accumulator.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use crate::sql::AggregateKind;
+use crate::expr::aggregate::{UdafFactory, UdafState};
+use crate::sql::{AggregateCall, AggregateKind};
 use crate::state::codec::{CodecError, Reader, Writer};
 use crate::types::{decode_key, encode_key_value, DataType, Value};
+
+/// What an operator needs of one aggregate call.
+#[derive(Debug, Clone)]
+pub struct CallSpec {
+    pub kind: AggregateKind,
+    pub result_type: DataType,
+    /// The call's arguments among the input row's values.
+    pub first_value: usize,
+    pub arity: usize,
+    pub udaf: Option<Arc<UdafFactory>>,
+}
+
+impl CallSpec {
+    pub fn of(calls: &[AggregateCall]) -> Vec<CallSpec> {
+        calls
+            .iter()
+            .map(|c| CallSpec {
+                kind: c.kind,
+                result_type: c.result_type.clone(),
+                first_value: c.first_value,
+                arity: c.arity,
+                udaf: c.udaf.clone(),
+            })
+            .collect()
+    }
+
+    /// A fresh accumulator for this call.
+    pub fn accumulator(&self) -> Accumulator {
+        match &self.udaf {
+            Some(f) => Accumulator::Udaf(Box::new(UdafState::new(f.clone()))),
+            None => {
+                let arg = if self.kind == AggregateKind::Sum { Some(self.result_type.clone()) } else { None };
+                Accumulator::new(self.kind, arg)
+            }
+        }
+    }
+
+    /// Adds one input row's values (`values` is the whole value part of the row).
+    pub fn update(&self, acc: &mut Accumulator, values: &[Value]) {
+        match (acc, self.kind) {
+            (acc, AggregateKind::CountStar) => acc.update(None),
+            (Accumulator::Udaf(u), _) => u.update(values.get(self.first_value..self.first_value + self.arity).unwrap_or_default()),
+            (acc, _) => acc.update(values.get(self.first_value)),
+        }
+    }
+
+    /// Reads an accumulator of this call back from its encoding.
+    pub fn decode(&self, r: &mut Reader) -> Result<Accumulator, CodecError> {
+        Accumulator::decode_with(r, self.udaf.as_ref())
+    }
+}
 
 /// The running state of one aggregate call for one group.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,18 +75,23 @@ pub enum Accumulator {
     Max(Value),
     /// Encoded distinct values.
     Distinct(BTreeSet<Box<[u8]>>),
+    /// A DataFusion aggregate.
+    Udaf(Box<UdafState>),
 }
 
 impl Accumulator {
     pub fn new(kind: AggregateKind, arg_type: Option<DataType>) -> Accumulator {
         match kind {
             AggregateKind::CountStar | AggregateKind::Count => Accumulator::Count(0),
-            AggregateKind::Sum if arg_type == Some(DataType::Double) => Accumulator::SumDouble(None),
+            AggregateKind::Sum if arg_type.as_ref().is_some_and(DataType::is_floating) => Accumulator::SumDouble(None),
             AggregateKind::Sum => Accumulator::SumLong(None),
             AggregateKind::Avg => Accumulator::Avg { sum: 0.0, count: 0 },
             AggregateKind::Min => Accumulator::Min(Value::Null),
             AggregateKind::Max => Accumulator::Max(Value::Null),
             AggregateKind::CountDistinct => Accumulator::Distinct(BTreeSet::new()),
+            // Without its factory (never planned so): counts rows, which is never wrong silently
+            // because the planner always attaches the factory.
+            AggregateKind::Udaf => Accumulator::Count(0),
         }
     }
 
@@ -79,6 +138,7 @@ impl Accumulator {
             }
             (a @ Accumulator::Min(_), Accumulator::Min(v)) | (a @ Accumulator::Max(_), Accumulator::Max(v)) => a.update(Some(v)),
             (Accumulator::Distinct(set), Accumulator::Distinct(other)) => set.extend(other.iter().cloned()),
+            (Accumulator::Udaf(a), Accumulator::Udaf(b)) => a.merge(b),
             _ => {}
         }
     }
@@ -92,6 +152,7 @@ impl Accumulator {
             Accumulator::Avg { sum, count } => Value::Double(sum / *count as f64),
             Accumulator::Min(v) | Accumulator::Max(v) => v.clone(),
             Accumulator::Distinct(set) => Value::Long(set.len() as i64),
+            Accumulator::Udaf(u) => u.result(),
         }
     }
 
@@ -100,6 +161,7 @@ impl Accumulator {
         match self {
             Accumulator::Distinct(set) => set.iter().map(|k| k.len() + 32).sum(),
             Accumulator::Min(Value::Str(s)) | Accumulator::Max(Value::Str(s)) => s.len(),
+            Accumulator::Udaf(u) => u.heap_bytes(),
             _ => 0,
         }
     }
@@ -138,11 +200,30 @@ impl Accumulator {
                     w.bytes(k);
                 }
             }
+            Accumulator::Udaf(u) => {
+                w.u8(8);
+                let mut k = Vec::new();
+                for v in u.state() {
+                    encode_key_value(&v, &mut k);
+                }
+                w.bytes(&k);
+            }
         }
     }
 
+    /// Reads an accumulator of eddy's own kinds back.
     pub fn decode(r: &mut Reader) -> Result<Accumulator, CodecError> {
+        Accumulator::decode_with(r, None)
+    }
+
+    /// Reads an accumulator back; a DataFusion aggregate's needs its call's factory.
+    pub fn decode_with(r: &mut Reader, udaf: Option<&Arc<UdafFactory>>) -> Result<Accumulator, CodecError> {
         Ok(match r.u8()? {
+            8 => {
+                let state = decode_key(r.bytes()?).map_err(|_| CodecError::Corrupt("aggregate state"))?;
+                let factory = udaf.ok_or(CodecError::Corrupt("the query's aggregates changed since this state was written"))?;
+                Accumulator::Udaf(Box::new(UdafState::restore(factory.clone(), &state)))
+            }
             1 => Accumulator::Count(r.i64()?),
             2 => {
                 let some = r.u8()? == 1;
@@ -203,8 +284,8 @@ mod tests {
 
     /// Merging the accumulators of two halves gives the accumulator of the whole.
     fn merged(kind: AggregateKind, ty: DataType, left: &[Value], right: &[Value]) -> Value {
-        let mut a = acc(kind, ty, left);
-        a.merge(&acc(kind, ty, right));
+        let mut a = acc(kind, ty.clone(), left);
+        a.merge(&acc(kind, ty.clone(), right));
         let whole: Vec<Value> = left.iter().chain(right).cloned().collect();
         assert_eq!(a.result(), acc(kind, ty, &whole).result(), "{kind:?} over {left:?} + {right:?}");
         a.result()
@@ -215,17 +296,17 @@ mod tests {
         use AggregateKind::*;
         let l = [Value::Long(3), Value::Null, Value::Long(5)];
         let r = [Value::Long(3), Value::Long(-7)];
-        assert_eq!(merged(CountStar, DataType::Long, &l, &r), Value::Long(5));
-        assert_eq!(merged(Count, DataType::Long, &l, &r), Value::Long(4));
-        assert_eq!(merged(Sum, DataType::Long, &l, &r), Value::Long(4));
-        assert_eq!(merged(Avg, DataType::Long, &l, &r), Value::Double(1.0));
-        assert_eq!(merged(Min, DataType::Long, &l, &r), Value::Long(-7));
-        assert_eq!(merged(Max, DataType::Long, &l, &r), Value::Long(5));
-        assert_eq!(merged(CountDistinct, DataType::Long, &l, &r), Value::Long(3));
-        assert_eq!(merged(Sum, DataType::Double, &[Value::Double(0.5)], &[Value::Double(0.25)]), Value::Double(0.75));
-        assert_eq!(merged(Max, DataType::String, &[Value::str("a")], &[Value::str("b")]), Value::str("b"));
-        assert_eq!(merged(Min, DataType::String, &[Value::str("a")], &[Value::str("b")]), Value::str("a"));
-        assert_eq!(merged(Sum, DataType::Long, &[Value::Long(i64::MAX)], &[Value::Long(1)]), Value::Long(i64::MIN), "wraps like update");
+        assert_eq!(merged(CountStar, DataType::Int64, &l, &r), Value::Long(5));
+        assert_eq!(merged(Count, DataType::Int64, &l, &r), Value::Long(4));
+        assert_eq!(merged(Sum, DataType::Int64, &l, &r), Value::Long(4));
+        assert_eq!(merged(Avg, DataType::Int64, &l, &r), Value::Double(1.0));
+        assert_eq!(merged(Min, DataType::Int64, &l, &r), Value::Long(-7));
+        assert_eq!(merged(Max, DataType::Int64, &l, &r), Value::Long(5));
+        assert_eq!(merged(CountDistinct, DataType::Int64, &l, &r), Value::Long(3));
+        assert_eq!(merged(Sum, DataType::Float64, &[Value::Double(0.5)], &[Value::Double(0.25)]), Value::Double(0.75));
+        assert_eq!(merged(Max, DataType::Utf8, &[Value::str("a")], &[Value::str("b")]), Value::str("b"));
+        assert_eq!(merged(Min, DataType::Utf8, &[Value::str("a")], &[Value::str("b")]), Value::str("a"));
+        assert_eq!(merged(Sum, DataType::Int64, &[Value::Long(i64::MAX)], &[Value::Long(1)]), Value::Long(i64::MIN), "wraps like update");
     }
 
     #[test]
@@ -234,45 +315,45 @@ mod tests {
         let nulls = [Value::Null];
         let five = [Value::Long(5)];
         // NULL + x = x, x + NULL = x, NULL + NULL = NULL
-        assert_eq!(merged(Sum, DataType::Long, &nulls, &five), Value::Long(5));
-        assert_eq!(merged(Sum, DataType::Long, &five, &nulls), Value::Long(5));
-        assert_eq!(merged(Sum, DataType::Long, &nulls, &nulls), Value::Null);
-        assert_eq!(merged(Sum, DataType::Double, &[], &[]), Value::Null);
-        assert_eq!(merged(Sum, DataType::Double, &[], &[Value::Double(1.5)]), Value::Double(1.5));
-        assert_eq!(merged(Avg, DataType::Long, &nulls, &[]), Value::Null);
-        assert_eq!(merged(Avg, DataType::Long, &[], &five), Value::Double(5.0));
-        assert_eq!(merged(Min, DataType::Long, &nulls, &five), Value::Long(5));
-        assert_eq!(merged(Max, DataType::Long, &five, &nulls), Value::Long(5));
-        assert_eq!(merged(Min, DataType::Long, &[], &[]), Value::Null);
-        assert_eq!(merged(Count, DataType::Long, &nulls, &nulls), Value::Long(0));
-        assert_eq!(merged(CountStar, DataType::Long, &nulls, &nulls), Value::Long(2));
-        assert_eq!(merged(CountDistinct, DataType::Long, &five, &five), Value::Long(1));
+        assert_eq!(merged(Sum, DataType::Int64, &nulls, &five), Value::Long(5));
+        assert_eq!(merged(Sum, DataType::Int64, &five, &nulls), Value::Long(5));
+        assert_eq!(merged(Sum, DataType::Int64, &nulls, &nulls), Value::Null);
+        assert_eq!(merged(Sum, DataType::Float64, &[], &[]), Value::Null);
+        assert_eq!(merged(Sum, DataType::Float64, &[], &[Value::Double(1.5)]), Value::Double(1.5));
+        assert_eq!(merged(Avg, DataType::Int64, &nulls, &[]), Value::Null);
+        assert_eq!(merged(Avg, DataType::Int64, &[], &five), Value::Double(5.0));
+        assert_eq!(merged(Min, DataType::Int64, &nulls, &five), Value::Long(5));
+        assert_eq!(merged(Max, DataType::Int64, &five, &nulls), Value::Long(5));
+        assert_eq!(merged(Min, DataType::Int64, &[], &[]), Value::Null);
+        assert_eq!(merged(Count, DataType::Int64, &nulls, &nulls), Value::Long(0));
+        assert_eq!(merged(CountStar, DataType::Int64, &nulls, &nulls), Value::Long(2));
+        assert_eq!(merged(CountDistinct, DataType::Int64, &five, &five), Value::Long(1));
     }
 
     #[test]
     fn merging_different_kinds_changes_nothing() {
-        let mut a = acc(AggregateKind::Sum, DataType::Long, &[Value::Long(2)]);
-        a.merge(&acc(AggregateKind::CountStar, DataType::Long, &[Value::Null]));
+        let mut a = acc(AggregateKind::Sum, DataType::Int64, &[Value::Long(2)]);
+        a.merge(&acc(AggregateKind::CountStar, DataType::Int64, &[Value::Null]));
         assert_eq!(a.result(), Value::Long(2));
-        let mut m = acc(AggregateKind::Min, DataType::Long, &[Value::Long(2)]);
-        m.merge(&acc(AggregateKind::Max, DataType::Long, &[Value::Long(1)]));
+        let mut m = acc(AggregateKind::Min, DataType::Int64, &[Value::Long(2)]);
+        m.merge(&acc(AggregateKind::Max, DataType::Int64, &[Value::Long(1)]));
         assert_eq!(m.result(), Value::Long(2));
     }
 
     #[test]
     fn spark_results() {
         let vals = [Value::Long(3), Value::Null, Value::Long(5), Value::Long(3)];
-        assert_eq!(run(AggregateKind::CountStar, DataType::Long, &vals), Value::Long(4));
-        assert_eq!(run(AggregateKind::Count, DataType::Long, &vals), Value::Long(3));
-        assert_eq!(run(AggregateKind::Sum, DataType::Long, &vals), Value::Long(11));
-        assert_eq!(run(AggregateKind::Avg, DataType::Long, &vals), Value::Double(11.0 / 3.0));
-        assert_eq!(run(AggregateKind::Min, DataType::Long, &vals), Value::Long(3));
-        assert_eq!(run(AggregateKind::Max, DataType::Long, &vals), Value::Long(5));
-        assert_eq!(run(AggregateKind::CountDistinct, DataType::Long, &vals), Value::Long(2));
-        assert_eq!(run(AggregateKind::Sum, DataType::Long, &[Value::Null]), Value::Null);
-        assert_eq!(run(AggregateKind::Avg, DataType::Double, &[]), Value::Null);
-        assert_eq!(run(AggregateKind::Sum, DataType::Double, &[Value::Double(0.5), Value::Double(0.25)]), Value::Double(0.75));
-        assert_eq!(run(AggregateKind::Max, DataType::String, &[Value::str("b"), Value::str("a")]), Value::str("b"));
-        assert_eq!(run(AggregateKind::Sum, DataType::Long, &[Value::Long(i64::MAX), Value::Long(1)]), Value::Long(i64::MIN));
+        assert_eq!(run(AggregateKind::CountStar, DataType::Int64, &vals), Value::Long(4));
+        assert_eq!(run(AggregateKind::Count, DataType::Int64, &vals), Value::Long(3));
+        assert_eq!(run(AggregateKind::Sum, DataType::Int64, &vals), Value::Long(11));
+        assert_eq!(run(AggregateKind::Avg, DataType::Int64, &vals), Value::Double(11.0 / 3.0));
+        assert_eq!(run(AggregateKind::Min, DataType::Int64, &vals), Value::Long(3));
+        assert_eq!(run(AggregateKind::Max, DataType::Int64, &vals), Value::Long(5));
+        assert_eq!(run(AggregateKind::CountDistinct, DataType::Int64, &vals), Value::Long(2));
+        assert_eq!(run(AggregateKind::Sum, DataType::Int64, &[Value::Null]), Value::Null);
+        assert_eq!(run(AggregateKind::Avg, DataType::Float64, &[]), Value::Null);
+        assert_eq!(run(AggregateKind::Sum, DataType::Float64, &[Value::Double(0.5), Value::Double(0.25)]), Value::Double(0.75));
+        assert_eq!(run(AggregateKind::Max, DataType::Utf8, &[Value::str("b"), Value::str("a")]), Value::str("b"));
+        assert_eq!(run(AggregateKind::Sum, DataType::Int64, &[Value::Long(i64::MAX), Value::Long(1)]), Value::Long(i64::MIN));
     }
 }

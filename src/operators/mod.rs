@@ -9,7 +9,7 @@ pub mod join;
 pub mod session;
 mod window;
 
-pub use accumulator::Accumulator;
+pub use accumulator::{Accumulator, CallSpec};
 pub use window::WindowAggregate;
 
 use crate::state::codec::CodecError;

@@ -15,12 +15,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::{Accumulator, ChangeSink, Operator, Processed, DATA_PREFIX};
+use super::{Accumulator, CallSpec, ChangeSink, Operator, Processed, DATA_PREFIX};
 use crate::config::OutputMode;
-use crate::sql::{AggregateCall, AggregateKind};
+use crate::sql::AggregateCall;
 use crate::state::codec::{CodecError, Reader, Writer};
 use crate::types::keys::{order_i64, unorder_i64};
-use crate::types::{decode_key, encode_key_value, DataType, FxHashMap, Row, Value};
+use crate::types::{decode_key, encode_key_value, FxHashMap, Row, Value};
 
 const VALUE_VERSION: u8 = 1;
 
@@ -58,7 +58,7 @@ type SessionId = (Arc<[u8]>, i64);
 pub struct SessionAggregate {
     gap: i64,
     key_count: usize,
-    calls: Vec<(AggregateKind, DataType)>,
+    calls: Vec<CallSpec>,
     mode: OutputMode,
     groups: FxHashMap<Arc<[u8]>, KeySessions>,
     /// `(end, group key, start)` of every session.
@@ -76,7 +76,7 @@ impl SessionAggregate {
         SessionAggregate {
             gap,
             key_count,
-            calls: calls.iter().map(|c| (c.kind, c.result_type)).collect(),
+            calls: CallSpec::of(calls),
             mode,
             groups: FxHashMap::default(),
             by_end: BTreeSet::new(),
@@ -135,14 +135,8 @@ impl SessionAggregate {
     }
 }
 
-fn new_accumulators(calls: &[(AggregateKind, DataType)]) -> Vec<Accumulator> {
-    calls
-        .iter()
-        .map(|(kind, result)| {
-            let arg = if *kind == AggregateKind::Sum { Some(*result) } else { None };
-            Accumulator::new(*kind, arg)
-        })
-        .collect()
+fn new_accumulators(calls: &[CallSpec]) -> Vec<Accumulator> {
+    calls.iter().map(CallSpec::accumulator).collect()
 }
 
 /// `[keys..., window, results...]` of one session.
@@ -233,11 +227,8 @@ impl Operator for SessionAggregate {
             lo
         };
         let Some(session) = sessions.get_mut(at) else { return Processed::Late };
-        for (i, acc) in session.accumulators.iter_mut().enumerate() {
-            match self.calls.get(i) {
-                Some((AggregateKind::CountStar, _)) => acc.update(None),
-                _ => acc.update(args.get(i)),
-            }
+        for (spec, acc) in self.calls.iter().zip(session.accumulators.iter_mut()) {
+            spec.update(acc, args);
         }
         if !session.dirty {
             session.dirty = true;
@@ -340,7 +331,7 @@ impl Operator for SessionAggregate {
                 }
                 let mut accumulators = Vec::with_capacity(n);
                 for _ in 0..n {
-                    accumulators.push(Accumulator::decode(&mut r)?);
+                    accumulators.push(self.calls[accumulators.len()].decode(&mut r)?);
                 }
                 if !r.is_empty() {
                     return Err(CodecError::Corrupt("session state value has trailing bytes"));

@@ -7,13 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use super::{Accumulator, ChangeSink, Operator, Processed, DATA_PREFIX};
+use super::{Accumulator, CallSpec, ChangeSink, Operator, Processed, DATA_PREFIX};
 use crate::config::OutputMode;
-use crate::sql::{AggregateCall, AggregateKind};
+use crate::sql::AggregateCall;
 use crate::state::codec::{CodecError, Reader, Writer};
 use crate::time::{assign_windows, WindowSpec};
 use crate::types::keys::{order_i64, unorder_i64};
-use crate::types::{decode_key, encode_key_value, DataType, FxHashMap, Row, Value};
+use crate::types::{decode_key, encode_key_value, FxHashMap, Row, Value};
 
 const VALUE_VERSION: u8 = 1;
 /// The bucket of groups that have no window.
@@ -35,7 +35,7 @@ type Groups = FxHashMap<Box<[u8]>, Group>;
 pub struct WindowAggregate {
     window: Option<WindowSpec>,
     key_count: usize,
-    calls: Vec<(AggregateKind, DataType)>,
+    calls: Vec<CallSpec>,
     mode: OutputMode,
     windows: BTreeMap<i64, Groups>,
     changed: Vec<(i64, Box<[u8]>)>,
@@ -52,7 +52,7 @@ impl WindowAggregate {
         WindowAggregate {
             window,
             key_count,
-            calls: calls.iter().map(|c| (c.kind, c.result_type)).collect(),
+            calls: CallSpec::of(calls),
             mode,
             windows: BTreeMap::new(),
             changed: Vec::new(),
@@ -66,13 +66,7 @@ impl WindowAggregate {
     }
 
     fn new_accumulators(&self) -> Vec<Accumulator> {
-        self.calls
-            .iter()
-            .map(|(kind, result)| {
-                let arg = if *kind == AggregateKind::Sum { Some(*result) } else { None };
-                Accumulator::new(*kind, arg)
-            })
-            .collect()
+        self.calls.iter().map(CallSpec::accumulator).collect()
     }
 
     fn update(&mut self, end: i64, args: &[Value]) {
@@ -91,11 +85,8 @@ impl WindowAggregate {
             );
         }
         let Some(group) = groups.get_mut(&self.scratch_key[..]) else { return };
-        for (i, acc) in group.accumulators.iter_mut().enumerate() {
-            match self.calls[i].0 {
-                AggregateKind::CountStar => acc.update(None),
-                _ => acc.update(args.get(i)),
-            }
+        for (spec, acc) in self.calls.iter().zip(group.accumulators.iter_mut()) {
+            spec.update(acc, args);
         }
         if !group.dirty {
             group.dirty = true;
@@ -272,8 +263,8 @@ impl Operator for WindowAggregate {
                     return Err(CodecError::Corrupt("the query's aggregates changed since this state was written"));
                 }
                 let mut accumulators = Vec::with_capacity(n);
-                for _ in 0..n {
-                    accumulators.push(Accumulator::decode(&mut r)?);
+                for spec in &self.calls {
+                    accumulators.push(spec.decode(&mut r)?);
                 }
                 let len = group_key.len();
                 let previous = self

@@ -1,6 +1,6 @@
 //! Planning errors, with a position inside the SQL text when one is known.
 
-use sqlparser::tokenizer::{Location, Span};
+use datafusion_sql::sqlparser::tokenizer::{Location, Span};
 
 /// An error in a query, rendered as the message plus an optional hint.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -30,7 +30,7 @@ impl SqlError {
 
     /// From sqlparser's error, whose text ends with "at Line: L, Column: C".
     /// Errors at the end of input ("found: EOF") point just past the last character.
-    pub fn from_parser(e: sqlparser::parser::ParserError, sql: &str) -> SqlError {
+    pub fn from_parser(e: datafusion_sql::sqlparser::parser::ParserError, sql: &str) -> SqlError {
         let text = e.to_string();
         let text = text.strip_prefix("sql parser error: ").unwrap_or(&text).to_string();
         if let Some(i) = text.rfind(" at Line: ") {
@@ -61,4 +61,17 @@ fn end_of(text: &str) -> (usize, usize) {
     let line = trimmed.lines().count().max(1);
     let col = trimmed.lines().last().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
+}
+
+impl SqlError {
+    /// At the first column `e` reads whose position DataFusion kept.
+    pub fn at_column(e: &datafusion_expr::Expr, message: impl Into<String>) -> SqlError {
+        let position = e
+            .column_refs()
+            .iter()
+            .find_map(|c| c.spans().first())
+            .map(|s| (s.start.line as usize, s.start.column as usize))
+            .filter(|p| p.0 > 0);
+        SqlError { message: message.into(), position }
+    }
 }

@@ -4,8 +4,7 @@ use std::fmt::Write;
 
 use super::plan::*;
 use crate::config::{ConfigDuration, OutputMode};
-use crate::expr::{Expr, Func};
-use crate::types::Value;
+use crate::expr::Scalar;
 
 /// Names of eddy's internal topics for a query.
 pub fn changelog_topic(app: &str, query: &str) -> String {
@@ -138,8 +137,7 @@ impl QueryPlan {
                     "    emits matches as soon as both rows are present{}",
                     if j.kind == JoinKind::Inner { "" } else { "; unmatched outer rows, null-padded, when they expire" }
                 );
-                let joined: Vec<String> =
-                    (0..j.projection.iter().flat_map(Expr::columns).max().map_or(0, |m| m + 1)).map(|i| format!("#{i}")).collect();
+                let joined: Vec<String> = j.row_schema.fields().iter().map(|f| f.name().clone()).collect();
                 if let Some(r) = &j.residual {
                     let _ = writeln!(s, "  filter {}", fmt_expr(r, &joined));
                 }
@@ -229,68 +227,13 @@ fn explain_scan(s: &mut String, label: &str, scan: &ScanPlan, format: &str) {
     }
 }
 
-fn project(s: &mut String, projection: &[Expr], output: &[super::plan::OutputColumn], names: &[String]) {
+fn project(s: &mut String, projection: &[Scalar], output: &[super::plan::OutputColumn], names: &[String]) {
     for (e, c) in projection.iter().zip(output) {
         let _ = writeln!(s, "    {} := {}", c.name, fmt_expr(e, names));
     }
 }
 
-/// An expression in SQL-like text with column names.
-pub fn fmt_expr(e: &Expr, names: &[String]) -> String {
-    let f = |e: &Expr| fmt_expr(e, names);
-    match e {
-        Expr::Column { index, .. } => names.get(*index).cloned().unwrap_or_else(|| format!("#{index}")),
-        Expr::Literal(Value::Str(s)) => format!("'{s}'"),
-        Expr::Literal(v) => crate::expr::cast_value(v.clone(), crate::types::DataType::String, false).to_display(),
-        Expr::Not(x) => format!("NOT {}", f(x)),
-        Expr::Negate(x) => format!("-{}", f(x)),
-        Expr::IsNull { expr, negated } => format!("{} IS {}NULL", f(expr), if *negated { "NOT " } else { "" }),
-        Expr::Binary { op, left, right, .. } => format!("({} {} {})", f(left), op.symbol(), f(right)),
-        Expr::AddMicros { expr, micros } => format!("({} + INTERVAL '{}')", f(expr), ConfigDuration::from_micros(*micros)),
-        Expr::Case { operand, branches, otherwise, .. } => {
-            let mut s = String::from("CASE");
-            if let Some(o) = operand {
-                s += &format!(" {}", f(o));
-            }
-            for (w, t) in branches {
-                s += &format!(" WHEN {} THEN {}", f(w), f(t));
-            }
-            if let Some(o) = otherwise {
-                s += &format!(" ELSE {}", f(o));
-            }
-            s + " END"
-        }
-        Expr::Cast { expr, to, .. } => format!("CAST({} AS {})", f(expr), to.name().to_uppercase()),
-        Expr::InList { expr, list, negated } => {
-            let items: Vec<String> = list.iter().map(f).collect();
-            format!("{} {}IN ({})", f(expr), if *negated { "NOT " } else { "" }, items.join(", "))
-        }
-        Expr::Like { expr, pattern, negated, case_insensitive } => {
-            format!("{} {}{} {}", f(expr), if *negated { "NOT " } else { "" }, if *case_insensitive { "ILIKE" } else { "LIKE" }, f(pattern))
-        }
-        Expr::Call { func, args, .. } => {
-            let a: Vec<String> = args.iter().map(f).collect();
-            format!("{}({})", func_name(*func), a.join(", "))
-        }
-        Expr::WindowStart(w) => format!("{}.start", f(w)),
-        Expr::WindowEnd(w) => format!("{}.end", f(w)),
-    }
-}
-
-fn func_name(func: Func) -> String {
-    format!("{func:?}").to_lowercase()
-}
-
-trait ToDisplay {
-    fn to_display(&self) -> String;
-}
-
-impl ToDisplay for Value {
-    fn to_display(&self) -> String {
-        match self {
-            Value::Str(s) => s.to_string(),
-            Value::Null => "NULL".to_string(),
-            other => format!("{other:?}"),
-        }
-    }
+/// An expression as explain prints it.
+pub fn fmt_expr(e: &Scalar, _names: &[String]) -> String {
+    e.text.clone()
 }

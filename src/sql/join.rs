@@ -1,19 +1,21 @@
 //! Planning joins. A stream-stream join needs equal keys and a time range on the two
 //! event-time columns (`l.t BETWEEN r.t AND r.t + INTERVAL 1 HOUR`), as Spark's does; a
-//! stream-table join needs the table's primary key.
+//! stream-table join needs the table's primary key. For an inner join, as in Spark, ON and
+//! WHERE are one condition: an equality across the sides is a key, a condition on one side
+//! filters that side before the join, and only the rest is checked on each joined pair.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
-use sqlparser::ast::{self, Spanned};
+use datafusion_common::{Column, DFSchema, ScalarValue};
+use datafusion_expr::logical_plan::{Join, JoinType, Projection};
+use datafusion_expr::{BinaryExpr, Expr, Operator};
 
-use super::compile::Compiler;
 use super::error::SqlError;
 use super::plan::*;
-use super::planner::{item_has_aggregate, plain_projection, resolve_source, sink_key, PlanContext, SourceScope};
-use super::scope::{Scope, ScopeColumn};
+use super::planner::{compile, output_columns, sink_key, Input, SourceInfo, Streaming};
 use crate::config::{OutputMode, SourceKind};
-use crate::expr::{BinOp, Expr};
-use crate::types::DataType;
+use crate::expr::Scalar;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -21,41 +23,48 @@ enum Side {
     Right,
 }
 
-/// The columns of both sides, the right ones after the left ones.
-fn combined_scope(left: &Scope, right: &Scope, left_width: usize) -> Scope {
-    let mut columns: Vec<ScopeColumn> = left.columns.clone();
-    columns.extend(right.columns.iter().map(|c| ScopeColumn { index: c.index + left_width, ..c.clone() }));
-    Scope { columns }
+struct Sides<'a> {
+    left: &'a DFSchema,
+    right: &'a DFSchema,
 }
 
-/// The conjuncts of an AND tree.
-fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
-    match e {
-        Expr::Binary { op: BinOp::And, left, right, .. } => {
-            conjuncts(*left, out);
-            conjuncts(*right, out);
-        }
-        other => out.push(other),
+impl Sides<'_> {
+    /// Which sides an expression reads (0 left, 1 right).
+    fn of(&self, e: &Expr) -> BTreeSet<u8> {
+        e.column_refs().into_iter().map(|c| u8::from(!self.left.has_column(c) && self.right.has_column(c))).collect()
     }
 }
 
-fn sides(e: &Expr, left_width: usize) -> BTreeSet<u8> {
-    e.columns().into_iter().map(|c| u8::from(c >= left_width)).collect()
+fn strip(e: &Expr) -> &Expr {
+    match e {
+        Expr::Cast(c) => strip(&c.expr),
+        Expr::TryCast(c) => strip(&c.expr),
+        Expr::Alias(a) => strip(&a.expr),
+        other => other,
+    }
 }
 
-/// `et` or `et ± constant` on one side.
-fn time_term(e: &Expr, left_et: Option<usize>, right_et: Option<usize>) -> Option<(Side, i64)> {
-    let (col, c) = match e {
-        Expr::Column { index, .. } => (*index, 0),
-        Expr::AddMicros { expr, micros } => match expr.as_ref() {
-            Expr::Column { index, .. } => (*index, *micros),
+fn interval_micros(v: &ScalarValue) -> Option<i64> {
+    crate::expr::functions::duration_micros(v).filter(|_| !matches!(v, ScalarValue::Utf8(_)))
+}
+
+/// `et` or `et ± interval` on one side.
+fn time_term(e: &Expr, left_et: &Option<Column>, right_et: &Option<Column>) -> Option<(Side, i64)> {
+    let (col, c) = match strip(e) {
+        Expr::Column(c) => (c, 0),
+        Expr::BinaryExpr(BinaryExpr { left, op: op @ (Operator::Plus | Operator::Minus), right }) => match (strip(left), strip(right)) {
+            (Expr::Column(c), Expr::Literal(v, _)) => {
+                let m = interval_micros(v)?;
+                (c, if *op == Operator::Minus { -m } else { m })
+            }
+            (Expr::Literal(v, _), Expr::Column(c)) if *op == Operator::Plus => (c, interval_micros(v)?),
             _ => return None,
         },
         _ => return None,
     };
-    if Some(col) == left_et {
+    if left_et.as_ref() == Some(col) {
         Some((Side::Left, c))
-    } else if Some(col) == right_et {
+    } else if right_et.as_ref() == Some(col) {
         Some((Side::Right, c))
     } else {
         None
@@ -63,8 +72,8 @@ fn time_term(e: &Expr, left_et: Option<usize>, right_et: Option<usize>) -> Optio
 }
 
 /// A comparison between the two event times, as bounds on `left time - right time`.
-fn time_bound(e: &Expr, left_et: Option<usize>, right_et: Option<usize>) -> Option<(Option<i64>, Option<i64>)> {
-    let Expr::Binary { op, left, right, .. } = e else { return None };
+fn time_bound(e: &Expr, left_et: &Option<Column>, right_et: &Option<Column>) -> Option<(Option<i64>, Option<i64>)> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else { return None };
     let (sa, ca) = time_term(left, left_et, right_et)?;
     let (sb, cb) = time_term(right, left_et, right_et)?;
     if sa == sb {
@@ -75,117 +84,100 @@ fn time_bound(e: &Expr, left_et: Option<usize>, right_et: Option<usize>) -> Opti
         (*op, cb - ca)
     } else {
         let flipped = match op {
-            BinOp::Lt => BinOp::Gt,
-            BinOp::LtEq => BinOp::GtEq,
-            BinOp::Gt => BinOp::Lt,
-            BinOp::GtEq => BinOp::LtEq,
+            Operator::Lt => Operator::Gt,
+            Operator::LtEq => Operator::GtEq,
+            Operator::Gt => Operator::Lt,
+            Operator::GtEq => Operator::LtEq,
             other => *other,
         };
         (flipped, ca - cb)
     };
     match op {
-        BinOp::GtEq => Some((Some(k), None)),
-        BinOp::Gt => Some((Some(k.saturating_add(1)), None)),
-        BinOp::LtEq => Some((None, Some(k))),
-        BinOp::Lt => Some((None, Some(k.saturating_sub(1)))),
-        BinOp::Eq => Some((Some(k), Some(k))),
+        Operator::GtEq => Some((Some(k), None)),
+        Operator::Gt => Some((Some(k.saturating_add(1)), None)),
+        Operator::LtEq => Some((None, Some(k))),
+        Operator::Lt => Some((None, Some(k.saturating_sub(1)))),
+        Operator::Eq => Some((Some(k), Some(k))),
         _ => None,
     }
 }
 
-fn join_kind(op: &ast::JoinOperator, span: sqlparser::tokenizer::Span) -> Result<(JoinKind, &ast::JoinConstraint), SqlError> {
-    use ast::JoinOperator as J;
-    Ok(match op {
-        J::Join(c) | J::Inner(c) => (JoinKind::Inner, c),
-        J::Left(c) | J::LeftOuter(c) => (JoinKind::LeftOuter, c),
-        J::Right(c) | J::RightOuter(c) => (JoinKind::RightOuter, c),
-        J::FullOuter(c) => (JoinKind::FullOuter, c),
-        J::CrossJoin(_) => return Err(SqlError::at(span, "CROSS JOIN is not supported on streams; JOIN ... ON a key and a time range")),
-        _ => return Err(SqlError::at(span, "only JOIN, LEFT JOIN, RIGHT JOIN and FULL JOIN are supported")),
-    })
+/// BETWEEN as two comparisons, so its bounds are seen.
+fn expand(e: Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::Between(b) if !b.negated => {
+            out.push(Expr::BinaryExpr(BinaryExpr::new(b.expr.clone(), Operator::GtEq, b.low)));
+            out.push(Expr::BinaryExpr(BinaryExpr::new(b.expr, Operator::LtEq, b.high)));
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+            expand(*left, out);
+            expand(*right, out);
+        }
+        other => out.push(other),
+    }
 }
 
-pub fn plan_join(select: &ast::Select, table: &ast::TableWithJoins, ctx: &PlanContext) -> Result<QueryPlan, SqlError> {
-    let join = match table.joins.as_slice() {
-        [one] => one,
-        [_, second, ..] => {
-            return Err(SqlError::at(second.relation.span(), "a query joins two inputs; join more through a topic with a second query"))
-        }
-        [] => return Err(SqlError::new("no join")),
+fn and_all(parts: Vec<Expr>) -> Option<Expr> {
+    parts.into_iter().reduce(|a, b| a.and(b))
+}
+
+fn event_column(input: &Input, schema: &DFSchema) -> Option<Column> {
+    let i = input.event_time_index()?;
+    let (q, f) = schema.qualified_field(i);
+    Some(Column::new(q.cloned(), f.name()))
+}
+
+pub fn plan_join(s: &Streaming, p: &Projection, join: &Join, where_filter: Option<&Expr>) -> Result<QueryPlan, SqlError> {
+    let ctx = s.ctx;
+    let kind = match join.join_type {
+        JoinType::Inner => JoinKind::Inner,
+        JoinType::Left => JoinKind::LeftOuter,
+        JoinType::Right => JoinKind::RightOuter,
+        JoinType::Full => JoinKind::FullOuter,
+        _ => return Err(SqlError::new("only JOIN, LEFT JOIN, RIGHT JOIN and FULL JOIN are supported")),
     };
-    let (kind, constraint) = join_kind(&join.join_operator, join.relation.span())?;
-    let on = match constraint {
-        ast::JoinConstraint::On(e) => e,
-        _ => {
-            return Err(SqlError::at(
-                join.relation.span(),
-                "write the join condition with ON, e.g. ON a.id = b.id AND a.time BETWEEN b.time AND b.time + INTERVAL 1 HOUR",
-            ))
-        }
-    };
-    let (ls, la) = resolve_source(&table.relation, ctx)?;
-    let (rs, ra) = resolve_source(&join.relation, ctx)?;
-    let left = SourceScope::new(ls, la.as_deref());
-    let right = SourceScope::new(rs, ra.as_deref());
-    if ls.name == rs.name && la.is_none() && ra.is_none() {
-        return Err(SqlError::at(join.relation.span(), "a self-join needs aliases: FROM s AS a JOIN s AS b ON ..."));
-    }
-    if select.projection.iter().any(item_has_aggregate)
-        || !matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())
-        || select.having.is_some()
-    {
-        return Err(SqlError::at(
-            select.span(),
-            "aggregating over a join is not supported yet: write the join to a topic, and aggregate that topic in a second query",
-        ));
-    }
-    if !matches!(select.distinct, None | Some(ast::Distinct::All)) {
-        return Err(SqlError::at(
-            select.span(),
-            "DISTINCT over a join is not supported yet: write the join to a topic and deduplicate it in a second query",
-        ));
-    }
     if ctx.sink.output_mode != OutputMode::Append {
         return Err(SqlError::new(format!(
             "a join's output is append-only: its rows never change once written; set sinks.{}.output_mode to append",
             ctx.sink.name
         )));
     }
-    match (ls.kind, rs.kind) {
-        (SourceKind::Stream, SourceKind::Table) => return plan_table_join(select, kind, on, &left, &right, ctx),
-        (SourceKind::Table, _) => return Err(SqlError::at(table.relation.span(), "put the stream first: FROM stream JOIN table ON ...")),
+    let left = s.input(&join.left)?;
+    let right = s.input(&join.right)?;
+    match (left.source.kind, right.source.kind) {
+        (SourceKind::Stream, SourceKind::Table) => return plan_table_join(s, p, join, kind, where_filter, &left, &right),
+        (SourceKind::Table, _) => return Err(SqlError::new("put the stream first: FROM stream JOIN table ON ...")),
         _ => {}
     }
-    let lw = left.schema.len();
-    let scope = combined_scope(&left.scope, &right.scope, lw);
-    let on_expr = Compiler::plain(&scope, "ON").predicate(on)?;
+    let sides = Sides { left: join.left.schema(), right: join.right.schema() };
     let mut parts = Vec::new();
-    conjuncts(on_expr, &mut parts);
-    let (left_et, right_et) = (left.event_time_index(), right.event_time_index().map(|i| i + lw));
+    for (l, r) in &join.on {
+        parts.push(l.clone().eq(r.clone()));
+    }
+    if let Some(f) = &join.filter {
+        expand(f.clone(), &mut parts);
+    }
+    let on_text = parts.iter().map(|e| e.human_display().to_string()).collect::<Vec<_>>().join(" AND ");
+    let (left_et, right_et) = (event_column(&left, join.left.schema()), event_column(&right, join.right.schema()));
     let (mut lower, mut upper) = (None::<i64>, None::<i64>);
     let mut keys: Vec<(Expr, Expr)> = Vec::new();
     let mut residual = Vec::new();
-    // WHERE: conditions on one side go below the join where that keeps the join's meaning. An
-    // inner join's other WHERE conditions are join conditions (Spark pushes them into the join):
-    // an equality across the sides is a key, a time range bounds the state.
     let (mut left_filter, mut right_filter) = (Vec::new(), Vec::new());
     let mut where_residual = Vec::new();
-    let push_down = |p: Expr, left_filter: &mut Vec<Expr>, right_filter: &mut Vec<Expr>| -> Option<Expr> {
-        let s = sides(&p, lw);
-        if s == BTreeSet::from([0]) && matches!(kind, JoinKind::Inner | JoinKind::LeftOuter) {
-            left_filter.push(p);
-        } else if s == BTreeSet::from([1]) && matches!(kind, JoinKind::Inner | JoinKind::RightOuter) {
-            let mut p = p;
-            p.remap_columns(&|c| c - lw);
-            right_filter.push(p);
+    let push_down = |p: Expr, lf: &mut Vec<Expr>, rf: &mut Vec<Expr>| -> Option<Expr> {
+        let side = sides.of(&p);
+        if side == BTreeSet::from([0]) && matches!(kind, JoinKind::Inner | JoinKind::LeftOuter) {
+            lf.push(p);
+        } else if side == BTreeSet::from([1]) && matches!(kind, JoinKind::Inner | JoinKind::RightOuter) {
+            rf.push(p);
         } else {
             return Some(p);
         }
         None
     };
-    if let Some(w) = &select.selection {
+    if let Some(w) = where_filter {
         let mut where_parts = Vec::new();
-        conjuncts(Compiler::plain(&scope, "WHERE").predicate(w)?, &mut where_parts);
+        expand(w.clone(), &mut where_parts);
         for p in where_parts {
             if let Some(p) = push_down(p, &mut left_filter, &mut right_filter) {
                 if kind == JoinKind::Inner {
@@ -197,7 +189,7 @@ pub fn plan_join(select: &ast::Select, table: &ast::TableWithJoins, ctx: &PlanCo
         }
     }
     for p in parts {
-        if let Some((lo, hi)) = time_bound(&p, left_et, right_et) {
+        if let Some((lo, hi)) = time_bound(&p, &left_et, &right_et) {
             if let Some(lo) = lo {
                 lower = Some(lower.map_or(lo, |l| l.max(lo)));
             }
@@ -206,10 +198,9 @@ pub fn plan_join(select: &ast::Select, table: &ast::TableWithJoins, ctx: &PlanCo
             }
             continue;
         }
-        if let Expr::Binary { op: BinOp::Eq, left: a, right: b, .. } = &p {
-            let (sa, sb) = (sides(a, lw), sides(b, lw));
-            let l = BTreeSet::from([0u8]);
-            let r = BTreeSet::from([1u8]);
+        if let Expr::BinaryExpr(BinaryExpr { left: a, op: Operator::Eq, right: b }) = &p {
+            let (sa, sb) = (sides.of(a), sides.of(b));
+            let (l, r) = (BTreeSet::from([0u8]), BTreeSet::from([1u8]));
             if sa == l && sb == r {
                 keys.push(((**a).clone(), (**b).clone()));
                 continue;
@@ -229,77 +220,79 @@ pub fn plan_join(select: &ast::Select, table: &ast::TableWithJoins, ctx: &PlanCo
         residual.push(p);
     }
     if keys.is_empty() {
-        return Err(SqlError::at(
-            on.span(),
-            "a stream-stream join needs a key equality between the two sides, e.g. ON a.id = b.id AND ...",
-        ));
+        return Err(SqlError::new("a stream-stream join needs a key equality between the two sides, e.g. ON a.id = b.id AND ..."));
     }
-    for (src, scope_side) in [(ls, &left), (rs, &right)] {
-        if scope_side.event_time().is_none() || src.watermark_delay.is_none() {
+    for side in [&left, &right] {
+        if side.event_time().is_none() || side.source.watermark_delay.is_none() {
             return Err(SqlError::new(format!(
                 "a stream-stream join keeps rows until no future row can match them, which needs a watermark on both sides: set sources.{}.event_time and watermark_delay",
-                src.name
+                side.source.name
             )));
         }
     }
     let (Some(lower), Some(upper)) = (lower, upper) else {
-        let (lt, rt) = (left_name(&la, ls), left_name(&ra, rs));
-        return Err(SqlError::at(
-            on.span(),
-            format!(
-                "a stream-stream join needs a time range bounded on both sides, or its state grows forever: add e.g. AND {lt}.{} BETWEEN {rt}.{} AND {rt}.{} + INTERVAL 1 HOUR",
-                left.event_time_name(),
-                right.event_time_name(),
-                right.event_time_name()
-            ),
-        ));
+        let lq = qualifier(join.left.schema(), left.source);
+        let rq = qualifier(join.right.schema(), right.source);
+        let (lt, rt) = (left.event_time_name(), right.event_time_name());
+        return Err(SqlError::new(format!(
+            "a stream-stream join needs a time range bounded on both sides, or its state grows forever: add e.g. AND {lq}.{lt} BETWEEN {rq}.{rt} AND {rq}.{rt} + INTERVAL 1 HOUR (the condition was: {on_text})"
+        )));
     };
     if lower > upper {
-        return Err(SqlError::at(on.span(), "the join's time range is empty: its lower bound is above its upper bound"));
+        return Err(SqlError::new("the join's time range is empty: its lower bound is above its upper bound"));
     }
     if kind != JoinKind::Inner && !residual.is_empty() {
-        return Err(SqlError::at(
-            on.span(),
-            "an outer join's ON may hold only key equalities and the time range; move other conditions to WHERE",
-        ));
+        return Err(SqlError::new("an outer join's ON may hold only key equalities and the time range; move other conditions to WHERE"));
     }
     residual.extend(where_residual);
-    let (mut projection, output) = plain_projection(select, &scope)?;
-    let mut residual = and_all(residual);
+    let residual = and_all(residual);
     // Each side carries only the columns the projection and the residual read.
-    let mut used: BTreeSet<usize> = projection.iter().flat_map(Expr::columns).collect();
-    used.extend(residual.iter().flat_map(Expr::columns));
-    let left_used: Vec<usize> = used.iter().copied().filter(|&c| c < lw).collect();
-    let right_used: Vec<usize> = used.iter().copied().filter(|&c| c >= lw).collect();
-    let remap = |c: usize| -> usize {
-        if c < lw {
-            left_used.iter().position(|&x| x == c).unwrap_or(0)
-        } else {
-            left_used.len() + right_used.iter().position(|&x| x == c).unwrap_or(0)
+    let mut used: Vec<Column> = Vec::new();
+    for e in p.expr.iter().chain(residual.iter()) {
+        for c in e.column_refs() {
+            if !used.contains(c) {
+                used.push(c.clone());
+            }
         }
-    };
-    projection.iter_mut().for_each(|e| e.remap_columns(&remap));
-    if let Some(r) = &mut residual {
-        r.remap_columns(&remap);
     }
-    let column = |schema: &crate::types::Schema, i: usize| Expr::column(i, schema.fields[i].data_type);
-    let left_values: Vec<Expr> = left_used.iter().map(|&i| column(&left.schema, i)).collect();
-    let right_values: Vec<Expr> = right_used.iter().map(|&j| column(&right.schema, j - lw)).collect();
+    let left_used: Vec<usize> = sorted_indices(join.left.schema(), &used);
+    let right_used: Vec<usize> = sorted_indices(join.right.schema(), &used);
+    let mut fields = Vec::new();
+    for &i in &left_used {
+        let (q, f) = join.left.schema().qualified_field(i);
+        fields.push((q.cloned(), Arc::new(f.as_ref().clone().with_nullable(true))));
+    }
+    for &i in &right_used {
+        let (q, f) = join.right.schema().qualified_field(i);
+        fields.push((q.cloned(), Arc::new(f.as_ref().clone().with_nullable(true))));
+    }
+    let row = DFSchema::new_with_metadata(fields, HashMap::new()).map_err(|e| SqlError::new(crate::expr::registry::clean_error(&e)))?;
+    let projection = p.expr.iter().map(|e| compile(e, &row)).collect::<Result<Vec<_>, _>>()?;
+    let residual = residual.map(|r| compile(&r, &row)).transpose()?;
+    let column = |schema: &DFSchema, i: usize| -> Result<Scalar, SqlError> {
+        let (q, f) = schema.qualified_field(i);
+        compile(&Expr::Column(Column::new(q.cloned(), f.name())), schema)
+    };
+    let left_values = left_used.iter().map(|&i| column(join.left.schema(), i)).collect::<Result<Vec<_>, _>>()?;
+    let right_values = right_used.iter().map(|&i| column(join.right.schema(), i)).collect::<Result<Vec<_>, _>>()?;
     let mut left_keys = Vec::new();
     let mut right_keys = Vec::new();
     let mut key_text = Vec::new();
-    for (a, mut b) in keys {
-        b.remap_columns(&|c| c - lw);
-        let (a, b) = coerce_keys(a, b).map_err(|m| SqlError::at(on.span(), m))?;
-        key_text.push(format!(
-            "{} = {}",
-            super::explain::fmt_expr(&a, &names(&left.schema)),
-            super::explain::fmt_expr(&b, &names(&right.schema))
-        ));
+    for (a, b) in keys {
+        let a = compile(&a, join.left.schema())?;
+        let b = compile(&b, join.right.schema())?;
+        if a.data_type != b.data_type {
+            return Err(SqlError::new(format!(
+                "join keys of types {} and {} cannot be equal; CAST one side",
+                crate::types::type_name(&a.data_type),
+                crate::types::type_name(&b.data_type)
+            )));
+        }
+        key_text.push(format!("{} = {}", a.text, b.text));
         left_keys.push(a);
         right_keys.push(b);
     }
-    let local = co_partitioned((ls, &left_keys, &left.schema), (rs, &right_keys, &right.schema));
+    let local = co_partitioned((left.source, &left_keys, &left.schema), (right.source, &right_keys, &right.schema));
     let exchange = if local {
         Exchange::Local
     } else {
@@ -310,62 +303,43 @@ pub fn plan_join(select: &ast::Select, table: &ast::TableWithJoins, ctx: &PlanCo
                     .to_string(),
         }
     };
+    let output = output_columns(p.schema.as_ref());
     let key_columns = sink_key(ctx, &output, Vec::new())?;
-    Ok(QueryPlan {
-        name: ctx.query_name.to_string(),
-        sink: ctx.sink.name.to_string(),
-        sink_topic: ctx.sink.topic.to_string(),
-        output_mode: OutputMode::Append,
-        inputs: vec![
-            InputPlan { scan: left.scan_plan(and_all(left_filter)), keys: left_keys, values: left_values, exchange: exchange.clone() },
-            InputPlan { scan: right.scan_plan(and_all(right_filter)), keys: right_keys, values: right_values, exchange },
+    let lf = and_all(left_filter).map(|f| compile(&f, join.left.schema())).transpose()?;
+    let rf = and_all(right_filter).map(|f| compile(&f, join.right.schema())).transpose()?;
+    Ok(s.plan_base(
+        OutputMode::Append,
+        vec![
+            InputPlan { scan: left.scan_plan(lf), keys: left_keys, values: left_values, exchange: exchange.clone() },
+            InputPlan { scan: right.scan_plan(rf), keys: right_keys, values: right_values, exchange },
         ],
-        body: PlanBody::Join(JoinPlan { kind, lower, upper, residual, projection, key_text }),
+        PlanBody::Join(JoinPlan { kind, lower, upper, residual, projection, key_text, row_schema: Arc::new(row.as_arrow().clone()) }),
         output,
         key_columns,
-    })
+    ))
 }
 
-fn left_name(alias: &Option<String>, s: &super::planner::SourceInfo) -> String {
-    alias.clone().unwrap_or_else(|| s.name.to_string())
+/// The alias (or name) a side's columns are qualified by.
+fn qualifier(schema: &DFSchema, source: &SourceInfo) -> String {
+    schema.iter().next().and_then(|(q, _)| q.map(|q| q.to_string())).unwrap_or_else(|| source.name.to_string())
 }
 
-fn names(schema: &crate::types::Schema) -> Vec<String> {
-    schema.fields.iter().map(|f| f.name.clone()).collect()
-}
-
-fn and_all(mut parts: Vec<Expr>) -> Option<Expr> {
-    let first = if parts.is_empty() { return None } else { parts.remove(0) };
-    Some(parts.into_iter().fold(first, |acc, p| Expr::Binary {
-        op: BinOp::And,
-        left: Box::new(acc),
-        right: Box::new(p),
-        data_type: DataType::Boolean,
-    }))
-}
-
-/// Key pairs must compare equal as the same type.
-fn coerce_keys(a: Expr, b: Expr) -> Result<(Expr, Expr), String> {
-    let (ta, tb) = (a.data_type(), b.data_type());
-    if ta == tb {
-        return Ok((a, b));
-    }
-    if ta.is_numeric() && tb.is_numeric() {
-        let cast = |e: Expr| Expr::Cast { expr: Box::new(e), to: DataType::Double, int32: false };
-        return Ok((cast(a), cast(b)));
-    }
-    Err(format!("join keys of types {ta} and {tb} cannot be equal; CAST one side"))
+fn sorted_indices(schema: &DFSchema, used: &[Column]) -> Vec<usize> {
+    let mut v: Vec<usize> = used.iter().filter_map(|c| schema.maybe_index_of_column(c)).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// Which join keys the source is partitioned by: for each of its `partition_key` columns in
 /// order, the position of a key that is that plain column.
-fn partitioned_by(source: &super::planner::SourceInfo, keys: &[Expr], schema: &crate::types::Schema) -> Option<Vec<usize>> {
+fn partitioned_by(source: &SourceInfo, keys: &[Scalar], schema: &crate::types::Schema) -> Option<Vec<usize>> {
     source
         .partition_key?
         .iter()
         .map(|col| {
             let idx = schema.index_of(col)?;
-            keys.iter().position(|k| matches!(k, Expr::Column { index, .. } if *index == idx))
+            keys.iter().position(|k| k.as_column() == Some(idx))
         })
         .collect()
 }
@@ -373,8 +347,8 @@ fn partitioned_by(source: &super::planner::SourceInfo, keys: &[Expr], schema: &c
 /// Both sides are partitioned by the same join keys (all of them, or some): rows with equal
 /// keys then have equal partitioning keys, so they are in the same partition number.
 fn co_partitioned(
-    (ls, lkeys, lschema): (&super::planner::SourceInfo, &[Expr], &crate::types::Schema),
-    (rs, rkeys, rschema): (&super::planner::SourceInfo, &[Expr], &crate::types::Schema),
+    (ls, lkeys, lschema): (&SourceInfo, &[Scalar], &crate::types::Schema),
+    (rs, rkeys, rschema): (&SourceInfo, &[Scalar], &crate::types::Schema),
 ) -> bool {
     match (partitioned_by(ls, lkeys, lschema), partitioned_by(rs, rkeys, rschema)) {
         (Some(l), Some(r)) => !l.is_empty() && l == r,
@@ -384,95 +358,106 @@ fn co_partitioned(
 
 /// `FROM stream [LEFT] JOIN table ON stream.x = table.pk`.
 fn plan_table_join(
-    select: &ast::Select,
+    s: &Streaming,
+    p: &Projection,
+    join: &Join,
     kind: JoinKind,
-    on: &ast::Expr,
-    stream: &SourceScope,
-    table: &SourceScope,
-    ctx: &PlanContext,
+    where_filter: Option<&Expr>,
+    stream: &Input,
+    table: &Input,
 ) -> Result<QueryPlan, SqlError> {
+    let ctx = s.ctx;
     if !matches!(kind, JoinKind::Inner | JoinKind::LeftOuter) {
-        return Err(SqlError::at(
-            on.span(),
-            "a stream joins a table with JOIN or LEFT JOIN; the table side has no events to emit on its own",
-        ));
+        return Err(SqlError::new("a stream joins a table with JOIN or LEFT JOIN; the table side has no events to emit on its own"));
     }
-    let sw = stream.schema.len();
-    let scope = combined_scope(&stream.scope, &table.scope, sw);
+    let sides = Sides { left: join.left.schema(), right: join.right.schema() };
     let mut parts = Vec::new();
-    conjuncts(Compiler::plain(&scope, "ON").predicate(on)?, &mut parts);
+    for (l, r) in &join.on {
+        parts.push(l.clone().eq(r.clone()));
+    }
+    if let Some(f) = &join.filter {
+        expand(f.clone(), &mut parts);
+    }
     let pk: Vec<usize> = table.source.primary_key.unwrap_or(&[]).iter().filter_map(|c| table.schema.index_of(c)).collect();
     let mut stream_keys: Vec<Option<Expr>> = vec![None; pk.len()];
     let mut residual = Vec::new();
-    for p in parts {
-        if let Expr::Binary { op: BinOp::Eq, left: a, right: b, .. } = &p {
-            let pair = match (a.as_ref(), b.as_ref()) {
-                (Expr::Column { index, .. }, other) if *index >= sw && sides(other, sw) == BTreeSet::from([0]) => {
-                    Some((*index - sw, other.clone()))
-                }
-                (other, Expr::Column { index, .. }) if *index >= sw && sides(other, sw) == BTreeSet::from([0]) => {
-                    Some((*index - sw, other.clone()))
-                }
+    let table_column = |e: &Expr| -> Option<usize> {
+        match strip(e) {
+            Expr::Column(c) if sides.right.has_column(c) => sides.right.maybe_index_of_column(c),
+            _ => None,
+        }
+    };
+    for part in parts {
+        if let Expr::BinaryExpr(BinaryExpr { left: a, op: Operator::Eq, right: b }) = &part {
+            let pair = match (table_column(a), table_column(b)) {
+                (Some(col), None) if sides.of(b) == BTreeSet::from([0]) => Some((col, (**b).clone())),
+                (None, Some(col)) if sides.of(a) == BTreeSet::from([0]) => Some((col, (**a).clone())),
                 _ => None,
             };
             if let Some((col, expr)) = pair {
                 if let Some(slot) = pk.iter().position(|&c| c == col) {
-                    let want = table.schema.fields[col].data_type;
-                    let expr = if expr.data_type() == want { expr } else { Expr::Cast { expr: Box::new(expr), to: want, int32: false } };
                     stream_keys[slot] = Some(expr);
                     continue;
                 }
             }
         }
-        residual.push(p);
+        residual.push(part);
     }
     let pk_names = table.source.primary_key.unwrap_or(&[]).join(", ");
     let stream_keys: Vec<Expr> = stream_keys.into_iter().collect::<Option<_>>().ok_or_else(|| {
-        SqlError::at(
-            on.span(),
-            format!(
-                "a stream-table join matches the table's whole primary key [{pk_names}]: write ON stream.x = {}.<each key column>",
-                table.source.name
-            ),
-        )
+        SqlError::new(format!(
+            "a stream-table join matches the table's whole primary key [{pk_names}]: write ON stream.x = {}.<each key column>",
+            table.source.name
+        ))
     })?;
     if kind != JoinKind::Inner && !residual.is_empty() {
-        return Err(SqlError::at(on.span(), "a LEFT JOIN's ON may hold only the key equalities; move other conditions to WHERE"));
+        return Err(SqlError::new("a LEFT JOIN's ON may hold only the key equalities; move other conditions to WHERE"));
     }
     let mut stream_filter = Vec::new();
-    if let Some(w) = &select.selection {
-        let mut parts = Vec::new();
-        conjuncts(Compiler::plain(&scope, "WHERE").predicate(w)?, &mut parts);
-        for p in parts {
-            if sides(&p, sw) == BTreeSet::from([0]) {
-                stream_filter.push(p);
+    if let Some(w) = where_filter {
+        let mut where_parts = Vec::new();
+        expand(w.clone(), &mut where_parts);
+        for part in where_parts {
+            if sides.of(&part) == BTreeSet::from([0]) {
+                stream_filter.push(part);
             } else {
-                residual.push(p);
+                residual.push(part);
             }
         }
     }
-    let (projection, output) = plain_projection(select, &scope)?;
+    let joined = join.schema.as_ref();
+    let want: Vec<crate::types::DataType> = pk.iter().map(|&c| table.schema.fields[c].data_type.clone()).collect();
+    let stream_keys = stream_keys
+        .into_iter()
+        .zip(want)
+        .map(|(e, t)| {
+            let k = compile(&e, join.left.schema())?;
+            if k.data_type == t {
+                Ok(k)
+            } else {
+                let cast = Expr::Cast(datafusion_expr::Cast::new(Box::new(e), t));
+                compile(&cast, join.left.schema())
+            }
+        })
+        .collect::<Result<Vec<_>, SqlError>>()?;
+    let projection = p.expr.iter().map(|e| compile(e, joined)).collect::<Result<Vec<_>, _>>()?;
+    let residual = and_all(residual).map(|r| compile(&r, joined)).transpose()?;
+    let output = output_columns(p.schema.as_ref());
     let key_columns = sink_key(ctx, &output, Vec::new())?;
-    Ok(QueryPlan {
-        name: ctx.query_name.to_string(),
-        sink: ctx.sink.name.to_string(),
-        sink_topic: ctx.sink.topic.to_string(),
-        output_mode: OutputMode::Append,
-        inputs: vec![InputPlan {
-            scan: stream.scan_plan(and_all(stream_filter)),
-            keys: Vec::new(),
-            values: Vec::new(),
-            exchange: Exchange::Local,
-        }],
-        body: PlanBody::TableJoin(TableJoinPlan {
+    let filter = and_all(stream_filter).map(|f| compile(&f, join.left.schema())).transpose()?;
+    Ok(s.plan_base(
+        OutputMode::Append,
+        vec![InputPlan { scan: stream.scan_plan(filter), keys: Vec::new(), values: Vec::new(), exchange: Exchange::Local }],
+        PlanBody::TableJoin(TableJoinPlan {
             table: table.scan_plan(None),
             stream_keys,
             table_keys: pk,
             left_outer: kind == JoinKind::LeftOuter,
             projection,
-            residual: and_all(residual),
+            residual,
+            row_schema: Arc::new(joined.as_arrow().clone()),
         }),
         output,
         key_columns,
-    })
+    ))
 }

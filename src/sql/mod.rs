@@ -1,14 +1,18 @@
-//! Streaming SQL: sqlparser's AST → a typed physical plan per query (operators, keys, state,
-//! topics), and every "a stream cannot do that" error, with the reason and what to write.
-//! Depends on `expr`, `types`, `time` and `config` types; never on Kafka or state.
+//! Streaming SQL: the text is checked and rewritten on its syntax tree (names, Spark's naming,
+//! what a stream cannot do), planned by DataFusion into a logical plan (types, coercion, the
+//! function library), and read as a stream into a physical plan per query (operators, keys,
+//! state, topics). Only this module talks to DataFusion's planner. Depends on `expr`, `types`,
+//! `time` and `config` types; never on Kafka or state.
 
 mod aggregate;
-mod compile;
+mod context;
+mod dialect;
 mod error;
 pub mod explain;
 mod join;
-
+mod logical;
 mod naming;
+mod parse;
 mod plan;
 mod planner;
 mod scope;
@@ -16,7 +20,9 @@ mod scope;
 pub use error::SqlError;
 pub use plan::*;
 pub use planner::{plan_query, PlanContext, SinkInfo, SourceInfo};
-pub use scope::METADATA_COLUMNS;
+pub use scope::{edit_distance, metadata_columns, METADATA_COLUMNS};
 
+#[cfg(test)]
+mod semantics_tests;
 #[cfg(test)]
 mod tests;

@@ -3,9 +3,9 @@
 //! difference: `window.start` and `window.end` are named `window_start` and `window_end`
 //! (Spark says `start` and `end`), so the default output matches eddy's documented records.
 
-use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
+use datafusion_sql::sqlparser::ast::{self, BinaryOperator, UnaryOperator};
 
-use super::compile::{function_args, function_name};
+use super::parse::{function_args, function_name};
 
 pub fn spark_name(e: &ast::Expr) -> String {
     use ast::Expr as A;

@@ -2,8 +2,12 @@
 //! the stateful operator (locally or through a repartition topic), what the operator keeps,
 //! and what is written.
 
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+
 use crate::config::OutputMode;
-use crate::expr::Expr;
+use crate::expr::Scalar;
 use crate::time::WindowSpec;
 use crate::types::{DataType, Schema};
 
@@ -61,9 +65,9 @@ impl QueryPlan {
 pub struct InputPlan {
     pub scan: ScanPlan,
     /// Over the scan row: group keys, join keys or deduplication keys.
-    pub keys: Vec<Expr>,
+    pub keys: Vec<Scalar>,
     /// Over the scan row: aggregate arguments, a join side's columns, dedup output columns.
-    pub values: Vec<Expr>,
+    pub values: Vec<Scalar>,
     pub exchange: Exchange,
 }
 
@@ -74,6 +78,8 @@ pub struct ScanPlan {
     pub topic: String,
     /// The source schema followed by the metadata columns (kafka_timestamp, ...).
     pub schema: Schema,
+    /// The same as Arrow's schema: the batches the decoder builds.
+    pub arrow: SchemaRef,
     /// Which columns of `schema` the query reads (the decoder skips the others).
     pub needed: Vec<bool>,
     pub event_time: Option<EventTimeColumn>,
@@ -81,7 +87,7 @@ pub struct ScanPlan {
     pub watermark_delay: Option<i64>,
     pub idle_timeout: Option<std::time::Duration>,
     /// WHERE conjuncts that read only this input, over the scan row.
-    pub filter: Option<Expr>,
+    pub filter: Option<Scalar>,
 }
 
 /// Where a scan row's event time is.
@@ -95,7 +101,7 @@ pub enum EventTimeColumn {
 #[derive(Debug, Clone)]
 pub enum PlanBody {
     /// Filter and project each record (over the scan row of `inputs[0]`).
-    Stateless { projection: Vec<Expr> },
+    Stateless { projection: Vec<Scalar> },
     /// GROUP BY with an optional window.
     Aggregate(AggregatePlan),
     /// A stream-stream join with a time range.
@@ -116,17 +122,21 @@ pub enum WindowKind {
 }
 
 /// A (windowed) aggregation. The operator keeps one accumulator set per (window, keys) and
-/// produces *aggregate rows* `[keys..., window?, results...]` for HAVING and the projection.
+/// produces result rows `[keys..., window?, results...]`; HAVING and the projection read the
+/// *aggregate row* (`row_schema`, DataFusion's order: group expressions, then aggregates),
+/// whose column i is result-row column `row_map[i]`.
 #[derive(Debug, Clone)]
 pub struct AggregatePlan {
     pub key_names: Vec<String>,
     pub window: Option<WindowKind>,
-    /// One per aggregate call; `InputPlan::values[i]` is call i's argument (NULL for count(*)).
+    /// One per aggregate call; call i reads `InputPlan::values[calls[i].first_value..][..arity]`.
     pub aggregates: Vec<AggregateCall>,
     /// Over the aggregate row.
-    pub having: Option<Expr>,
+    pub having: Option<Scalar>,
     /// Over the aggregate row.
-    pub projection: Vec<Expr>,
+    pub projection: Vec<Scalar>,
+    pub row_schema: SchemaRef,
+    pub row_map: Vec<usize>,
 }
 
 impl AggregatePlan {
@@ -162,11 +172,13 @@ pub struct JoinPlan {
     pub lower: i64,
     pub upper: i64,
     /// Over the joined row (inner joins only).
-    pub residual: Option<Expr>,
+    pub residual: Option<Scalar>,
     /// Over the joined row.
-    pub projection: Vec<Expr>,
+    pub projection: Vec<Scalar>,
     /// As written, for explain.
     pub key_text: Vec<String>,
+    /// The joined row: the left side's values, then the right side's.
+    pub row_schema: SchemaRef,
 }
 
 /// Deduplication rules (Spark's dropDuplicates and dropDuplicatesWithinWatermark).
@@ -183,6 +195,8 @@ pub enum DedupRule {
 #[derive(Debug, Clone)]
 pub struct DedupPlan {
     pub rule: DedupRule,
+    /// The output row (the input's values).
+    pub row_schema: SchemaRef,
 }
 
 /// A stream joined with a table: each stream row is looked up by key in the table's latest
@@ -191,13 +205,14 @@ pub struct DedupPlan {
 pub struct TableJoinPlan {
     pub table: ScanPlan,
     /// Over the stream's scan row.
-    pub stream_keys: Vec<Expr>,
+    pub stream_keys: Vec<Scalar>,
     /// Table columns forming its key, in the same order.
     pub table_keys: Vec<usize>,
     pub left_outer: bool,
-    /// Over `[stream scan row..., table scan row...]`.
-    pub projection: Vec<Expr>,
-    pub residual: Option<Expr>,
+    /// Over `[stream scan row..., table scan row...]` (`row_schema`).
+    pub projection: Vec<Scalar>,
+    pub residual: Option<Scalar>,
+    pub row_schema: SchemaRef,
 }
 
 /// How rows reach the stateful operator.
@@ -210,15 +225,19 @@ pub enum Exchange {
 }
 
 /// One aggregate function call.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct AggregateCall {
     pub kind: AggregateKind,
-    /// The argument over the scan row; `None` for count(*). Kept for explain and types; the
-    /// input row carries its value.
-    pub arg: Option<Expr>,
+    /// Its arguments' types (none for count(*)).
+    pub arg_types: Vec<DataType>,
     pub result_type: DataType,
+    /// Where its arguments start among the input row's values, and how many there are.
+    pub first_value: usize,
+    pub arity: usize,
     /// As written, for explain.
     pub text: String,
+    /// DataFusion's aggregate, for every kind eddy does not accumulate itself.
+    pub udaf: Option<Arc<crate::expr::aggregate::UdafFactory>>,
 }
 
 /// Aggregate functions.
@@ -233,6 +252,8 @@ pub enum AggregateKind {
     Avg,
     Min,
     Max,
+    /// Any other aggregate: DataFusion's accumulator (`AggregateCall::udaf`).
+    Udaf,
 }
 
 /// A column of the output record.
@@ -240,4 +261,27 @@ pub enum AggregateKind {
 pub struct OutputColumn {
     pub name: String,
     pub data_type: DataType,
+}
+
+impl AggregateCall {
+    /// One of eddy's own aggregates over one argument, for tests and hand-built plans.
+    pub fn native(kind: AggregateKind, result_type: DataType, text: &str) -> AggregateCall {
+        AggregateCall {
+            kind,
+            arg_types: vec![result_type.clone()],
+            result_type,
+            first_value: 0,
+            arity: 1,
+            text: text.to_string(),
+            udaf: None,
+        }
+    }
+}
+
+/// Calls whose arguments are the input row's values in order (call i reads value i).
+pub fn numbered(mut calls: Vec<AggregateCall>) -> Vec<AggregateCall> {
+    for (i, c) in calls.iter_mut().enumerate() {
+        c.first_value = i;
+    }
+    calls
 }

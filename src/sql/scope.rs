@@ -1,120 +1,20 @@
-//! Name resolution: the columns a query can see, with their qualifiers and row positions.
+//! The columns a query sees beyond a source's schema, and name similarity for hints.
 
-use crate::types::{DataType, Field, Schema};
+use crate::types::{timestamp_type, DataType};
 
-/// Columns every source row carries after its schema's, from the Kafka record itself.
-pub const METADATA_COLUMNS: &[(&str, DataType)] = &[
-    ("kafka_timestamp", DataType::Timestamp),
-    ("kafka_key", DataType::String),
-    ("kafka_partition", DataType::Long),
-    ("kafka_offset", DataType::Long),
-];
-
-/// One visible column.
-#[derive(Debug, Clone)]
-pub struct ScopeColumn {
-    /// The source name or its alias.
-    pub qualifier: String,
-    pub name: String,
-    pub data_type: DataType,
-    pub index: usize,
-    /// Metadata columns are not part of `SELECT *`.
-    pub hidden: bool,
+/// Columns every source row carries after its schema's, from the Kafka record itself. They
+/// are not part of `SELECT *`.
+pub fn metadata_columns() -> [(&'static str, DataType); 4] {
+    [
+        ("kafka_timestamp", timestamp_type()),
+        ("kafka_key", DataType::Utf8),
+        ("kafka_partition", DataType::Int64),
+        ("kafka_offset", DataType::Int64),
+    ]
 }
 
-/// The columns visible to expressions of one query.
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
-    pub columns: Vec<ScopeColumn>,
-}
-
-/// The outcome of looking a name up.
-pub enum Lookup<'a> {
-    Found(&'a ScopeColumn),
-    NotFound,
-    Ambiguous,
-}
-
-impl Scope {
-    /// A source's schema plus metadata columns (unless the schema already uses the name).
-    pub fn for_source(qualifiers: &[&str], schema: &Schema) -> (Scope, Schema) {
-        let mut full = schema.clone();
-        for (name, ty) in METADATA_COLUMNS {
-            if full.index_of(name).is_none() {
-                full.fields.push(Field::new(*name, *ty, true));
-            }
-        }
-        let mut scope = Scope::default();
-        for (i, f) in full.fields.iter().enumerate() {
-            for q in qualifiers {
-                scope.columns.push(ScopeColumn {
-                    qualifier: q.to_string(),
-                    name: f.name.clone(),
-                    data_type: f.data_type,
-                    index: i,
-                    hidden: i >= schema.len(),
-                });
-            }
-        }
-        (scope, full)
-    }
-
-    /// Finds `name`, optionally qualified; names are case-insensitive as in Spark.
-    pub fn lookup(&self, qualifier: Option<&str>, name: &str) -> Lookup<'_> {
-        let mut found: Option<&ScopeColumn> = None;
-        for c in &self.columns {
-            if !c.name.eq_ignore_ascii_case(name) {
-                continue;
-            }
-            if let Some(q) = qualifier {
-                if !c.qualifier.eq_ignore_ascii_case(q) {
-                    continue;
-                }
-            }
-            match found {
-                Some(prev) if prev.index != c.index => return Lookup::Ambiguous,
-                _ => found = Some(c),
-            }
-        }
-        found.map_or(Lookup::NotFound, Lookup::Found)
-    }
-
-    /// Whether any column has this qualifier.
-    pub fn has_qualifier(&self, q: &str) -> bool {
-        self.columns.iter().any(|c| c.qualifier.eq_ignore_ascii_case(q))
-    }
-
-    /// Visible (non-metadata) columns once each, in row order, for `SELECT *`.
-    pub fn star(&self, qualifier: Option<&str>) -> Vec<&ScopeColumn> {
-        let mut out: Vec<&ScopeColumn> = Vec::new();
-        for c in &self.columns {
-            if c.hidden || qualifier.is_some_and(|q| !c.qualifier.eq_ignore_ascii_case(q)) {
-                continue;
-            }
-            if !out.iter().any(|o| o.index == c.index) {
-                out.push(c);
-            }
-        }
-        out
-    }
-
-    /// Names close to `name`, for "did you mean" hints.
-    pub fn suggest(&self, name: &str) -> Option<String> {
-        let mut best: Option<(usize, &str)> = None;
-        for c in &self.columns {
-            let d = edit_distance(&c.name.to_ascii_lowercase(), &name.to_ascii_lowercase());
-            if d <= 2 && best.is_none_or(|(bd, _)| d < bd) {
-                best = Some((d, &c.name));
-            }
-        }
-        best.map(|(_, n)| n.to_string())
-    }
-
-    /// "a, b, c" of the visible columns.
-    pub fn column_list(&self) -> String {
-        self.star(None).iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-    }
-}
+/// The metadata column names, in row order.
+pub const METADATA_COLUMNS: [&str; 4] = ["kafka_timestamp", "kafka_key", "kafka_partition", "kafka_offset"];
 
 /// Levenshtein distance, for suggestions.
 pub fn edit_distance(a: &str, b: &str) -> usize {
@@ -128,4 +28,17 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// The name in `names` closest to `name` (at most two edits away), for "did you mean".
+pub fn closest<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    let mut best: Option<(usize, &str)> = None;
+    for n in names {
+        let d = edit_distance(&n.to_ascii_lowercase(), &lower);
+        if d <= 2 && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, n));
+        }
+    }
+    best.map(|(_, n)| n)
 }

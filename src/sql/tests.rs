@@ -1,15 +1,16 @@
 use super::*;
 use crate::config::{EventTimeConfig, OutputMode, SourceKind};
 use crate::time::{MICROS_PER_HOUR, MICROS_PER_MINUTE};
-use crate::types::{DataType, Field, Schema, Value};
+use crate::types::arrays::{rows_to_batch, ColumnReader};
+use crate::types::{timestamp_type, window_type, DataType, Field, Schema, Value};
 
 fn schema() -> Schema {
     Schema::new(vec![
-        Field::new("time", DataType::Timestamp, false),
-        Field::new("action", DataType::String, false),
-        Field::new("id", DataType::String, false),
-        Field::new("amount", DataType::Double, true),
-        Field::new("qty", DataType::Long, true),
+        Field::new("time", timestamp_type(), false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("id", DataType::Utf8, false),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("qty", DataType::Int64, true),
     ])
 }
 
@@ -34,20 +35,20 @@ impl Fixture {
             event_time: EventTimeConfig::Column("time".into()),
             pk: vec!["action".into()],
             temps: Schema::new(vec![
-                Field::new("temp_location_id", DataType::Long, false),
-                Field::new("temp", DataType::Double, false),
-                Field::new("temp_taken_time", DataType::Timestamp, false),
+                Field::new("temp_location_id", DataType::Int64, false),
+                Field::new("temp", DataType::Float64, false),
+                Field::new("temp_taken_time", timestamp_type(), false),
             ]),
             temps_time: EventTimeConfig::Column("temp_taken_time".into()),
             temps_pk: vec!["temp_location_id".into()],
             loads: Schema::new(vec![
-                Field::new("load_location_id", DataType::Long, false),
-                Field::new("load", DataType::Double, false),
-                Field::new("load_taken_time", DataType::Timestamp, false),
+                Field::new("load_location_id", DataType::Int64, false),
+                Field::new("load", DataType::Float64, false),
+                Field::new("load_taken_time", timestamp_type(), false),
             ]),
             loads_time: EventTimeConfig::Column("load_taken_time".into()),
             loads_pk: vec!["load_location_id".into()],
-            devices: Schema::new(vec![Field::new("id", DataType::String, false), Field::new("owner", DataType::String, false)]),
+            devices: Schema::new(vec![Field::new("id", DataType::Utf8, false), Field::new("owner", DataType::Utf8, false)]),
             devices_pk: vec!["id".into()],
         }
     }
@@ -125,8 +126,8 @@ fn plans_the_tutorial_query() {
     let plan = f.plan(TUTORIAL).unwrap();
     let names: Vec<&str> = plan.output.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["action", "window_start", "window_end", "count"]);
-    assert_eq!(plan.output[1].data_type, DataType::Timestamp);
-    assert_eq!(plan.output[3].data_type, DataType::Long);
+    assert_eq!(plan.output[1].data_type, timestamp_type());
+    assert_eq!(plan.output[3].data_type, DataType::Int64);
     assert_eq!(plan.key_columns, vec![0, 1, 2], "key = group columns in the output");
     let PlanBody::Aggregate(a) = &plan.body else { panic!("not an aggregate") };
     assert_eq!(a.window, Some(WindowKind::Fixed(crate::time::WindowSpec::tumbling(MICROS_PER_HOUR))));
@@ -147,18 +148,18 @@ fn unaliased_names_follow_spark() {
         names,
         ["action", "window_start", "count(1)", "sum(amount)", "avg(qty)", "count(DISTINCT id)", "(max(amount) - min(amount))"]
     );
-    let types: Vec<DataType> = plan.output.iter().map(|c| c.data_type).collect();
-    assert_eq!(types[3..6], [DataType::Double, DataType::Double, DataType::Long]);
+    let types: Vec<DataType> = plan.output.iter().map(|c| c.data_type.clone()).collect();
+    assert_eq!(types[3..6], [DataType::Float64, DataType::Float64, DataType::Int64]);
 }
 
 #[test]
 fn a_column_named_like_a_niladic_function_is_that_column() {
     let mut f = Fixture::new();
-    f.schema = Schema::new(vec![Field::new("time", DataType::Timestamp, false), Field::new("user", DataType::String, false)]);
+    f.schema = Schema::new(vec![Field::new("time", timestamp_type(), false), Field::new("user", DataType::Utf8, false)]);
     let plan = f.plan("SELECT user, count(*) AS n FROM events GROUP BY user, window(time, '1 hour')").unwrap();
     let names: Vec<&str> = plan.output.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["user", "n"]);
-    assert_eq!(plan.output[0].data_type, DataType::String);
+    assert_eq!(plan.output[0].data_type, DataType::Utf8);
 }
 
 #[test]
@@ -173,7 +174,7 @@ fn sliding_windows_and_having() {
     assert_eq!(w.slide, 5 * MICROS_PER_MINUTE);
     assert!(a.having.is_some());
     assert!(plan.scan().filter.is_some());
-    assert_eq!(plan.output[1].data_type, DataType::Window);
+    assert_eq!(plan.output[1].data_type, window_type());
     // HAVING reuses the select list's count(*)
     assert_eq!(a.aggregates.len(), 1);
 }
@@ -196,6 +197,22 @@ fn stateless_queries_keep_the_input_key() {
     assert!(plan.key_columns.is_empty());
 }
 
+/// Evaluates `e` over scan rows of `plan`'s first input.
+fn eval(plan: &QueryPlan, e: &crate::expr::Scalar, rows: Vec<Vec<Value>>) -> Vec<Value> {
+    let width = plan.scan().schema.len();
+    let rows: Vec<Vec<Value>> = rows
+        .into_iter()
+        .map(|mut r| {
+            r.resize(width, Value::Null);
+            r
+        })
+        .collect();
+    let batch = rows_to_batch(&plan.scan().arrow, &rows).unwrap();
+    let out = e.eval(&batch).unwrap();
+    let r = ColumnReader::new(out.as_ref());
+    (0..out.len()).map(|i| r.value(i)).collect()
+}
+
 #[test]
 fn timestamp_literals_and_intervals() {
     let f = Fixture::new();
@@ -203,14 +220,15 @@ fn timestamp_literals_and_intervals() {
         .plan("SELECT time + INTERVAL '1' HOUR AS later, time - INTERVAL '10 minutes' AS earlier FROM events WHERE time >= '2016-07-26'")
         .unwrap();
     let PlanBody::Stateless { projection } = &plan.body else { panic!() };
-    assert_eq!(
-        projection[0],
-        crate::expr::Expr::AddMicros { expr: Box::new(crate::expr::Expr::column(0, DataType::Timestamp)), micros: MICROS_PER_HOUR }
-    );
-    assert_eq!(projection[1].data_type(), DataType::Timestamp);
+    const T: i64 = 1_469_491_200_000_000;
+    assert_eq!(eval(&plan, &projection[0], vec![vec![Value::Timestamp(T)]]), vec![Value::Timestamp(T + MICROS_PER_HOUR)]);
+    assert_eq!(projection[1].data_type, timestamp_type());
+    assert_eq!(eval(&plan, &projection[1], vec![vec![Value::Timestamp(T)]]), vec![Value::Timestamp(T - 10 * MICROS_PER_MINUTE)]);
     let filter = plan.scan().filter.clone().unwrap();
-    assert!(filter.test(&[Value::Timestamp(1_469_491_200_000_000)]));
-    assert!(!filter.test(&[Value::Timestamp(1_469_491_200_000_000 - 1)]));
+    assert_eq!(
+        eval(&plan, &filter, vec![vec![Value::Timestamp(T)], vec![Value::Timestamp(T - 1)]]),
+        vec![Value::Bool(true), Value::Bool(false)]
+    );
 }
 
 #[test]
@@ -218,9 +236,11 @@ fn constant_expressions_fold() {
     let f = Fixture::new();
     let plan = f.plan("SELECT 1 + 2 AS three, upper('a') AS a, CAST(NULL AS BIGINT) AS n FROM events").unwrap();
     let PlanBody::Stateless { projection } = &plan.body else { panic!() };
-    assert_eq!(projection[0], crate::expr::Expr::Literal(Value::Long(3)));
-    assert_eq!(projection[1], crate::expr::Expr::Literal(Value::str("A")));
-    assert_eq!(projection[2].data_type(), DataType::Long);
+    assert!(projection.iter().all(|p| p.is_constant()));
+    assert_eq!(projection[0].text, "3", "folded at plan time");
+    assert_eq!(eval(&plan, &projection[0], vec![vec![]]), vec![Value::Long(3)]);
+    assert_eq!(eval(&plan, &projection[1], vec![vec![]]), vec![Value::str("A")]);
+    assert_eq!(projection[2].data_type, DataType::Int64);
 }
 
 fn assert_rejected(f: &Fixture, sql: &str, needle: &str) -> SqlError {
@@ -278,7 +298,7 @@ fn sessions_plan_with_a_gap() {
     let PlanBody::Aggregate(a) = &plan.body else { panic!() };
     assert_eq!(a.window, Some(WindowKind::Session { gap: 5 * MICROS_PER_MINUTE }));
     assert_eq!(plan.operator_name(), "session");
-    assert_eq!(plan.output[1].data_type, DataType::Timestamp);
+    assert_eq!(plan.output[1].data_type, timestamp_type());
     assert_rejected(
         &f,
         "SELECT action, count(*) FROM events GROUP BY action, session_window(time, '0 seconds')",

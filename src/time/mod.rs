@@ -2,6 +2,7 @@
 //! Pure functions and small state machines; no I/O, no wall clock (callers pass `now`).
 
 mod duration;
+pub mod pattern;
 mod timestamp;
 mod watermark;
 mod windows;

@@ -14,6 +14,16 @@ const TAG_DOUBLE: u8 = 0x04;
 const TAG_STR: u8 = 0x05;
 const TAG_TIMESTAMP: u8 = 0x06;
 const TAG_WINDOW: u8 = 0x07;
+const TAG_DATE: u8 = 0x08;
+const TAG_DECIMAL: u8 = 0x09;
+const TAG_BINARY: u8 = 0x0A;
+const TAG_LIST: u8 = 0x0B;
+const TAG_STRUCT: u8 = 0x0C;
+const TAG_MAP: u8 = 0x0D;
+/// Inside a list, struct or map: another element follows / the sequence ends. The end sorts
+/// first, so a list sorts before its extensions.
+const MORE: u8 = 0x01;
+const END: u8 = 0x00;
 
 /// Why bytes could not be decoded back into values (a corrupt or foreign state key).
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -40,17 +50,35 @@ pub fn encode_key_value(value: &Value, out: &mut Vec<u8>) {
             out.push(TAG_DOUBLE);
             out.extend_from_slice(&order_f64(*v));
         }
-        Value::Str(s) => {
-            out.push(TAG_STR);
-            // 0x00 is escaped as 0x00 0xFF and the string ends with 0x00 0x01, so a prefix
-            // sorts before its extensions and the end is unambiguous.
-            for &b in s.as_bytes() {
-                out.push(b);
-                if b == 0 {
-                    out.push(0xFF);
-                }
+        Value::Str(s) => encode_str(s, out),
+        Value::Binary(b) => {
+            out.push(TAG_BINARY);
+            escaped(b, out);
+        }
+        Value::Date(d) => {
+            out.push(TAG_DATE);
+            out.extend_from_slice(&order_i64(i64::from(*d)));
+        }
+        Value::Decimal(v) => {
+            out.push(TAG_DECIMAL);
+            out.extend_from_slice(&((v.get() as u128) ^ (1 << 127)).to_be_bytes());
+        }
+        Value::List(items) | Value::Struct(items) => {
+            out.push(if matches!(value, Value::List(_)) { TAG_LIST } else { TAG_STRUCT });
+            for v in items.iter() {
+                out.push(MORE);
+                encode_key_value(v, out);
             }
-            out.extend_from_slice(&[0x00, 0x01]);
+            out.push(END);
+        }
+        Value::Map(entries) => {
+            out.push(TAG_MAP);
+            for (k, v) in entries.iter() {
+                out.push(MORE);
+                encode_key_value(k, out);
+                encode_key_value(v, out);
+            }
+            out.push(END);
         }
         Value::Timestamp(v) => {
             out.push(TAG_TIMESTAMP);
@@ -60,6 +88,61 @@ pub fn encode_key_value(value: &Value, out: &mut Vec<u8>) {
             out.push(TAG_WINDOW);
             out.extend_from_slice(&order_i64(*start));
             out.extend_from_slice(&order_i64(*end));
+        }
+    }
+}
+
+/// A string's key encoding (the same as `encode_key_value` of `Value::Str`).
+pub fn encode_str(s: &str, out: &mut Vec<u8>) {
+    out.push(TAG_STR);
+    escaped(s.as_bytes(), out);
+}
+
+/// 0x00 is escaped as 0x00 0xFF and the bytes end with 0x00 0x01, so a prefix sorts before
+/// its extensions and the end is unambiguous.
+fn escaped(bytes: &[u8], out: &mut Vec<u8>) {
+    for &b in bytes {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0x00, 0x01]);
+}
+
+fn unescape(rest: &[u8]) -> Result<(Vec<u8>, &[u8]), KeyDecodeError> {
+    let mut s = Vec::new();
+    let mut i = 0;
+    loop {
+        match (rest.get(i), rest.get(i + 1)) {
+            (Some(0), Some(0x01)) => break,
+            (Some(0), Some(0xFF)) => {
+                s.push(0);
+                i += 2;
+            }
+            (Some(&b), _) if b != 0 => {
+                s.push(b);
+                i += 1;
+            }
+            _ => return Err(KeyDecodeError::Truncated),
+        }
+    }
+    Ok((s, &rest[i + 2..]))
+}
+
+/// The elements of a list or struct encoding, up to its end marker.
+fn decode_seq(mut rest: &[u8]) -> Result<(Vec<Value>, &[u8]), KeyDecodeError> {
+    let mut items = Vec::new();
+    loop {
+        let (&marker, after) = rest.split_first().ok_or(KeyDecodeError::Truncated)?;
+        match marker {
+            END => return Ok((items, after)),
+            MORE => {
+                let (v, after) = decode_one(after)?;
+                items.push(v);
+                rest = after;
+            }
+            other => return Err(KeyDecodeError::UnknownTag(other)),
         }
     }
 }
@@ -99,24 +182,47 @@ fn decode_one(bytes: &[u8]) -> Result<(Value, &[u8]), KeyDecodeError> {
             Ok((Value::Window { start, end }, rest))
         }
         TAG_STR => {
-            let mut s = Vec::new();
-            let mut i = 0;
+            let (s, rest) = unescape(rest)?;
+            let s = String::from_utf8(s).map_err(|_| KeyDecodeError::NotUtf8)?;
+            Ok((Value::Str(Arc::from(s)), rest))
+        }
+        TAG_BINARY => {
+            let (b, rest) = unescape(rest)?;
+            Ok((Value::Binary(Arc::from(b)), rest))
+        }
+        TAG_DATE => {
+            let (v, rest) = take_i64(rest)?;
+            Ok((Value::Date(v as i32), rest))
+        }
+        TAG_DECIMAL => {
+            if rest.len() < 16 {
+                return Err(KeyDecodeError::Truncated);
+            }
+            let (head, rest) = rest.split_at(16);
+            let mut raw = [0u8; 16];
+            raw.copy_from_slice(head);
+            Ok((Value::Decimal(super::I128::new((u128::from_be_bytes(raw) ^ (1 << 127)) as i128)), rest))
+        }
+        TAG_LIST | TAG_STRUCT => {
+            let (items, rest) = decode_seq(rest)?;
+            Ok((if tag == TAG_LIST { Value::List(Arc::from(items)) } else { Value::Struct(Arc::from(items)) }, rest))
+        }
+        TAG_MAP => {
+            let mut entries = Vec::new();
+            let mut rest = rest;
             loop {
-                match (rest.get(i), rest.get(i + 1)) {
-                    (Some(0), Some(0x01)) => break,
-                    (Some(0), Some(0xFF)) => {
-                        s.push(0);
-                        i += 2;
+                let (&marker, after) = rest.split_first().ok_or(KeyDecodeError::Truncated)?;
+                match marker {
+                    END => return Ok((Value::Map(Arc::from(entries)), after)),
+                    MORE => {
+                        let (k, after) = decode_one(after)?;
+                        let (v, after) = decode_one(after)?;
+                        entries.push((k, v));
+                        rest = after;
                     }
-                    (Some(&b), _) if b != 0 => {
-                        s.push(b);
-                        i += 1;
-                    }
-                    _ => return Err(KeyDecodeError::Truncated),
+                    other => return Err(KeyDecodeError::UnknownTag(other)),
                 }
             }
-            let s = String::from_utf8(s).map_err(|_| KeyDecodeError::NotUtf8)?;
-            Ok((Value::Str(Arc::from(s)), &rest[i + 2..]))
         }
         other => Err(KeyDecodeError::UnknownTag(other)),
     }
@@ -185,6 +291,21 @@ mod tests {
         assert_eq!(decode_key(&a).unwrap(), vec![Value::str("a\0b"), Value::Long(1)]);
         assert!(enc(&[Value::str("a")]) < enc(&[Value::str("a\0")]));
         assert!(enc(&[Value::str("a")]) < enc(&[Value::str("ab")]));
+    }
+
+    #[test]
+    fn nested_values_round_trip_and_order() {
+        let list = |v: Vec<Value>| Value::List(Arc::from(v));
+        let row = vec![
+            list(vec![Value::Long(1), Value::Null, Value::str("x")]),
+            Value::Struct(Arc::from(vec![Value::Date(-3), Value::Decimal(super::super::I128::new(-12345))])),
+            Value::Map(Arc::from(vec![(Value::str("k"), list(vec![]))])),
+            Value::Binary(Arc::from(vec![0u8, 1, 0])),
+        ];
+        assert_eq!(decode_key(&enc(&row)).unwrap(), row);
+        assert!(enc(&[list(vec![Value::Long(1)])]) < enc(&[list(vec![Value::Long(1), Value::Long(0)])]));
+        assert!(enc(&[list(vec![Value::Long(1), Value::Long(5)])]) < enc(&[list(vec![Value::Long(2)])]));
+        assert!(enc(&[Value::Decimal(super::super::I128::new(-5))]) < enc(&[Value::Decimal(super::super::I128::new(3))]));
     }
 
     #[test]

@@ -1,57 +1,59 @@
-//! The value model every other module shares: SQL data types, values, rows and schemas.
-//! Pure data; depends on nothing but `time` (for timestamp formatting).
+//! The value model every other module shares: SQL data types (Arrow's), values, rows and
+//! schemas, and the conversions between rows of values and Arrow arrays. Pure data; depends on
+//! nothing but `arrow` and `time` (for timestamp formatting).
 
+pub mod arrays;
 mod hash;
 pub mod keys;
+mod names;
 
 pub use hash::{FxHashMap, FxHasher};
+pub use names::{map_type, parse_type, type_name};
 
 use std::cmp::Ordering;
-use std::fmt;
 use std::sync::Arc;
+
+pub use arrow::datatypes::DataType;
+use arrow::datatypes::{Field as ArrowField, Fields, Schema as ArrowSchema, SchemaRef, TimeUnit as ArrowTimeUnit};
 
 pub use keys::{decode_key, encode_key_value, KeyDecodeError};
 
-/// A SQL data type. Integers are all 64-bit (`long`), as Spark's `bigint`; floating point is
-/// `double`. `Window` is the struct Spark's `window(...)` returns: `{start, end}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DataType {
-    String,
-    Long,
-    Double,
-    Boolean,
-    Timestamp,
-    Window,
-    /// The type of the literal NULL, before it is coerced to another type.
-    Null,
+/// Spark's timestamp: microseconds since the Unix epoch, UTC.
+pub const TIMESTAMP: DataType = DataType::Timestamp(ArrowTimeUnit::Microsecond, None);
+
+/// Spark's timestamp: microseconds since the Unix epoch, UTC.
+pub fn timestamp_type() -> DataType {
+    TIMESTAMP
 }
 
-impl DataType {
-    pub fn is_numeric(self) -> bool {
-        matches!(self, DataType::Long | DataType::Double)
-    }
-
-    /// The name a user writes in a schema or a CAST.
-    pub fn name(self) -> &'static str {
-        match self {
-            DataType::String => "string",
-            DataType::Long => "long",
-            DataType::Double => "double",
-            DataType::Boolean => "boolean",
-            DataType::Timestamp => "timestamp",
-            DataType::Window => "window",
-            DataType::Null => "null",
-        }
-    }
+/// The struct Spark's `window(...)` and `session_window(...)` return: `{start, end}`.
+pub fn window_type() -> DataType {
+    DataType::Struct(window_fields())
 }
 
-impl fmt::Display for DataType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+pub fn window_fields() -> Fields {
+    Fields::from(vec![ArrowField::new("start", timestamp_type(), true), ArrowField::new("end", timestamp_type(), true)])
 }
 
-/// One SQL value. Timestamps are microseconds since the Unix epoch, UTC (Spark's precision).
+/// True for the window struct.
+pub fn is_window(t: &DataType) -> bool {
+    matches!(t, DataType::Struct(f) if f.len() == 2 && f[0].name() == "start" && f[1].name() == "end" && is_timestamp(f[0].data_type()))
+}
+
+/// Any Arrow timestamp (eddy's own are microseconds without a zone).
+pub fn is_timestamp(t: &DataType) -> bool {
+    matches!(t, DataType::Timestamp(..))
+}
+
+/// Integers and floating point (decimals are numeric too, but exact).
+pub fn is_numeric(t: &DataType) -> bool {
+    t.is_integer() || t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Null)
+}
+
+/// One SQL value. Timestamps are microseconds since the Unix epoch, UTC (Spark's precision);
+/// every integer width is a `Long` and every float a `Double` (the column's type says which);
+/// a decimal is its unscaled integer (the column's type has the scale); a date is days since
+/// the epoch.
 #[derive(Debug, Clone, Default)]
 pub enum Value {
     #[default]
@@ -66,6 +68,13 @@ pub enum Value {
         start: i64,
         end: i64,
     },
+    Date(i32),
+    /// The unscaled value (the column's type has the scale).
+    Decimal(I128),
+    Binary(Arc<[u8]>),
+    List(Arc<[Value]>),
+    Struct(Arc<[Value]>),
+    Map(Arc<[(Value, Value)]>),
 }
 
 impl Value {
@@ -93,20 +102,28 @@ impl Value {
         }
     }
 
-    pub fn data_type(&self) -> DataType {
+    /// Which variant, for typed equality.
+    fn kind(&self) -> u8 {
         match self {
-            Value::Null => DataType::Null,
-            Value::Bool(_) => DataType::Boolean,
-            Value::Long(_) => DataType::Long,
-            Value::Double(_) => DataType::Double,
-            Value::Str(_) => DataType::String,
-            Value::Timestamp(_) => DataType::Timestamp,
-            Value::Window { .. } => DataType::Window,
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Long(_) => 2,
+            Value::Double(_) => 3,
+            Value::Str(_) => 4,
+            Value::Timestamp(_) => 5,
+            Value::Window { .. } => 6,
+            Value::Date(_) => 7,
+            Value::Decimal(_) => 8,
+            Value::Binary(_) => 9,
+            Value::List(_) => 10,
+            Value::Struct(_) => 11,
+            Value::Map(_) => 12,
         }
     }
 
     /// SQL ordering between two non-null values of comparable types; `None` when either is
-    /// NULL or the types cannot be compared. Doubles order as Spark orders them (NaN largest).
+    /// NULL or the types cannot be compared. Doubles order as Spark orders them (NaN largest);
+    /// lists and structs compare element by element, NULLs first.
     pub fn sql_cmp(&self, other: &Value) -> Option<Ordering> {
         use Value::*;
         match (self, other) {
@@ -118,9 +135,28 @@ impl Value {
             (Str(a), Str(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
             (Timestamp(a), Timestamp(b)) => Some(a.cmp(b)),
             (Window { start: a, end: ae }, Window { start: b, end: be }) => Some((a, ae).cmp(&(b, be))),
+            (Date(a), Date(b)) => Some(a.cmp(b)),
+            (Decimal(a), Decimal(b)) => Some(a.cmp(b)),
+            (Binary(a), Binary(b)) => Some(a.cmp(b)),
+            (List(a), List(b)) | (Struct(a), Struct(b)) => cmp_seq(a, b),
             _ => None,
         }
     }
+}
+
+fn cmp_seq(a: &[Value], b: &[Value]) -> Option<Ordering> {
+    for (x, y) in a.iter().zip(b) {
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            (false, false) => x.sql_cmp(y)?,
+        };
+        if o != Ordering::Equal {
+            return Some(o);
+        }
+    }
+    Some(a.len().cmp(&b.len()))
 }
 
 /// Spark's double ordering: -0.0 == 0.0, NaN equals NaN and is greater than everything.
@@ -137,8 +173,29 @@ impl PartialEq for Value {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Value::Null, Value::Null) => true,
-            _ => self.sql_cmp(other) == Some(Ordering::Equal) && self.data_type() == other.data_type(),
+            (Value::Map(a), Value::Map(b)) => a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.0 == y.0 && x.1 == y.1),
+            (Value::List(a), Value::List(b)) | (Value::Struct(a), Value::Struct(b)) => {
+                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x == y)
+            }
+            _ => self.kind() == other.kind() && self.sql_cmp(other) == Some(Ordering::Equal),
         }
+    }
+}
+
+/// An `i128` stored as two words, so that `Value` keeps 8-byte alignment (24 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct I128 {
+    hi: i64,
+    lo: u64,
+}
+
+impl I128 {
+    pub fn new(v: i128) -> I128 {
+        I128 { hi: (v >> 64) as i64, lo: v as u64 }
+    }
+
+    pub fn get(self) -> i128 {
+        (i128::from(self.hi) << 64) | i128::from(self.lo)
     }
 }
 
@@ -158,6 +215,12 @@ pub struct Field {
 impl Field {
     pub fn new(name: impl Into<String>, data_type: DataType, nullable: bool) -> Field {
         Field { name: name.into(), data_type, nullable, numeric_unit: TimeUnit::Millis }
+    }
+
+    pub fn to_arrow(&self) -> ArrowField {
+        // Arrow's nullability is only a hint here: metadata columns and outer joins give NULLs
+        // in columns a source declares required, so every column may hold NULL.
+        ArrowField::new(&self.name, self.data_type.clone(), true)
     }
 }
 
@@ -203,6 +266,11 @@ impl Schema {
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
+
+    /// The Arrow schema of rows of this schema.
+    pub fn to_arrow(&self) -> SchemaRef {
+        Arc::new(ArrowSchema::new(self.fields.iter().map(Field::to_arrow).collect::<Vec<_>>()))
+    }
 }
 
 #[cfg(test)]
@@ -222,5 +290,15 @@ mod tests {
         assert_eq!(Value::Long(1), Value::Long(1));
         assert_ne!(Value::Long(1), Value::Double(1.0));
         assert_eq!(Value::Null, Value::Null);
+        let l = |v: Vec<Value>| Value::List(Arc::from(v));
+        assert_eq!(l(vec![Value::Long(1), Value::Null]), l(vec![Value::Long(1), Value::Null]));
+        assert_ne!(l(vec![Value::Long(1)]), l(vec![Value::Long(1), Value::Long(2)]));
+        assert_eq!(l(vec![Value::Null, Value::Long(1)]).sql_cmp(&l(vec![Value::Long(0)])), Some(Ordering::Less));
+    }
+
+    #[test]
+    fn the_window_type_is_recognised() {
+        assert!(is_window(&window_type()));
+        assert!(!is_window(&timestamp_type()));
     }
 }

@@ -21,18 +21,19 @@ pub fn derive_schema(record: &str, columns: &[(&str, DataType)]) -> String {
         .iter()
         .map(|(name, t)| {
             let ty = match t {
-                DataType::String | DataType::Null => serde_json::json!("string"),
-                DataType::Long => serde_json::json!("long"),
-                DataType::Double => serde_json::json!("double"),
+                DataType::Int64 | DataType::Int32 => serde_json::json!("long"),
+                DataType::Float64 | DataType::Float32 => serde_json::json!("double"),
                 DataType::Boolean => serde_json::json!("boolean"),
-                DataType::Timestamp => serde_json::json!({"type": "long", "logicalType": "timestamp-micros"}),
-                DataType::Window if window_defined => serde_json::json!("eddy.window"),
-                DataType::Window => {
+                DataType::Timestamp(..) => serde_json::json!({"type": "long", "logicalType": "timestamp-micros"}),
+                t if crate::types::is_window(t) && window_defined => serde_json::json!("eddy.window"),
+                t if crate::types::is_window(t) => {
                     window_defined = true;
                     let ts = serde_json::json!({"type": "long", "logicalType": "timestamp-micros"});
                     serde_json::json!({"type": "record", "name": "window", "namespace": "eddy",
                         "fields": [{"name": "start", "type": ts.clone()}, {"name": "end", "type": ts}]})
                 }
+                // Other types are written as their text, as CAST(x AS STRING) gives it.
+                _ => serde_json::json!("string"),
             };
             serde_json::json!({"name": avro_name(name), "type": ["null", ty], "default": null})
         })
@@ -51,21 +52,26 @@ impl AvroEncoder {
     /// `schema_id`: the registry's id of the derived schema, for the wire format.
     pub fn new(columns: &[(&str, DataType)], schema_id: Option<u32>) -> AvroEncoder {
         let prefix = schema_id.map(|id| [&[0u8][..], &id.to_be_bytes()].concat()).unwrap_or_default();
-        AvroEncoder { types: columns.iter().map(|(_, t)| *t).collect(), prefix }
+        AvroEncoder { types: columns.iter().map(|(_, t)| t.clone()).collect(), prefix }
     }
 
     pub fn encode(&self, values: &[Value], out: &mut Vec<u8>) {
         out.extend_from_slice(&self.prefix);
         for (t, v) in self.types.iter().zip(values) {
+            let text;
             let present = match (t, v) {
-                (_, Value::Null) | (DataType::Null, _) => None,
-                (DataType::String, Value::Str(s)) => Some(Enc::Bytes(s.as_bytes())),
-                (DataType::Long, Value::Long(x)) | (DataType::Timestamp, Value::Timestamp(x)) => Some(Enc::Long(*x)),
-                (DataType::Double, Value::Double(x)) => Some(Enc::Double(*x)),
-                (DataType::Double, Value::Long(x)) => Some(Enc::Double(*x as f64)),
+                (_, Value::Null) => None,
+                (DataType::Utf8, Value::Str(s)) => Some(Enc::Bytes(s.as_bytes())),
+                (DataType::Int64 | DataType::Int32, Value::Long(x)) | (DataType::Timestamp(..), Value::Timestamp(x)) => Some(Enc::Long(*x)),
+                (DataType::Float64 | DataType::Float32, Value::Double(x)) => Some(Enc::Double(*x)),
+                (DataType::Float64 | DataType::Float32, Value::Long(x)) => Some(Enc::Double(*x as f64)),
                 (DataType::Boolean, Value::Bool(b)) => Some(Enc::Bool(*b)),
-                (DataType::Window, Value::Window { start, end }) => Some(Enc::Window(*start, *end)),
-                _ => None,
+                (_, Value::Window { start, end }) => Some(Enc::Window(*start, *end)),
+                (DataType::Null, _) => None,
+                (t, v) => {
+                    text = crate::expr::cast::spark_string(v, t);
+                    Some(Enc::Bytes(text.as_bytes()))
+                }
             };
             match present {
                 None => write_long(0, out),

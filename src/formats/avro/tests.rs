@@ -33,23 +33,23 @@ fn eddy_schema() -> Schema {
     let f = |n: &str, t: DataType| Field::new(n, t, true);
     Schema::new(vec![
         f("b", DataType::Boolean),
-        f("i", DataType::Long),
-        f("l", DataType::Long),
-        f("f", DataType::Double),
-        f("d", DataType::Double),
-        f("by", DataType::String),
-        f("s", DataType::String),
-        f("e", DataType::String),
-        f("fx", DataType::String),
-        f("day", DataType::Timestamp),
-        f("tms", DataType::Timestamp),
-        f("tus", DataType::Timestamp),
-        f("dec", DataType::Double),
-        f("decs", DataType::String),
-        f("u", DataType::String),
-        f("tod", DataType::Long),
-        f("opt", DataType::String),
-        f("opt2", DataType::Long),
+        f("i", DataType::Int64),
+        f("l", DataType::Int64),
+        f("f", DataType::Float64),
+        f("d", DataType::Float64),
+        f("by", DataType::Utf8),
+        f("s", DataType::Utf8),
+        f("e", DataType::Utf8),
+        f("fx", DataType::Utf8),
+        f("day", crate::types::timestamp_type()),
+        f("tms", crate::types::timestamp_type()),
+        f("tus", crate::types::timestamp_type()),
+        f("dec", DataType::Float64),
+        f("decs", DataType::Utf8),
+        f("u", DataType::Utf8),
+        f("tod", DataType::Int64),
+        f("opt", DataType::Utf8),
+        f("opt2", DataType::Int64),
     ])
 }
 
@@ -123,16 +123,16 @@ fn bad_bodies_and_types_are_classified() {
     assert_eq!(d.decode(&body[..body.len() / 2], &mut row).unwrap_err().kind, DecodeErrorKind::Malformed);
     assert_eq!(d.decode(&[body.clone(), vec![0]].concat(), &mut row).unwrap_err().kind, DecodeErrorKind::Malformed);
     let mut wrong = eddy_schema();
-    wrong.fields[6].data_type = DataType::Long;
+    wrong.fields[6].data_type = DataType::Int64;
     let d = AvroDecoder::plain(&wrong, &[true; 18], writer);
     assert_eq!(d.decode(&body, &mut row).unwrap_err().kind, DecodeErrorKind::WrongType);
-    let required = Schema::new(vec![Field::new("opt", DataType::String, false)]);
+    let required = Schema::new(vec![Field::new("opt", DataType::Utf8, false)]);
     let d = AvroDecoder::plain(&required, &[true], AvroSchema::parse_str(ALL_TYPES).unwrap());
     let body = apache_avro::to_avro_datum(&AvroSchema::parse_str(ALL_TYPES).unwrap(), all_types_record(None)).unwrap();
     assert_eq!(d.decode(&body, &mut [Value::Null]).unwrap_err().kind, DecodeErrorKind::MissingField);
     // A huge length prefix is refused, not allocated.
     let d = AvroDecoder::plain(
-        &Schema::new(vec![Field::new("s", DataType::String, true)]),
+        &Schema::new(vec![Field::new("s", DataType::Utf8, true)]),
         &[true],
         AvroSchema::parse_str(r#"{"type":"record","name":"r","fields":[{"name":"s","type":"string"}]}"#).unwrap(),
     );
@@ -160,9 +160,9 @@ fn evolution_reads_old_and_new_records() {
     let new = framed(2, V2, vec![("id", Avro::Long(2)), ("name", Avro::String("bob".into())), ("score", Avro::Double(9.0))]);
     let removed = framed(3, V3, vec![("id", Avro::Long(3)), ("score", Avro::Double(4.0))]);
     let schema = Schema::new(vec![
-        Field::new("id", DataType::Long, false),
-        Field::new("name", DataType::String, true),
-        Field::new("score", DataType::Double, true),
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("score", DataType::Float64, true),
     ]);
     let read = |reader: Option<&str>, payload: &[u8]| {
         let d = AvroDecoder::with_registry(&schema, &[true; 3], client.clone(), reader.map(|r| AvroSchema::parse_str(r).unwrap()));
@@ -189,13 +189,13 @@ fn evolution_reads_old_and_new_records() {
 #[test]
 fn derived_output_schemas_round_trip_through_apache_avro_and_back() {
     let columns = [
-        ("customer id", DataType::String),
-        ("day", DataType::Timestamp),
-        ("total", DataType::Double),
-        ("n", DataType::Long),
+        ("customer id", DataType::Utf8),
+        ("day", crate::types::timestamp_type()),
+        ("total", DataType::Float64),
+        ("n", DataType::Int64),
         ("ok", DataType::Boolean),
-        ("window", DataType::Window),
-        ("w2", DataType::Window),
+        ("window", crate::types::window_type()),
+        ("w2", crate::types::window_type()),
         ("nothing", DataType::Null),
     ];
     let text = derive_schema("daily-spend", &columns);
@@ -224,10 +224,10 @@ fn derived_output_schemas_round_trip_through_apache_avro_and_back() {
     let client = Arc::new(RegistryClient::new("http://127.0.0.1:1").unwrap());
     client.preload(42, &text);
     let back = Schema::new(vec![
-        Field::new("customer_id", DataType::String, true),
-        Field::new("day", DataType::Timestamp, true),
-        Field::new("total", DataType::Double, true),
-        Field::new("n", DataType::Long, true),
+        Field::new("customer_id", DataType::Utf8, true),
+        Field::new("day", crate::types::timestamp_type(), true),
+        Field::new("total", DataType::Float64, true),
+        Field::new("n", DataType::Int64, true),
         Field::new("ok", DataType::Boolean, true),
     ]);
     let d = AvroDecoder::with_registry(&back, &[true; 5], client, None);

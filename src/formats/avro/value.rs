@@ -1,7 +1,8 @@
 //! Avro values to eddy values: a decoded record's fields go to the columns of the same name
-//! (exact, then case-insensitive). Logical types: timestamp-millis/micros/nanos and date are
-//! timestamps (or longs), decimal is a double (or its exact text in a string column), enum
-//! and uuid are strings. Depends on apache-avro and `types`.
+//! (exact, then case-insensitive). Logical types: timestamp-millis/micros/nanos are
+//! timestamps (or longs), date is a date (or a timestamp, or a long), decimal is a decimal (or
+//! a double, or its exact text in a string column), enum and uuid are strings; records,
+//! arrays and maps are structs, arrays and maps. Depends on apache-avro and `types`.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use apache_avro::types::Value as Avro;
 pub(crate) use crate::formats::Column;
 use crate::formats::{DecodeError, DecodeErrorKind};
 use crate::time::parse_timestamp;
-use crate::types::{DataType, Value};
+use crate::types::{DataType, TimeUnit, Value};
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
@@ -88,76 +89,176 @@ fn decimal_scale(schema: &AvroSchema) -> Option<usize> {
 }
 
 fn convert(c: &Column, v: Avro, scale: Option<usize>) -> Result<Value, DecodeError> {
+    convert_typed(&c.name, &c.data_type, c.unit, v, scale, None)
+}
+
+/// The writer's schema of a nested value, when known.
+fn inner<'s>(schema: Option<&'s AvroSchema>, pick: impl Fn(&'s AvroSchema) -> Option<&'s AvroSchema>) -> Option<&'s AvroSchema> {
+    match schema? {
+        AvroSchema::Union(u) => u.variants().iter().find_map(pick),
+        other => pick(other),
+    }
+}
+
+/// An Avro value as a value of type `t` (the field called `name`). `schema` is the writer's
+/// schema of the value where known (for the scales of nested decimals).
+fn convert_typed(
+    name: &str,
+    t: &DataType,
+    unit: TimeUnit,
+    v: Avro,
+    scale: Option<usize>,
+    schema: Option<&AvroSchema>,
+) -> Result<Value, DecodeError> {
     let wrong = |found: &str| {
-        DecodeError::new(DecodeErrorKind::WrongType, format!("field \"{}\" should be a {}, found Avro {found}", c.name, c.data_type))
+        DecodeError::new(
+            DecodeErrorKind::WrongType,
+            format!("field \"{name}\" should be a {}, found Avro {found}", crate::types::type_name(t)),
+        )
     };
-    let t = c.data_type;
+    let scale = scale.or_else(|| schema.and_then(decimal_scale));
     Ok(match v {
         Avro::Null => Value::Null,
-        Avro::Union(_, inner) => return convert(c, *inner, scale),
-        Avro::Boolean(b) if t == DataType::Boolean => Value::Bool(b),
-        Avro::Int(x) => number(c, i64::from(x)).ok_or_else(|| wrong("int"))?,
-        Avro::Long(x) => number(c, x).ok_or_else(|| wrong("long"))?,
-        Avro::Float(x) if t == DataType::Double => Value::Double(f64::from(x)),
-        Avro::Double(x) if t == DataType::Double => Value::Double(x),
-        Avro::String(s) | Avro::Enum(_, s) => text(c, &s)?,
-        Avro::Uuid(u) if t == DataType::String => Value::str(&u.to_string()),
-        Avro::Bytes(b) | Avro::Fixed(_, b) if t == DataType::String => match std::str::from_utf8(&b) {
+        Avro::Union(i, inner_value) => {
+            let variant = match schema {
+                Some(AvroSchema::Union(u)) => u.variants().get(i as usize),
+                _ => None,
+            };
+            return convert_typed(name, t, unit, *inner_value, scale, variant);
+        }
+        Avro::Boolean(b) if *t == DataType::Boolean => Value::Bool(b),
+        Avro::Int(x) => number(t, unit, i64::from(x)).ok_or_else(|| wrong("int"))?,
+        Avro::Long(x) => number(t, unit, x).ok_or_else(|| wrong("long"))?,
+        Avro::Float(x) if t.is_floating() => Value::Double(f64::from(x)),
+        Avro::Double(x) if t.is_floating() => Value::Double(x),
+        Avro::String(s) | Avro::Enum(_, s) => text(name, t, &s)?,
+        Avro::Uuid(u) if *t == DataType::Utf8 => Value::str(&u.to_string()),
+        Avro::Bytes(b) | Avro::Fixed(_, b) if *t == DataType::Binary => Value::Binary(Arc::from(b)),
+        Avro::Bytes(b) | Avro::Fixed(_, b) if *t == DataType::Utf8 => match std::str::from_utf8(&b) {
             Ok(s) => Value::str(s),
             Err(_) => return Err(wrong("bytes that are not UTF-8")),
         },
         Avro::Date(d) => match t {
-            DataType::Timestamp => Value::Timestamp(i64::from(d) * DAY_MICROS),
-            DataType::Long => Value::Long(i64::from(d)),
+            DataType::Timestamp(..) => Value::Timestamp(i64::from(d) * DAY_MICROS),
+            DataType::Date32 => Value::Date(d),
+            DataType::Int64 => Value::Long(i64::from(d)),
             _ => return Err(wrong("date")),
         },
         Avro::TimestampMillis(x) | Avro::LocalTimestampMillis(x) => {
-            time(c, x.saturating_mul(1000)).ok_or_else(|| wrong("timestamp-millis"))?
+            time(t, x.saturating_mul(1000)).ok_or_else(|| wrong("timestamp-millis"))?
         }
-        Avro::TimestampMicros(x) | Avro::LocalTimestampMicros(x) => time(c, x).ok_or_else(|| wrong("timestamp-micros"))?,
-        Avro::TimestampNanos(x) | Avro::LocalTimestampNanos(x) => time(c, x.div_euclid(1000)).ok_or_else(|| wrong("timestamp-nanos"))?,
-        Avro::TimeMillis(x) if t == DataType::Long => Value::Long(i64::from(x)),
-        Avro::TimeMicros(x) if t == DataType::Long => Value::Long(x),
+        Avro::TimestampMicros(x) | Avro::LocalTimestampMicros(x) => time(t, x).ok_or_else(|| wrong("timestamp-micros"))?,
+        Avro::TimestampNanos(x) | Avro::LocalTimestampNanos(x) => time(t, x.div_euclid(1000)).ok_or_else(|| wrong("timestamp-nanos"))?,
+        Avro::TimeMillis(x) if *t == DataType::Int64 => Value::Long(i64::from(x)),
+        Avro::TimeMicros(x) if *t == DataType::Int64 => Value::Long(x),
         Avro::Decimal(d) => {
             let bytes: Vec<u8> = Vec::try_from(&d).map_err(|e| wrong(&format!("decimal ({e})")))?;
-            decimal(c, &bytes, scale.unwrap_or(0)).ok_or_else(|| wrong("decimal"))?
+            decimal(t, &bytes, scale.unwrap_or(0)).ok_or_else(|| wrong("decimal"))?
         }
+        Avro::Array(items) => match t {
+            DataType::List(f) => {
+                let item_schema = inner(schema, |s| match s {
+                    AvroSchema::Array(a) => Some(a.items.as_ref()),
+                    _ => None,
+                });
+                let mut out = Vec::with_capacity(items.len());
+                for x in items {
+                    out.push(convert_typed(name, f.data_type(), unit, x, None, item_schema)?);
+                }
+                Value::List(Arc::from(out))
+            }
+            _ => return Err(wrong("array")),
+        },
+        Avro::Map(entries) => match t {
+            DataType::Map(f, _) => {
+                let DataType::Struct(kv) = f.data_type() else { return Err(wrong("map")) };
+                let value_schema = inner(schema, |s| match s {
+                    AvroSchema::Map(m) => Some(m.types.as_ref()),
+                    _ => None,
+                });
+                let mut keys: Vec<String> = entries.keys().cloned().collect();
+                keys.sort();
+                let mut entries = entries;
+                let mut out = Vec::with_capacity(keys.len());
+                for k in keys {
+                    let Some(x) = entries.remove(&k) else { continue };
+                    let key = text(name, kv[0].data_type(), &k)?;
+                    out.push((key, convert_typed(name, kv[1].data_type(), unit, x, None, value_schema)?));
+                }
+                Value::Map(Arc::from(out))
+            }
+            _ => return Err(wrong("map")),
+        },
+        Avro::Record(fields) => match t {
+            DataType::Struct(want) => {
+                let record = inner(schema, |s| match s {
+                    AvroSchema::Record(_) => Some(s),
+                    _ => None,
+                });
+                let mut out = vec![Value::Null; want.len()];
+                for (field_name, x) in fields {
+                    let Some(i) = want
+                        .iter()
+                        .position(|f| *f.name() == field_name)
+                        .or_else(|| want.iter().position(|f| f.name().eq_ignore_ascii_case(&field_name)))
+                    else {
+                        continue;
+                    };
+                    let field_schema = match record {
+                        Some(AvroSchema::Record(r)) => r.lookup.get(&field_name).and_then(|&p| r.fields.get(p)).map(|f| &f.schema),
+                        _ => None,
+                    };
+                    let path = format!("{name}.{}", want[i].name());
+                    out[i] = convert_typed(&path, want[i].data_type(), TimeUnit::default(), x, None, field_schema)?;
+                }
+                Value::Struct(Arc::from(out))
+            }
+            _ => return Err(wrong("record")),
+        },
         other => return Err(wrong(avro_kind(&other))),
     })
 }
 
-fn number(c: &Column, x: i64) -> Option<Value> {
-    match c.data_type {
-        DataType::Long => Some(Value::Long(x)),
-        DataType::Double => Some(Value::Double(x as f64)),
-        DataType::Timestamp => Some(Value::Timestamp(x.saturating_mul(c.unit.micros()))),
+fn number(t: &DataType, unit: TimeUnit, x: i64) -> Option<Value> {
+    match t {
+        DataType::Int64 => Some(Value::Long(x)),
+        DataType::Int32 => i32::try_from(x).ok().map(|_| Value::Long(x)),
+        DataType::Float64 | DataType::Float32 => Some(Value::Double(x as f64)),
+        DataType::Timestamp(..) => Some(Value::Timestamp(x.saturating_mul(unit.micros()))),
+        DataType::Decimal128(p, s) => {
+            crate::expr::cast::cast_value(&Value::Long(x), &DataType::Int64, &DataType::Decimal128(*p, *s)).filter(|v| !v.is_null())
+        }
         _ => None,
     }
 }
 
-fn time(c: &Column, micros: i64) -> Option<Value> {
-    match c.data_type {
-        DataType::Timestamp => Some(Value::Timestamp(micros)),
-        DataType::Long => Some(Value::Long(micros)),
+fn time(t: &DataType, micros: i64) -> Option<Value> {
+    match t {
+        DataType::Timestamp(..) => Some(Value::Timestamp(micros)),
+        DataType::Int64 => Some(Value::Long(micros)),
+        DataType::Date32 => Some(Value::Date(micros.div_euclid(DAY_MICROS) as i32)),
         _ => None,
     }
 }
 
-fn text(c: &Column, s: &str) -> Result<Value, DecodeError> {
-    match c.data_type {
-        DataType::String => Ok(Value::Str(Arc::from(s))),
-        DataType::Timestamp => parse_timestamp(s)
+fn text(name: &str, t: &DataType, s: &str) -> Result<Value, DecodeError> {
+    match t {
+        DataType::Utf8 => Ok(Value::Str(Arc::from(s))),
+        DataType::Timestamp(..) => parse_timestamp(s)
             .map(Value::Timestamp)
-            .map_err(|e| DecodeError::new(DecodeErrorKind::BadTimestamp, format!("field \"{}\": {e}", c.name))),
+            .map_err(|e| DecodeError::new(DecodeErrorKind::BadTimestamp, format!("field \"{name}\": {e}"))),
+        DataType::Date32 => crate::expr::cast::parse_date(s)
+            .map(Value::Date)
+            .ok_or_else(|| DecodeError::new(DecodeErrorKind::BadTimestamp, format!("field \"{name}\": \"{s}\" is not a date"))),
         _ => Err(DecodeError::new(
             DecodeErrorKind::WrongType,
-            format!("field \"{}\" should be a {}, found Avro string", c.name, c.data_type),
+            format!("field \"{name}\" should be a {}, found Avro string", crate::types::type_name(t)),
         )),
     }
 }
 
-/// A big-endian two's complement unscaled value with `scale` as a double or exact text.
-fn decimal(c: &Column, bytes: &[u8], scale: usize) -> Option<Value> {
+/// A big-endian two's complement unscaled value with `scale` as a decimal, a double or exact text.
+fn decimal(t: &DataType, bytes: &[u8], scale: usize) -> Option<Value> {
     if bytes.len() > 16 {
         return None;
     }
@@ -166,9 +267,14 @@ fn decimal(c: &Column, bytes: &[u8], scale: usize) -> Option<Value> {
     for &b in bytes {
         unscaled = (unscaled << 8) | i128::from(b);
     }
-    match c.data_type {
-        DataType::Double => Some(Value::Double(unscaled as f64 / 10f64.powi(scale.min(300) as i32))),
-        DataType::String => {
+    match t {
+        DataType::Float64 => Some(Value::Double(unscaled as f64 / 10f64.powi(scale.min(300) as i32))),
+        DataType::Decimal128(p, s) => {
+            let from = DataType::Decimal128(38, scale.min(38) as i8);
+            crate::expr::cast::cast_value(&Value::Decimal(crate::types::I128::new(unscaled)), &from, &DataType::Decimal128(*p, *s))
+                .filter(|v| !v.is_null())
+        }
+        DataType::Utf8 => {
             let digits = unscaled.unsigned_abs().to_string();
             let digits = if digits.len() <= scale { format!("{}{digits}", "0".repeat(scale + 1 - digits.len())) } else { digits };
             let (int, frac) = digits.split_at(digits.len() - scale);
@@ -199,14 +305,14 @@ fn from_json_default(c: &Column, d: &serde_json::Value) -> Result<Value, DecodeE
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) if c.data_type == DataType::Boolean => Value::Bool(*b),
         serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(x), _) if c.data_type != DataType::Double => number(c, x)
+            (Some(x), _) if c.data_type != DataType::Float64 => number(&c.data_type, c.unit, x)
                 .ok_or_else(|| DecodeError::new(DecodeErrorKind::WrongType, format!("the default of \"{}\" is a number", c.name)))?,
-            (_, Some(x)) if c.data_type == DataType::Double => Value::Double(x),
+            (_, Some(x)) if c.data_type == DataType::Float64 => Value::Double(x),
             _ => {
                 return Err(DecodeError::new(DecodeErrorKind::WrongType, format!("the default of \"{}\" does not fit the column", c.name)))
             }
         },
-        serde_json::Value::String(s) => text(c, s)?,
+        serde_json::Value::String(s) => text(&c.name, &c.data_type, s)?,
         _ => return Err(DecodeError::new(DecodeErrorKind::WrongType, format!("the default of \"{}\" does not fit the column", c.name))),
     })
 }

@@ -1,3 +1,5 @@
+use crate::sql::AggregateKind;
+use crate::types::DataType;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -11,10 +13,10 @@ const H: i64 = 60 * MIN;
 const GAP: i64 = 10 * MIN;
 
 fn count_and_sum() -> Vec<AggregateCall> {
-    vec![
-        AggregateCall { kind: AggregateKind::CountStar, arg: None, result_type: DataType::Long, text: "count(1)".into() },
-        AggregateCall { kind: AggregateKind::Sum, arg: None, result_type: DataType::Long, text: "sum(v)".into() },
-    ]
+    crate::sql::numbered(vec![
+        AggregateCall::native(AggregateKind::CountStar, DataType::Int64, "count(1)"),
+        AggregateCall::native(AggregateKind::Sum, DataType::Int64, "sum(v)"),
+    ])
 }
 
 fn op(gap: i64, mode: OutputMode) -> SessionAggregate {
@@ -101,13 +103,13 @@ fn an_out_of_order_event_bridges_two_sessions() {
 
 #[test]
 fn one_event_can_bridge_many_sessions_and_merge_every_aggregate() {
-    let calls = vec![
-        AggregateCall { kind: AggregateKind::CountStar, arg: None, result_type: DataType::Long, text: "count(1)".into() },
-        AggregateCall { kind: AggregateKind::Min, arg: None, result_type: DataType::Long, text: "min(v)".into() },
-        AggregateCall { kind: AggregateKind::Max, arg: None, result_type: DataType::Long, text: "max(v)".into() },
-        AggregateCall { kind: AggregateKind::Avg, arg: None, result_type: DataType::Double, text: "avg(v)".into() },
-        AggregateCall { kind: AggregateKind::CountDistinct, arg: None, result_type: DataType::Long, text: "count(DISTINCT v)".into() },
-    ];
+    let calls = crate::sql::numbered(vec![
+        AggregateCall::native(AggregateKind::CountStar, DataType::Int64, "count(1)"),
+        AggregateCall::native(AggregateKind::Min, DataType::Int64, "min(v)"),
+        AggregateCall::native(AggregateKind::Max, DataType::Int64, "max(v)"),
+        AggregateCall::native(AggregateKind::Avg, DataType::Float64, "avg(v)"),
+        AggregateCall::native(AggregateKind::CountDistinct, DataType::Int64, "count(DISTINCT v)"),
+    ]);
     let mut o = SessionAggregate::new(10, 0, &calls, OutputMode::Append);
     let r = |ts: i64, v: i64| vec![Value::Timestamp(ts), Value::Null, Value::Long(v), Value::Long(v), Value::Long(v), Value::Long(v)];
     // sessions [0, 10), [12, 22), [24, 34), [36, 46)

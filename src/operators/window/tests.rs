@@ -1,3 +1,5 @@
+use crate::sql::AggregateKind;
+use crate::types::DataType;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -9,10 +11,10 @@ use crate::time::{PartitionWatermark, NO_WATERMARK};
 const H: i64 = 3_600_000_000;
 
 fn count_and_sum() -> Vec<AggregateCall> {
-    vec![
-        AggregateCall { kind: AggregateKind::CountStar, arg: None, result_type: DataType::Long, text: "count(1)".into() },
-        AggregateCall { kind: AggregateKind::Sum, arg: None, result_type: DataType::Long, text: "sum(v)".into() },
-    ]
+    crate::sql::numbered(vec![
+        AggregateCall::native(AggregateKind::CountStar, DataType::Int64, "count(1)"),
+        AggregateCall::native(AggregateKind::Sum, DataType::Int64, "sum(v)"),
+    ])
 }
 
 fn op(window: Option<WindowSpec>, mode: OutputMode) -> WindowAggregate {

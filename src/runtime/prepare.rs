@@ -1,20 +1,22 @@
 //! The first stage of a repartitioned input: for one source partition, filter the rows,
-//! compute the operator input row `[event_time, keys..., values...]`, and send it to the
-//! repartition topic's partition chosen by the keys — in the same transaction as the input
-//! offsets. It tells every downstream partition its watermark (a marker) at each commit, and
+//! compute the operator input row `[event_time, keys..., values...]` (over a whole batch),
+//! and send it to the repartition topic's partition chosen by the keys — in the same
+//! transaction as the input offsets. It tells every downstream partition its watermark (a marker) at each commit, and
 //! within a cycle every `MARKER_EVERY` rows when it moved, so that downstream watermarks (and
 //! late-data decisions) follow the source closely even when a cycle holds many rows.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::emit::{Emitter, RecordRef};
-use super::internal::{encode_row, partition_for, Marker, H_MARKER, H_ORIGINAL_KEY, H_ORIGINAL_POSITION, H_ORIGINAL_VALUE};
-use super::EngineError;
-use crate::expr::Expr;
-use crate::kafka::producer::Outgoing;
+use arrow::array::RecordBatch;
+
+use super::eval::evaluate;
+use super::internal::{partition_for, Marker, H_MARKER, H_ORIGINAL_KEY, H_ORIGINAL_POSITION, H_ORIGINAL_VALUE, ROW_VERSION};
+use super::{forward, Out, OutKind, Outgoing, RecordRef, SendFailed};
+use crate::expr::Scalar;
 use crate::sql::{EventTimeColumn, InputPlan};
 use crate::time::{PartitionWatermark, NO_WATERMARK};
+use crate::types::arrays::ColumnReader;
 use crate::types::{encode_key_value, Value};
 
 /// Rows between mid-cycle markers: costs `downstreams / MARKER_EVERY` extra records per row.
@@ -24,10 +26,10 @@ const MARKER_EVERY: u32 = 1000;
 pub struct PrepareTask {
     pub partition: i32,
     upstreams: u32,
-    filter: Option<Expr>,
+    filter: Option<Scalar>,
     event_time: Option<EventTimeColumn>,
-    keys: Vec<Expr>,
-    values: Vec<Expr>,
+    keys: Vec<Scalar>,
+    values: Vec<Scalar>,
     topic: Arc<str>,
     downstreams: usize,
     /// Attach the original record, so a downstream late record can be forwarded unchanged.
@@ -39,7 +41,6 @@ pub struct PrepareTask {
     sent: Option<(i64, bool)>,
     committed: Option<(i64, bool)>,
     committed_max: i64,
-    row: Vec<Value>,
     key: Vec<u8>,
     value: Vec<u8>,
     pub sent_rows: u64,
@@ -72,7 +73,6 @@ impl PrepareTask {
             sent: None,
             committed: None,
             committed_max: NO_WATERMARK,
-            row: Vec::new(),
             key: Vec::new(),
             value: Vec::new(),
             sent_rows: 0,
@@ -80,34 +80,72 @@ impl PrepareTask {
         }
     }
 
-    /// One decoded source row. Returns false when the row has no event time.
-    pub fn on_row(&mut self, row: &[Value], rec: &RecordRef<'_>, now: Instant, em: &mut Emitter<'_>) -> Result<bool, EngineError> {
-        if self.filter.as_ref().is_some_and(|f| !f.test(row)) {
+    /// Decoded source rows (`records[i]` is row i's record). Rows without an event time go
+    /// to `no_time` (the late or dead-letter topic) when there is one; rows an expression fails
+    /// on go to `dead_letter`. Returns how many rows were sent downstream.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_batch(
+        &mut self,
+        batch: &RecordBatch,
+        records: &[RecordRef<'_>],
+        now: Instant,
+        no_time: Option<&str>,
+        dead_letter: Option<&str>,
+        query: &str,
+        out: &mut dyn Out,
+    ) -> Result<u64, SendFailed> {
+        let exprs: Vec<Scalar> = self.keys.iter().chain(self.values.iter()).cloned().collect();
+        let (ev, failed) = evaluate(batch, self.filter.as_ref(), &exprs);
+        for (row, why) in failed {
+            if let (Some(topic), Some(rec)) = (dead_letter, records.get(row as usize)) {
+                forward(out, topic, rec, "eval_error", &why, query, None)?;
+            }
+        }
+        if ev.rows.len() < batch.num_rows() {
             self.watermark.touch(now);
-            return Ok(true);
         }
-        let ts = match self.event_time {
-            Some(EventTimeColumn::Column(c)) => match row.get(c) {
-                Some(Value::Timestamp(t)) => *t,
-                _ => return Ok(false),
-            },
-            Some(EventTimeColumn::KafkaTimestamp) => match rec.timestamp {
-                Some(ms) => ms.saturating_mul(1000),
-                None => return Ok(false),
-            },
-            None => return Ok(false),
+        let times = match self.event_time {
+            Some(EventTimeColumn::Column(c)) => Some(ev.batch.column(c).clone()),
+            _ => None,
         };
-        self.row.clear();
-        self.row.push(Value::Timestamp(ts));
-        self.key.clear();
-        for k in &self.keys {
-            let v = k.eval(row);
-            encode_key_value(&v, &mut self.key);
-            self.row.push(v);
+        let time_reader = times.as_ref().map(|t| ColumnReader::new(t.as_ref()));
+        let readers: Vec<ColumnReader> = ev.arrays.iter().map(|a| ColumnReader::new(a.as_ref())).collect();
+        let key_count = self.keys.len();
+        let mut sent = 0;
+        let mut row: Vec<u8> = Vec::new();
+        for (pos, &r) in ev.rows.iter().enumerate() {
+            let Some(rec) = records.get(r as usize) else { continue };
+            let ts = match self.event_time {
+                Some(EventTimeColumn::Column(_)) => time_reader.as_ref().and_then(|t| t.timestamp(pos)),
+                Some(EventTimeColumn::KafkaTimestamp) => rec.timestamp.map(|ms| ms.saturating_mul(1000)),
+                None => None,
+            };
+            let Some(ts) = ts else {
+                if let Some(topic) = no_time {
+                    forward(out, topic, rec, "missing_event_time", "the record has no event time", query, None)?;
+                }
+                continue;
+            };
+            // The row is [event_time, keys..., values...]; the keys' encoding is the record key.
+            self.key.clear();
+            for reader in &readers[..key_count] {
+                reader.encode_key(pos, &mut self.key);
+            }
+            self.value.clear();
+            for reader in &readers[key_count..] {
+                encode_key_value(&reader.value(pos), &mut self.value);
+            }
+            row.clear();
+            row.push(ROW_VERSION);
+            encode_key_value(&Value::Timestamp(ts), &mut row);
+            row.extend_from_slice(&self.key);
+            row.extend_from_slice(&self.value);
+            sent += self.send_row(&row, ts, rec, now, out)?;
         }
-        self.row.extend(self.values.iter().map(|v| v.eval(row)));
-        self.value.clear();
-        encode_row(&self.row, &mut self.value);
+        Ok(sent)
+    }
+
+    fn send_row(&mut self, row: &[u8], ts: i64, rec: &RecordRef<'_>, now: Instant, out: &mut dyn Out) -> Result<u64, SendFailed> {
         let partition = partition_for(&self.key, self.downstreams);
         let position;
         let mut headers: Vec<(&str, &[u8])> = Vec::new();
@@ -121,26 +159,27 @@ impl PrepareTask {
                 headers.push((H_ORIGINAL_KEY, k));
             }
         }
-        em.send(&Outgoing {
+        out.send(&Outgoing {
             topic: &self.topic,
             partition: Some(partition),
             key: Some(&self.key),
-            payload: Some(&self.value),
+            payload: Some(row),
             headers: &headers,
             timestamp: rec.timestamp,
             slot: 0,
+            kind: OutKind::Internal,
         })?;
         self.sent_rows += 1;
         self.watermark.observe(ts, now);
         self.since_marker += 1;
         if self.since_marker >= MARKER_EVERY {
-            self.send_markers(now, em)?;
+            self.send_markers(now, out)?;
         }
-        Ok(true)
+        Ok(1)
     }
 
     /// Sends this partition's watermark to every downstream partition if it changed.
-    pub fn send_markers(&mut self, now: Instant, em: &mut Emitter<'_>) -> Result<(), EngineError> {
+    pub fn send_markers(&mut self, now: Instant, out: &mut dyn Out) -> Result<(), SendFailed> {
         self.since_marker = 0;
         let state = (self.watermark.watermark(), self.watermark.is_idle(now));
         if self.sent == Some(state) || (state.0 == NO_WATERMARK && !state.1) {
@@ -148,7 +187,7 @@ impl PrepareTask {
         }
         let marker = Marker { upstream: self.partition as u32, upstreams: self.upstreams, watermark: state.0, idle: state.1 }.encode();
         for p in 0..self.downstreams {
-            em.send(&Outgoing {
+            out.send(&Outgoing {
                 topic: &self.topic,
                 partition: Some(p as i32),
                 key: None,
@@ -156,6 +195,7 @@ impl PrepareTask {
                 headers: &[(H_MARKER, marker.as_bytes())],
                 timestamp: None,
                 slot: 0,
+                kind: OutKind::Internal,
             })?;
         }
         self.sent = Some(state);

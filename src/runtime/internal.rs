@@ -11,7 +11,7 @@ pub const H_ORIGINAL_VALUE: &str = "eddy.original.value";
 pub const H_ORIGINAL_KEY: &str = "eddy.original.key";
 pub const H_ORIGINAL_POSITION: &str = "eddy.original.position";
 
-const ROW_VERSION: u8 = 1;
+pub const ROW_VERSION: u8 = 1;
 
 /// Encodes an operator input row `[event_time, keys..., values...]`.
 pub fn encode_row(row: &[Value], out: &mut Vec<u8>) {

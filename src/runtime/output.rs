@@ -1,17 +1,17 @@
-//! A query's output: result rows encoded in the sink's format (JSON unless set) and sent to
-//! the sink topic, keyed by the key columns as JSON (or the input record's key), counted per
-//! query.
+//! A query's output: result columns (Arrow arrays) encoded row by row in the sink's format
+//! (JSON unless set) and sent to the sink topic, keyed by the key columns as JSON (or the
+//! input record's key), counted per query, with the end-to-end latencies of each cycle.
 
-use prometheus::{Histogram, IntCounter};
-
-use super::super::emit::Emitter;
-use super::super::EngineError;
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
+use prometheus::{Histogram, IntCounter};
+
+use super::{Out, OutKind, Outgoing, SendFailed};
 use crate::formats::{Encoder, JsonEncoder};
-use crate::kafka::producer::Outgoing;
 use crate::metrics::Metrics;
 use crate::sql::QueryPlan;
+use crate::types::arrays::ColumnReader;
 use crate::types::Value;
 
 /// Encodes and sends result rows.
@@ -29,22 +29,28 @@ pub struct Output {
     pending_event: Vec<i64>,
     /// Kafka timestamps (milliseconds) of records read in the open cycle.
     pending_kafka: Vec<i64>,
+    values: Vec<Value>,
+    payload: Vec<u8>,
+    key: Vec<u8>,
 }
 
 impl Output {
     pub fn new(plan: &QueryPlan, metrics: &Metrics) -> Output {
-        let names: Vec<&str> = plan.output.iter().map(|c| c.name.as_str()).collect();
-        let key_names: Vec<&str> = plan.key_columns.iter().map(|&i| names[i]).collect();
+        let columns: Vec<(&str, crate::types::DataType)> = plan.output.iter().map(|c| (c.name.as_str(), c.data_type.clone())).collect();
+        let key_columns: Vec<(&str, crate::types::DataType)> = plan.key_columns.iter().map(|&i| columns[i].clone()).collect();
         Output {
             topic: plan.sink_topic.clone(),
-            encoder: Arc::new(Encoder::Json(JsonEncoder::new(&names))),
-            key_encoder: (!key_names.is_empty()).then(|| JsonEncoder::new(&key_names)),
+            encoder: Arc::new(Encoder::Json(JsonEncoder::new(&columns))),
+            key_encoder: (!key_columns.is_empty()).then(|| JsonEncoder::new(&key_columns)),
             key_columns: plan.key_columns.clone(),
             produced: metrics.records_produced.with_label_values(&[&plan.name, &plan.sink_topic]),
             latency_event: metrics.end_to_end_latency.with_label_values(&[&plan.name, "event"]),
             latency_kafka: metrics.end_to_end_latency.with_label_values(&[&plan.name, "kafka"]),
             pending_event: Vec::new(),
             pending_kafka: Vec::new(),
+            values: Vec::new(),
+            payload: Vec::with_capacity(256),
+            key: Vec::with_capacity(64),
         }
     }
 
@@ -86,26 +92,43 @@ impl Output {
         self.encoder = encoder;
     }
 
-    /// Sends one row; `input_key` is used when the query has no key columns.
-    pub fn send(&self, values: &[Value], input_key: Option<&[u8]>, em: &mut Emitter<'_>) -> Result<(), EngineError> {
-        let mut payload = Vec::with_capacity(96);
-        self.encoder.encode(values, &mut payload);
-        let key = self.key_encoder.as_ref().map(|enc| {
-            let mut k = Vec::with_capacity(48);
-            enc.encode(self.key_columns.iter().map(|&i| &values[i]), &mut k);
-            k
-        });
-        em.send(&Outgoing {
-            topic: &self.topic,
-            partition: None,
-            key: key.as_deref().or(input_key),
-            payload: Some(&payload),
-            headers: &[],
-            timestamp: None,
-            slot: 0,
-        })?;
-        em.txn.output += 1;
-        self.produced.inc();
-        Ok(())
+    /// Sends rows `rows` of the output columns `columns`; `input_key(i)` is the key of row i's
+    /// input record, used when the query has no key columns. Returns how many were sent.
+    pub fn send_rows<'k>(
+        &mut self,
+        columns: &[ArrayRef],
+        rows: impl Iterator<Item = usize>,
+        input_key: impl Fn(usize) -> Option<&'k [u8]>,
+        out: &mut dyn Out,
+    ) -> Result<u64, SendFailed> {
+        let readers: Vec<ColumnReader> = columns.iter().map(|c| ColumnReader::new(c.as_ref())).collect();
+        let mut sent = 0;
+        for i in rows {
+            self.values.clear();
+            self.values.extend(readers.iter().map(|r| r.value(i)));
+            self.payload.clear();
+            self.encoder.encode(&self.values, &mut self.payload);
+            let key = match &self.key_encoder {
+                Some(enc) => {
+                    self.key.clear();
+                    enc.encode(self.key_columns.iter().map(|&c| &self.values[c]), &mut self.key);
+                    Some(&self.key[..])
+                }
+                None => input_key(i),
+            };
+            out.send(&Outgoing {
+                topic: &self.topic,
+                partition: None,
+                key,
+                payload: Some(&self.payload),
+                headers: &[],
+                timestamp: None,
+                slot: 0,
+                kind: OutKind::Sink,
+            })?;
+            self.produced.inc();
+            sent += 1;
+        }
+        Ok(sent)
     }
 }

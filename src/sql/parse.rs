@@ -1,0 +1,807 @@
+//! The SQL text → a checked, rewritten statement for DataFusion's planner. Here, on the
+//! syntax tree and with the positions of the text, eddy rejects what a streaming query cannot
+//! do, resolves every name (sources and aliases, columns case-insensitively as in Spark, select
+//! aliases and ordinals in GROUP BY and HAVING, `window`/`window.start` as the grouped window),
+//! expands `*` without the metadata columns, names unaliased select items as Spark names them,
+//! and checks that every function exists (suggesting the nearest name when not).
+
+use std::ops::ControlFlow;
+
+use super::dialect::SparkDialect;
+use datafusion_sql::sqlparser::ast::{self, Spanned};
+use datafusion_sql::sqlparser::parser::Parser;
+use datafusion_sql::sqlparser::tokenizer::Span;
+
+use super::error::SqlError;
+use super::naming::spark_name;
+use super::planner::{PlanContext, SourceInfo};
+use super::scope::closest;
+use crate::config::SourceKind;
+use crate::expr::Registry;
+use crate::types::{DataType, Schema};
+
+/// One FROM item after resolution.
+#[derive(Debug, Clone)]
+pub struct FromItem {
+    /// Index into the planning context's sources.
+    pub source: usize,
+    /// The qualifier every column reference uses (the alias, or the source name), lower-cased.
+    pub qualifier: String,
+    pub span: Span,
+}
+
+/// The outcome of the pass.
+pub struct Parsed {
+    pub statement: ast::Statement,
+    pub info: SelectInfo,
+}
+
+/// What the pass learnt about the SELECT.
+pub struct SelectInfo {
+    pub from: Vec<FromItem>,
+    /// The select list's output names, in order.
+    pub names: Vec<String>,
+    /// Two select items with one name, reported after the rest of the plan is checked.
+    pub duplicate: Option<SqlError>,
+}
+
+/// Special forms DataFusion's planner knows by name, besides the registry's functions.
+const PLANNER_FORMS: &[&str] =
+    &["unnest", "struct", "named_struct", "make_array", "array", "map", "get_field", "coalesce", "nullif", "grouping"];
+
+/// Spark functions written in terms of others.
+fn respell(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "explode" => "unnest",
+        _ => return None,
+    })
+}
+
+/// The lower-cased single-part name of a function.
+pub fn function_name(f: &ast::Function) -> String {
+    f.name.to_string().to_ascii_lowercase()
+}
+
+/// The plain expression arguments of a call (`*` is returned as `None`).
+pub fn function_args(f: &ast::Function) -> Result<(Vec<Option<&ast::Expr>>, bool), SqlError> {
+    match &f.args {
+        ast::FunctionArguments::None => Ok((Vec::new(), false)),
+        ast::FunctionArguments::Subquery(_) => Err(SqlError::at(f.span(), "subqueries are not supported in a streaming query")),
+        ast::FunctionArguments::List(list) => {
+            let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+            let mut args = Vec::new();
+            for a in &list.args {
+                match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => args.push(Some(e)),
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => args.push(None),
+                    _ => {
+                        return Err(SqlError::at(
+                            f.span(),
+                            format!("{}(): named or qualified-wildcard arguments are not supported", function_name(f)),
+                        ))
+                    }
+                }
+            }
+            Ok((args, distinct))
+        }
+    }
+}
+
+pub fn is_aggregate_call(f: &ast::Function) -> bool {
+    let name = function_name(f);
+    f.over.is_none() && (Registry::global().is_aggregate(&name) || name == "count_if")
+}
+
+pub fn has_aggregate(e: &ast::Expr) -> bool {
+    let found = ast::visit_expressions(e, |inner| match inner {
+        ast::Expr::Function(f) if is_aggregate_call(f) => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    });
+    found.is_break()
+}
+
+fn is_window_name(name: &str) -> bool {
+    name.eq_ignore_ascii_case("window") || name.eq_ignore_ascii_case("session_window")
+}
+
+/// Parses and checks one query.
+pub fn parse(sql: &str, ctx: &PlanContext) -> Result<Parsed, SqlError> {
+    let statements = Parser::parse_sql(&SparkDialect::default(), sql).map_err(|e| SqlError::from_parser(e, sql))?;
+    let mut statement = match statements.as_slice() {
+        [one] => one.clone(),
+        [] => return Err(SqlError::new("the query is empty; write one SELECT statement")),
+        [_, second, ..] => {
+            return Err(SqlError::at(second.span(), "a query holds one SELECT statement; write each as its own entry under queries:"))
+        }
+    };
+    let ast::Statement::Query(query) = &mut statement else {
+        return Err(SqlError::at(
+            statement.span(),
+            "only SELECT queries are supported; sources and sinks are declared in the pipeline file",
+        ));
+    };
+    check_query_clauses(query)?;
+    let select = match query.body.as_mut() {
+        ast::SetExpr::Select(s) => s,
+        ast::SetExpr::SetOperation { op, .. } => {
+            let op = op.to_string();
+            return Err(SqlError::at(
+                query.body.span(),
+                format!("{op} is not supported; write one query per input and point both at the same sink"),
+            ));
+        }
+        other => return Err(SqlError::at(other.span(), "only SELECT ... FROM ... queries are supported")),
+    };
+    let info = rewrite_select(select, ctx)?;
+    Ok(Parsed { statement, info })
+}
+
+fn check_query_clauses(query: &ast::Query) -> Result<(), SqlError> {
+    if let Some(with) = &query.with {
+        return Err(SqlError::at(
+            with.span(),
+            "WITH is not supported; write the subquery's logic into the query, or chain two queries through a topic",
+        ));
+    }
+    if let Some(order) = &query.order_by {
+        return Err(SqlError::at(
+            order.span(),
+            "ORDER BY is not supported on a stream: it never ends, so there is no last row to sort after. Sort where you read the sink",
+        ));
+    }
+    if let Some(limit) = &query.limit_clause {
+        return Err(SqlError::at(
+            limit.span(),
+            "LIMIT is not supported on a stream: it would stop the query after N rows. Filter with WHERE, or read N rows from the sink (eddy tail --max N)",
+        ));
+    }
+    if query.fetch.is_some() {
+        return Err(SqlError::new("FETCH is not supported on a stream"));
+    }
+    Ok(())
+}
+
+fn check_select_clauses(select: &ast::Select) -> Result<(), SqlError> {
+    if select.top.is_some() {
+        return Err(SqlError::at(select.span(), "TOP is not supported on a stream"));
+    }
+    if !select.sort_by.is_empty() || !select.cluster_by.is_empty() || !select.distribute_by.is_empty() {
+        return Err(SqlError::at(
+            select.span(),
+            "SORT BY, CLUSTER BY and DISTRIBUTE BY are not supported; eddy partitions by the keys itself",
+        ));
+    }
+    if select.qualify.is_some() || !select.named_window.is_empty() {
+        return Err(SqlError::at(
+            select.span(),
+            "window functions over rows (QUALIFY, WINDOW) are not supported; use GROUP BY window(...)",
+        ));
+    }
+    if !select.lateral_views.is_empty() {
+        return Err(SqlError::at(select.span(), "LATERAL VIEW is not supported; use explode(...) in the select list"));
+    }
+    Ok(())
+}
+
+/// Resolves one FROM relation to a source.
+fn resolve_source(relation: &ast::TableFactor, ctx: &PlanContext) -> Result<(usize, Option<ast::Ident>), SqlError> {
+    let ast::TableFactor::Table { name, args: None, alias, .. } = relation else {
+        return Err(SqlError::at(
+            relation.span(),
+            "FROM takes a source name from the pipeline file; subqueries and table functions are not supported",
+        ));
+    };
+    let wanted = name.to_string();
+    let index = ctx.sources.iter().position(|s| s.name.eq_ignore_ascii_case(&wanted)).ok_or_else(|| {
+        let known: Vec<&str> = ctx.sources.iter().map(|s| s.name).collect();
+        SqlError::at(name.span(), format!("unknown source {wanted}; the pipeline's sources are: {}", known.join(", ")))
+    })?;
+    Ok((index, alias.as_ref().map(|a| a.name.clone())))
+}
+
+/// A source's columns: its schema, then the metadata columns it does not shadow.
+pub fn source_schema(source: &SourceInfo) -> Schema {
+    let mut full = source.schema.clone();
+    for (name, ty) in super::scope::metadata_columns() {
+        if full.index_of(name).is_none() {
+            full.fields.push(crate::types::Field::new(name, ty, true));
+        }
+    }
+    full
+}
+
+struct Names<'a> {
+    from: &'a [FromItem],
+    schemas: Vec<Schema>,
+    /// Columns visible to `*` per FROM item.
+    visible: Vec<usize>,
+}
+
+enum Found {
+    Column { item: usize, column: usize },
+    Missing,
+    Ambiguous,
+}
+
+impl Names<'_> {
+    fn lookup(&self, qualifier: Option<&str>, name: &str) -> Found {
+        let mut found: Option<(usize, usize)> = None;
+        for (i, f) in self.from.iter().enumerate() {
+            if qualifier.is_some_and(|q| !q.eq_ignore_ascii_case(&f.qualifier)) {
+                continue;
+            }
+            if let Some(c) = self.schemas[i].index_of(name) {
+                if found.is_some() {
+                    return Found::Ambiguous;
+                }
+                found = Some((i, c));
+            }
+        }
+        found.map_or(Found::Missing, |(item, column)| Found::Column { item, column })
+    }
+
+    fn has_qualifier(&self, q: &str) -> bool {
+        self.from.iter().any(|f| f.qualifier.eq_ignore_ascii_case(q))
+    }
+
+    fn column_ident(&self, item: usize, column: usize) -> ast::Expr {
+        let f = &self.from[item];
+        let name = &self.schemas[item].fields[column].name;
+        ast::Expr::CompoundIdentifier(vec![quoted(&f.qualifier), quoted(name)])
+    }
+
+    fn data_type(&self, item: usize, column: usize) -> &DataType {
+        &self.schemas[item].fields[column].data_type
+    }
+
+    fn all_names(&self) -> Vec<&str> {
+        self.schemas.iter().flat_map(|s| s.fields.iter().map(|f| f.name.as_str())).collect()
+    }
+
+    fn column_list(&self) -> String {
+        let mut names = Vec::new();
+        for (i, s) in self.schemas.iter().enumerate() {
+            names.extend(s.fields.iter().take(self.visible[i]).map(|f| f.name.as_str()));
+        }
+        names.join(", ")
+    }
+}
+
+fn quoted(s: &str) -> ast::Ident {
+    ast::Ident::with_quote('"', s)
+}
+
+/// `get_field(base, 'name')`.
+fn get_field(base: ast::Expr, field: &str) -> ast::Expr {
+    call("get_field", vec![base, ast::Expr::value(ast::Value::SingleQuotedString(field.to_string()))])
+}
+
+fn call(name: &str, args: Vec<ast::Expr>) -> ast::Expr {
+    ast::Expr::Function(ast::Function {
+        name: ast::ObjectName::from(vec![ast::Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: ast::FunctionArguments::None,
+        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|a| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(a))).collect(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
+}
+
+fn rewrite_select(select: &mut ast::Select, ctx: &PlanContext) -> Result<SelectInfo, SqlError> {
+    check_select_clauses(select)?;
+    // FROM: at most one relation with at most one join.
+    let table = match select.from.as_mut_slice() {
+        [] => return Err(SqlError::at(select.span(), "the query reads no source; add FROM <source>")),
+        [one] => one,
+        [_, second, ..] => {
+            return Err(SqlError::at(
+                second.span(),
+                "FROM a, b (a cross join) is not supported on streams; JOIN ... ON a key and a time range",
+            ))
+        }
+    };
+    if table.joins.len() > 1 {
+        return Err(SqlError::at(
+            table.joins[1].relation.span(),
+            "a query joins two inputs; join more through a topic with a second query",
+        ));
+    }
+    let mut from = Vec::new();
+    let mut relations: Vec<&mut ast::TableFactor> = vec![&mut table.relation];
+    for j in &mut table.joins {
+        relations.push(&mut j.relation);
+    }
+    for relation in relations {
+        let span = relation.span();
+        let (source, alias) = resolve_source(relation, ctx)?;
+        let qualifier = alias.as_ref().map_or_else(|| ctx.sources[source].name.to_string(), |a| a.value.clone()).to_ascii_lowercase();
+        if from.iter().any(|f: &FromItem| f.qualifier == qualifier) {
+            return Err(SqlError::at(
+                span,
+                format!("a self-join needs aliases: FROM {0} AS a JOIN {0} AS b ON ...", ctx.sources[source].name),
+            ));
+        }
+        if let ast::TableFactor::Table { name, alias, .. } = relation {
+            *name = ast::ObjectName::from(vec![quoted(ctx.sources[source].name)]);
+            *alias = Some(ast::TableAlias { explicit: true, name: quoted(&qualifier), columns: Vec::new(), at: None });
+        }
+        from.push(FromItem { source, qualifier, span });
+    }
+    if from.len() == 1 && ctx.sources[from[0].source].kind == SourceKind::Table {
+        let name = ctx.sources[from[0].source].name;
+        return Err(SqlError::at(
+            from[0].span,
+            format!("{name} is a table source; tables are joined to streams (FROM stream JOIN {name} ON ...), not read alone"),
+        ));
+    }
+    let schemas: Vec<Schema> = from.iter().map(|f| source_schema(&ctx.sources[f.source])).collect();
+    let visible = from.iter().map(|f| ctx.sources[f.source].schema.len()).collect();
+    let names = Names { from: &from, schemas, visible };
+
+    // Reject subqueries, window functions and nested aggregates anywhere.
+    let mut roots: Vec<&ast::Expr> = Vec::new();
+    for item in &select.projection {
+        if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } = item {
+            roots.push(e);
+        }
+    }
+    roots.extend(select.selection.iter());
+    roots.extend(select.having.iter());
+    for root in &roots {
+        check_expression(root)?;
+    }
+    if let Some(w) = &select.selection {
+        if has_aggregate(w) {
+            return Err(SqlError::at(w.span(), "WHERE filters rows before they are aggregated, so it cannot use an aggregate; use HAVING"));
+        }
+    }
+
+    // Select list: expand *, name every item as Spark names it.
+    let mut items: Vec<(ast::Expr, String, Span)> = Vec::new();
+    for item in std::mem::take(&mut select.projection) {
+        match item {
+            ast::SelectItem::UnnamedExpr(e) => {
+                let name = spark_name(&e);
+                let span = e.span();
+                items.push((e, name, span));
+            }
+            ast::SelectItem::ExprWithAlias { expr, alias } => {
+                let span = expr.span();
+                items.push((expr, alias.value.clone(), span));
+            }
+            ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
+                let span = item.span();
+                let qualifier = match &item {
+                    ast::SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(n), _) => Some(n.to_string()),
+                    _ => None,
+                };
+                let mut any = false;
+                for (i, f) in from.iter().enumerate() {
+                    if qualifier.as_deref().is_some_and(|q| !q.eq_ignore_ascii_case(&f.qualifier)) {
+                        continue;
+                    }
+                    for c in 0..names.visible[i] {
+                        any = true;
+                        items.push((names.column_ident(i, c), names.schemas[i].fields[c].name.clone(), span));
+                    }
+                }
+                if !any {
+                    return Err(SqlError::at(span, format!("{item} matches no columns")));
+                }
+            }
+            other => return Err(SqlError::at(other.span(), format!("select item {other} is not supported"))),
+        }
+    }
+    // Two output columns with one name are an error, reported once the plan is otherwise
+    // sound (a join's missing time range is the more useful message); until then each gets
+    // a distinct name for DataFusion.
+    let mut seen = std::collections::HashSet::new();
+    let mut duplicate = None;
+    let mut aliases: Vec<String> = Vec::new();
+    for (i, (_, name, span)) in items.iter().enumerate() {
+        if seen.insert(name.to_ascii_lowercase()) {
+            aliases.push(name.clone());
+        } else {
+            duplicate.get_or_insert_with(|| SqlError::at(*span, format!("two output columns are named {name}; give one an alias with AS")));
+            aliases.push(format!("{name}#{i}"));
+        }
+    }
+    let has_aggregate = items.iter().any(|(e, _, _)| has_aggregate(e)) || select.having.is_some();
+
+    // GROUP BY: ordinals and select aliases, then find the window.
+    let mut group: Vec<ast::Expr> = match &select.group_by {
+        ast::GroupByExpr::Expressions(exprs, modifiers) => {
+            if !modifiers.is_empty() {
+                return Err(SqlError::at(select.span(), "ROLLUP, CUBE and GROUPING SETS are not supported; write one query per grouping"));
+            }
+            exprs.clone()
+        }
+        ast::GroupByExpr::All(_) => return Err(SqlError::at(select.span(), "GROUP BY ALL is not supported; list the group columns")),
+    };
+    for g in &mut group {
+        if let Some(replacement) = group_alias(g, &items, &names)? {
+            *g = replacement;
+        }
+    }
+    let mut window: Option<ast::Expr> = None;
+    for g in &group {
+        if let ast::Expr::Function(f) = g {
+            if is_window_name(&function_name(f)) {
+                if window.is_some() {
+                    return Err(SqlError::at(g.span(), "a query may group by one window only"));
+                }
+                window = Some(g.clone());
+            }
+        }
+    }
+    let aggregating = has_aggregate || !group.is_empty();
+    let distinct = !matches!(&select.distinct, None | Some(ast::Distinct::All));
+    if distinct && aggregating {
+        return Err(SqlError::at(
+            select.span(),
+            "DISTINCT together with GROUP BY is not supported; GROUP BY alone already gives one row per group",
+        ));
+    }
+
+    // Resolve names everywhere.
+    let resolver = Resolver { names: &names, window: window.as_ref(), aggregating };
+    let mut resolved_window = window.clone();
+    if let Some(w) = &mut resolved_window {
+        resolver.resolve(w, false)?;
+    }
+    let resolver = Resolver { window: resolved_window.as_ref(), ..resolver };
+    for g in &mut group {
+        resolver.resolve(g, false)?;
+    }
+    for (e, _, _) in &mut items {
+        resolver.resolve(e, true)?;
+    }
+    if let Some(h) = &mut select.having {
+        if let Some(r) = group_alias_in(h, &items)? {
+            *h = r;
+        }
+        resolver.resolve(h, true)?;
+    }
+    if let Some(w) = &mut select.selection {
+        resolver.resolve(w, false)?;
+    }
+    for j in &mut table.joins {
+        if let ast::JoinOperator::Join(ast::JoinConstraint::On(e))
+        | ast::JoinOperator::Inner(ast::JoinConstraint::On(e))
+        | ast::JoinOperator::Left(ast::JoinConstraint::On(e))
+        | ast::JoinOperator::LeftOuter(ast::JoinConstraint::On(e))
+        | ast::JoinOperator::Right(ast::JoinConstraint::On(e))
+        | ast::JoinOperator::RightOuter(ast::JoinConstraint::On(e))
+        | ast::JoinOperator::FullOuter(ast::JoinConstraint::On(e)) = &mut j.join_operator
+        {
+            check_expression(e)?;
+            resolver.resolve(e, false)?;
+        }
+    }
+    if let Some(ast::Distinct::On(exprs)) = &mut select.distinct {
+        for e in exprs {
+            resolver.resolve(e, false)?;
+        }
+    }
+    if let ast::GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+        *exprs = group;
+    }
+    let out_names: Vec<String> = items.iter().map(|(_, n, _)| n.clone()).collect();
+    select.projection = items
+        .into_iter()
+        .zip(aliases)
+        .map(|((expr, _, _), alias)| ast::SelectItem::ExprWithAlias { expr, alias: quoted(&alias) })
+        .collect();
+    Ok(SelectInfo { from, names: out_names, duplicate })
+}
+
+/// GROUP BY 1 (an ordinal) or GROUP BY alias (a select alias that is not a column).
+fn group_alias(g: &ast::Expr, items: &[(ast::Expr, String, Span)], names: &Names) -> Result<Option<ast::Expr>, SqlError> {
+    match g {
+        ast::Expr::Value(v) => {
+            if let ast::Value::Number(n, _) = &v.value {
+                let i: usize = n.parse().map_err(|_| SqlError::at(g.span(), "GROUP BY position must be a whole number"))?;
+                return items
+                    .get(i.wrapping_sub(1))
+                    .map(|it| Some(it.0.clone()))
+                    .ok_or_else(|| SqlError::at(g.span(), format!("GROUP BY {i}: the select list has {} items", items.len())));
+            }
+            Ok(None)
+        }
+        ast::Expr::Identifier(id) if matches!(names.lookup(None, &id.value), Found::Missing) => {
+            Ok(items.iter().find(|it| it.1.eq_ignore_ascii_case(&id.value)).filter(|it| !has_aggregate(&it.0)).map(|it| it.0.clone()))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// HAVING may name a select alias (Spark allows it): replaced by the aliased expression.
+fn group_alias_in(h: &ast::Expr, items: &[(ast::Expr, String, Span)]) -> Result<Option<ast::Expr>, SqlError> {
+    let mut h = h.clone();
+    let mut changed = false;
+    let _ = ast::visit_expressions_mut(&mut h, |e| {
+        if let ast::Expr::Identifier(id) = e {
+            if let Some(it) = items.iter().find(|it| it.1.eq_ignore_ascii_case(&id.value) && has_aggregate(&it.0)) {
+                *e = ast::Expr::Nested(Box::new(it.0.clone()));
+                changed = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(changed.then_some(h))
+}
+
+/// Rejects subqueries, window functions over rows, and aggregates inside aggregates.
+fn check_expression(e: &ast::Expr) -> Result<(), SqlError> {
+    let mut error: Option<SqlError> = None;
+    let _ = ast::visit_expressions(e, |inner| {
+        let found = match inner {
+            ast::Expr::Subquery(_) | ast::Expr::InSubquery { .. } | ast::Expr::Exists { .. } => Some(SqlError::at(
+                inner.span(),
+                "subqueries are not supported in a streaming query; join the two streams, or chain queries through a topic",
+            )),
+            ast::Expr::Function(f) if f.over.is_some() => Some(SqlError::at(
+                f.span(),
+                format!("{}() OVER (...) is not supported on a stream; use GROUP BY window(...)", function_name(f)),
+            )),
+            ast::Expr::Function(f) if is_aggregate_call(f) => match &f.args {
+                ast::FunctionArguments::List(list) => list
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => Some(x),
+                        _ => None,
+                    })
+                    .find(|x| has_aggregate(x))
+                    .map(|x| SqlError::at(x.span(), "an aggregate may not contain another aggregate")),
+                _ => None,
+            },
+            _ => None,
+        };
+        match found {
+            Some(err) => {
+                error = Some(err);
+                ControlFlow::Break(())
+            }
+            None => ControlFlow::Continue(()),
+        }
+    });
+    error.map_or(Ok(()), Err)
+}
+
+struct Resolver<'a> {
+    names: &'a Names<'a>,
+    /// The grouped window call, resolved.
+    window: Option<&'a ast::Expr>,
+    aggregating: bool,
+}
+
+impl Resolver<'_> {
+    /// Rewrites every name in `e` into a qualified, exactly-cased reference; `select` says
+    /// whether `window` references are allowed here. Children are visited before their parent
+    /// (names have no sub-expressions, and a call sees its arguments resolved).
+    fn resolve(&self, e: &mut ast::Expr, select: bool) -> Result<(), SqlError> {
+        match ast::visit_expressions_mut(e, |x| self.visit(x, select)) {
+            ControlFlow::Break(err) => Err(err),
+            ControlFlow::Continue(()) => Ok(()),
+        }
+    }
+
+    fn visit(&self, e: &mut ast::Expr, select: bool) -> ControlFlow<SqlError> {
+        let span = e.span();
+        let replaced = match e {
+            ast::Expr::Identifier(id) => self.identifier(None, id, span, select).map(Some),
+            ast::Expr::CompoundIdentifier(ids) => self.compound(ids, span, select).map(Some),
+            ast::Expr::Function(f) if matches!(f.args, ast::FunctionArguments::None) && f.name.0.len() == 1 => {
+                // `user` without parentheses parses as a function but names a column.
+                match self.names.lookup(None, &f.name.to_string()) {
+                    Found::Column { item, column } => Ok(Some(self.names.column_ident(item, column))),
+                    _ => Ok(None),
+                }
+            }
+            ast::Expr::Function(f) => self.function(f, span, select).map(|()| None),
+            // CAST with Spark's rules: a value that does not convert is NULL, not an error.
+            ast::Expr::Cast { expr, data_type, format: None, .. } => {
+                let text = data_type.to_string().to_ascii_lowercase().replace("double precision", "double");
+                match crate::types::parse_type(&text) {
+                    Ok(t) => Ok(Some(call(
+                        "spark_cast",
+                        vec![std::mem::replace(expr.as_mut(), ast::Expr::value(ast::Value::Null)), ast::Expr::value(ast::Value::SingleQuotedString(crate::types::type_name(&t)))],
+                    ))),
+                    Err(_) => Err(SqlError::at(span, format!("cannot CAST to {data_type}; use string, long, int, double, boolean, timestamp, date, decimal(p,s), array<T>, map<K,V> or struct<...>"))),
+                }
+            }
+            _ => Ok(None),
+        };
+        match replaced {
+            Ok(Some(r)) => {
+                *e = r;
+                ControlFlow::Continue(())
+            }
+            Ok(None) => ControlFlow::Continue(()),
+            Err(err) => ControlFlow::Break(err),
+        }
+    }
+
+    fn function(&self, f: &mut ast::Function, span: Span, select: bool) -> Result<(), SqlError> {
+        let name = function_name(f);
+        if let Some(new) = respell(&name) {
+            f.name = ast::ObjectName::from(vec![ast::Ident::new(new)]);
+            return Ok(());
+        }
+        if name == "count_if" {
+            // count_if(c) is count(CASE WHEN c THEN 1 END).
+            if let ast::FunctionArguments::List(list) = &mut f.args {
+                if let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(c))] = list.args.as_mut_slice() {
+                    let cond = std::mem::replace(c, ast::Expr::value(ast::Value::Null));
+                    *c = ast::Expr::Case {
+                        case_token: ast::helpers::attached_token::AttachedToken::empty(),
+                        end_token: ast::helpers::attached_token::AttachedToken::empty(),
+                        operand: None,
+                        conditions: vec![ast::CaseWhen {
+                            condition: cond,
+                            result: ast::Expr::value(ast::Value::Number("1".into(), false)),
+                        }],
+                        else_result: None,
+                    };
+                    f.name = ast::ObjectName::from(vec![ast::Ident::new("count")]);
+                    return Ok(());
+                }
+            }
+            return Err(SqlError::at(span, "count_if() takes one condition"));
+        }
+        self.check_function(f, &name)?;
+        if is_window_name(&name) && self.aggregating && select {
+            if let Some(w) = self.window {
+                let text = ast::Expr::Function(f.clone()).to_string();
+                if text != w.to_string() {
+                    return Err(SqlError::at(
+                        span,
+                        format!("{text} does not match the window in GROUP BY; select `window` (or window.start, window.end) instead"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_function(&self, f: &ast::Function, name: &str) -> Result<(), SqlError> {
+        let reg = Registry::global();
+        if reg.scalar(name).is_some() || reg.aggregate(name).is_some() || PLANNER_FORMS.contains(&name) || f.name.0.len() > 1 {
+            return Ok(());
+        }
+        let hint = reg.suggest(name).map_or(String::from("; `eddy functions` lists every function"), |s| format!("; did you mean {s}?"));
+        Err(SqlError::at(f.name.span(), format!("unknown function {name}{hint}")))
+    }
+
+    fn identifier(&self, qualifier: Option<&ast::Ident>, id: &ast::Ident, span: Span, select: bool) -> Result<ast::Expr, SqlError> {
+        if qualifier.is_none() && is_window_name(&id.value) && !matches!(self.names.lookup(None, &id.value), Found::Column { .. }) {
+            return match (self.window, select) {
+                (Some(w), true) => Ok(w.clone()),
+                _ => Err(SqlError::at(span, "`window` is only defined when the query groups by window(...)")),
+            };
+        }
+        match self.names.lookup(qualifier.map(|q| q.value.as_str()), &id.value) {
+            Found::Column { item, column } => Ok(self.names.column_ident(item, column)),
+            Found::Ambiguous => Err(SqlError::at(span, format!("column {} is ambiguous; qualify it, e.g. source.{}", id.value, id.value))),
+            Found::Missing => {
+                if let Some(q) = qualifier {
+                    if !self.names.has_qualifier(&q.value) {
+                        return Err(SqlError::at(q.span, format!("unknown source or alias {} in {q}.{id}", q.value)));
+                    }
+                }
+                let all = self.names.all_names();
+                let hint = match closest(&id.value, all.iter().copied()) {
+                    Some(s) => format!("; did you mean {s}?"),
+                    None => format!("; columns: {}", self.names.column_list()),
+                };
+                Err(SqlError::at(span, format!("unknown column {}{hint}", id.value)))
+            }
+        }
+    }
+
+    fn compound(&self, ids: &[ast::Ident], span: Span, select: bool) -> Result<ast::Expr, SqlError> {
+        let (first, rest) = match ids.split_first() {
+            Some(x) => x,
+            None => return Err(SqlError::at(span, "empty name")),
+        };
+        // window.start / window.end
+        if is_window_name(&first.value)
+            && !self.names.has_qualifier(&first.value)
+            && !matches!(self.names.lookup(None, &first.value), Found::Column { .. })
+        {
+            let Some(w) = self.window.filter(|_| select) else {
+                return Err(SqlError::at(
+                    span,
+                    format!("{}.{} needs a window(...) in GROUP BY", first.value, rest.first().map_or("", |r| r.value.as_str())),
+                ));
+            };
+            let field = rest.first().map(|r| r.value.to_ascii_lowercase()).unwrap_or_default();
+            if field != "start" && field != "end" || rest.len() > 1 {
+                return Err(SqlError::at(
+                    span,
+                    format!(
+                        "a window has fields start and end, not {}",
+                        rest.iter().map(|r| r.value.as_str()).collect::<Vec<_>>().join(".")
+                    ),
+                ));
+            }
+            return Ok(get_field(w.clone(), &field));
+        }
+        // qualifier.column[.field...]
+        if self.names.has_qualifier(&first.value) {
+            let Some((column, fields)) = rest.split_first() else { return Err(SqlError::at(span, "a qualifier needs a column")) };
+            let base = self.identifier(Some(first), column, span, select)?;
+            return self.fields(base, fields, span);
+        }
+        // column.field...
+        match self.names.lookup(None, &first.value) {
+            Found::Column { .. } => {
+                let base = self.identifier(None, first, span, select)?;
+                self.fields(base, rest, span)
+            }
+            _ => {
+                // Report the qualifier as the unknown part, as the user most likely meant one.
+                Err(SqlError::at(
+                    first.span,
+                    format!(
+                        "unknown source or alias {} in {}",
+                        first.value,
+                        ids.iter().map(|i| i.value.as_str()).collect::<Vec<_>>().join(".")
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// `base.f1.f2`: struct field access, checked against the column's type.
+    fn fields(&self, base: ast::Expr, fields: &[ast::Ident], span: Span) -> Result<ast::Expr, SqlError> {
+        let mut t = match &base {
+            ast::Expr::CompoundIdentifier(parts) => {
+                let q = parts.first().map(|p| p.value.clone()).unwrap_or_default();
+                let c = parts.get(1).map(|p| p.value.clone()).unwrap_or_default();
+                match self.names.lookup(Some(&q), &c) {
+                    Found::Column { item, column } => Some(self.names.data_type(item, column).clone()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let mut e = base;
+        for f in fields {
+            let name = match &t {
+                Some(DataType::Struct(fs)) => match fs.iter().find(|x| x.name().eq_ignore_ascii_case(&f.value)) {
+                    Some(field) => {
+                        let n = field.name().clone();
+                        t = Some(field.data_type().clone());
+                        n
+                    }
+                    None => {
+                        let known: Vec<&str> = fs.iter().map(|x| x.name().as_str()).collect();
+                        return Err(SqlError::at(f.span, format!("the struct has no field {}; its fields: {}", f.value, known.join(", "))));
+                    }
+                },
+                Some(other) => {
+                    return Err(SqlError::at(
+                        span,
+                        format!(
+                            "{} is a {}, which has no fields; `.{}` reads a struct's field",
+                            e,
+                            crate::types::type_name(other),
+                            f.value
+                        ),
+                    ))
+                }
+                None => f.value.clone(),
+            };
+            e = get_field(e, &name);
+        }
+        Ok(e)
+    }
+}

@@ -314,6 +314,71 @@ fn temperature_load_left_outer_join_at_the_end_of_input_matches_spark() {
     check("temps_loads_left_end");
 }
 
+/// The hourly count of Spark's tutorial notebook, with its `date_format(window.end, 'MMM-dd HH:mm')`.
+#[test]
+fn tutorial_with_date_format_matches_spark() {
+    check("tutorial_date_format");
+}
+
+/// Date and time functions, with NULLs, dates around month, year and leap-day boundaries,
+/// Java pattern letters, epoch conversions and interval arithmetic.
+#[test]
+fn date_and_time_functions_match_spark() {
+    check("functions_datetime");
+}
+
+/// String functions over empty, padded, mixed-case, punctuated and non-ASCII text and NULLs,
+/// with regular expressions, splitting, padding, conditionals and LIKE.
+#[test]
+fn string_and_conditional_functions_match_spark() {
+    check("functions_string");
+}
+
+/// Arithmetic with Spark's rules (division by zero is NULL, integers wrap, div, %, pmod),
+/// rounding, logarithms of non-positive numbers, decimals and casts.
+#[test]
+fn math_functions_and_casts_match_spark() {
+    check("functions_math");
+}
+
+/// md5, sha1, sha2, Spark's Murmur3 `hash` and xxhash64 of strings, longs, doubles and dates.
+#[test]
+fn hash_functions_match_spark() {
+    check("functions_hash");
+}
+
+/// stddev, variance, first, last, collect_list/set, max_by, min_by, approx_count_distinct,
+/// percentile_approx, count_if, bool_and/or, decimal sum and avg, min/max of dates per window.
+#[test]
+fn aggregate_functions_match_spark() {
+    check("functions_aggregate");
+}
+
+/// Nested JSON: struct field access, array and map subscripts, element_at, size, whole
+/// structs, arrays and maps in the output.
+#[test]
+fn nested_fields_match_spark() {
+    check("nested_fields");
+}
+
+/// explode(array of structs): one row per element; NULL and empty arrays give none.
+#[test]
+fn explode_matches_spark() {
+    check("nested_explode");
+}
+
+/// GROUP BY a nested field (with a window), aggregating nested values.
+#[test]
+fn grouping_by_a_nested_field_matches_spark() {
+    check("nested_group");
+}
+
+/// Field access, explode and GROUP BY a nested field in one query (a subquery explodes).
+#[test]
+fn exploding_then_grouping_by_a_nested_field_matches_spark() {
+    check("nested_explode_group");
+}
+
 #[test]
 fn every_recorded_query_is_checked() {
     let spec = spec();
@@ -324,6 +389,15 @@ fn every_recorded_query_is_checked() {
         [
             "dedup_event_time",
             "dedup_within_watermark",
+            "functions_aggregate",
+            "functions_datetime",
+            "functions_hash",
+            "functions_math",
+            "functions_string",
+            "nested_explode",
+            "nested_explode_group",
+            "nested_fields",
+            "nested_group",
             "orders",
             "rounding",
             "sessions",
@@ -331,7 +405,8 @@ fn every_recorded_query_is_checked() {
             "temps_loads_inner",
             "temps_loads_left",
             "temps_loads_left_end",
-            "tutorial"
+            "tutorial",
+            "tutorial_date_format"
         ],
         "add a test for each query in queries.json"
     );

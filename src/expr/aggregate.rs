@@ -98,6 +98,14 @@ impl UdafFactory {
             .map_err(|e| crate::expr::registry::clean_error(&e))
     }
 
+    /// An accumulator holding `state` (as DataFusion gave it), or an empty one.
+    fn with_scalars(&self, state: &[ScalarValue]) -> Option<Box<dyn DfAccumulator>> {
+        let mut acc = self.create().ok()?;
+        let arrays: Vec<ArrayRef> = state.iter().map(|v| v.to_array()).collect::<Result<_, _>>().ok()?;
+        acc.merge_batch(&arrays).ok()?;
+        Some(acc)
+    }
+
     /// An accumulator holding `state` (values of the state fields), or an empty one.
     fn with_state(&self, state: Option<&[Value]>) -> Option<Box<dyn DfAccumulator>> {
         let mut acc = self.create().ok()?;
@@ -136,22 +144,24 @@ impl UdafState {
         }
     }
 
-    /// The intermediate state, leaving the accumulator as it was.
-    pub fn state(&self) -> Vec<Value> {
+    /// The intermediate state as DataFusion gives it, leaving the accumulator as it was.
+    fn scalars(&self) -> Vec<ScalarValue> {
         let mut slot = self.acc.borrow_mut();
         let Some(acc) = slot.as_mut() else { return Vec::new() };
-        let state: Vec<Value> = match acc.state() {
-            Ok(s) => s.iter().map(|v| v.to_array().map(|a| value_at(a.as_ref(), 0)).unwrap_or_default()).collect(),
-            Err(_) => Vec::new(),
-        };
-        *slot = self.factory.with_state(Some(&state));
+        let state = acc.state().unwrap_or_default();
+        *slot = self.factory.with_scalars(&state);
         state
+    }
+
+    /// The intermediate state, leaving the accumulator as it was.
+    pub fn state(&self) -> Vec<Value> {
+        self.scalars().iter().map(|v| v.to_array().map(|a| value_at(a.as_ref(), 0)).unwrap_or_default()).collect()
     }
 
     /// The aggregate's value now.
     pub fn result(&self) -> Value {
-        let state = self.state();
-        let Some(mut copy) = self.factory.with_state(Some(&state)) else { return Value::Null };
+        let state = self.scalars();
+        let Some(mut copy) = self.factory.with_scalars(&state) else { return Value::Null };
         match copy.evaluate() {
             Ok(v) => v.to_array().map(|a| value_at(a.as_ref(), 0)).unwrap_or_default(),
             Err(_) => Value::Null,
@@ -185,7 +195,8 @@ impl UdafState {
 
 impl Clone for UdafState {
     fn clone(&self) -> UdafState {
-        UdafState::restore(self.factory.clone(), &self.state())
+        let acc = self.factory.with_scalars(&self.scalars());
+        UdafState { factory: self.factory.clone(), acc: RefCell::new(acc) }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod aggregate;
 pub mod cast;
 pub mod functions;
 pub mod registry;
+pub mod udafs;
 
 use std::fmt;
 use std::sync::Arc;

@@ -99,6 +99,9 @@ impl Registry {
         for f in Fun::all() {
             add_scalar(f.udf(), Origin::Eddy);
         }
+        for f in super::functions::library() {
+            add_scalar(super::functions::RowUdf::udf(f), Origin::Eddy);
+        }
         let mut aggregates: HashMap<String, (Arc<AggregateUDF>, Origin)> = HashMap::new();
         let mut add_aggregate = |f: Arc<AggregateUDF>, origin: Origin| {
             for name in std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned()) {
@@ -109,7 +112,14 @@ impl Registry {
             add_aggregate(f, Origin::DataFusion);
         }
         for f in datafusion_spark::all_default_aggregate_functions() {
-            add_aggregate(f, Origin::Spark);
+            // datafusion-spark's avg returns a double for decimals; Spark (and DataFusion's avg)
+            // return decimal(p + 4, s + 4).
+            if f.name() != "avg" {
+                add_aggregate(f, Origin::Spark);
+            }
+        }
+        for f in super::udafs::all() {
+            add_aggregate(f, Origin::Eddy);
         }
         let aliases = SPARK_ALIASES.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         Registry { scalars, aggregates, aliases }
@@ -164,7 +174,7 @@ impl Registry {
     pub fn listing(&self) -> Vec<FunctionInfo> {
         let mut out = Vec::new();
         for (name, (f, origin)) in &self.scalars {
-            if Fun::all().iter().any(|x| x.is_internal() && x.udf().name() == f.name()) {
+            if Fun::all().iter().any(|x| x.is_internal() && x.udf().name() == f.name()) || name.starts_with("spark_") {
                 continue;
             }
             let description = eddy_description(f.name())
@@ -180,7 +190,10 @@ impl Registry {
             });
         }
         for (name, (f, origin)) in &self.aggregates {
-            let description = f.documentation().map(|d| d.description.clone()).unwrap_or_default();
+            let description = super::udafs::description(f.name())
+                .map(str::to_string)
+                .or_else(|| f.documentation().map(|d| d.description.clone()))
+                .unwrap_or_default();
             out.push(FunctionInfo {
                 name: name.clone(),
                 aggregate: true,
@@ -211,7 +224,11 @@ impl Registry {
 }
 
 fn eddy_description(name: &str) -> Option<&'static str> {
-    Fun::all().into_iter().find(|f| f.udf().name() == name).map(Fun::description)
+    Fun::all()
+        .into_iter()
+        .find(|f| f.udf().name() == name)
+        .map(Fun::description)
+        .or_else(|| super::functions::library().into_iter().find(|f| f.name == name).map(|f| f.description))
 }
 
 /// DataFusion's error text without its category prefixes and backtrace.

@@ -412,8 +412,8 @@ impl JsonEncoder {
     }
 }
 
-/// Writes one value of type `t` as JSON. Non-finite doubles have no JSON form and are written
-/// as null; decimals are numbers with their scale's digits, dates `"yyyy-MM-dd"`, binary base64.
+/// Writes one value of type `t` as JSON. Non-finite doubles have no JSON number form and are
+/// written as Spark writes them, the strings "NaN", "Infinity" and "-Infinity"; decimals are numbers with their scale's digits, dates `"yyyy-MM-dd"`, binary base64.
 pub fn write_json_value(v: &Value, t: &DataType, out: &mut Vec<u8>) {
     match v {
         Value::Null => out.extend_from_slice(b"null"),
@@ -425,7 +425,10 @@ pub fn write_json_value(v: &Value, t: &DataType, out: &mut Vec<u8>) {
         Value::Double(x) if x.is_finite() => {
             let _ = serde_json::to_writer(&mut *out, x);
         }
-        Value::Double(_) => out.extend_from_slice(b"null"),
+        // As Spark's JSON writer (Jackson) writes them.
+        Value::Double(x) if x.is_nan() => out.extend_from_slice(b"\"NaN\""),
+        Value::Double(x) if *x > 0.0 => out.extend_from_slice(b"\"Infinity\""),
+        Value::Double(_) => out.extend_from_slice(b"\"-Infinity\""),
         Value::Str(s) => write_json_string(s, out),
         Value::Timestamp(t) => write_timestamp(*t, out),
         Value::Window { start, end } => {
@@ -471,10 +474,6 @@ pub fn write_json_value(v: &Value, t: &DataType, out: &mut Vec<u8>) {
             if let DataType::Struct(fields) = t {
                 let mut first = true;
                 for (f, x) in fields.iter().zip(items.iter()) {
-                    // Spark's JSON writer leaves out NULL fields.
-                    if x.is_null() {
-                        continue;
-                    }
                     if !first {
                         out.push(b',');
                     }

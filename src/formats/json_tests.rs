@@ -107,7 +107,7 @@ fn encodes_in_select_order() {
     e.encode(&row, &mut out);
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        r#"{"action":"Open","window_start":"2016-07-26T00:00:00.000Z","n":1044,"avg":null,"w":{"start":"1970-01-01T00:00:00.000Z","end":"1970-01-01T01:00:00.000Z"},"q\"uote":"a\"b\n"}"#
+        r#"{"action":"Open","window_start":"2016-07-26T00:00:00.000Z","n":1044,"avg":"NaN","w":{"start":"1970-01-01T00:00:00.000Z","end":"1970-01-01T01:00:00.000Z"},"q\"uote":"a\"b\n"}"#
     );
 }
 

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use crate::expr::aggregate::{UdafFactory, UdafState};
 use crate::sql::{AggregateCall, AggregateKind};
 use crate::state::codec::{CodecError, Reader, Writer};
-use crate::types::{decode_key, encode_key_value, DataType, Value};
+use crate::types::{decode_key, encode_key_value, DataType, Value, I128};
 
 /// What an operator needs of one aggregate call.
 #[derive(Debug, Clone)]
 pub struct CallSpec {
     pub kind: AggregateKind,
     pub result_type: DataType,
+    /// The first argument's type.
+    pub arg_type: DataType,
     /// The call's arguments among the input row's values.
     pub first_value: usize,
     pub arity: usize,
@@ -28,6 +30,7 @@ impl CallSpec {
             .map(|c| CallSpec {
                 kind: c.kind,
                 result_type: c.result_type.clone(),
+                arg_type: c.arg_types.first().cloned().unwrap_or(DataType::Null),
                 first_value: c.first_value,
                 arity: c.arity,
                 udaf: c.udaf.clone(),
@@ -39,10 +42,15 @@ impl CallSpec {
     pub fn accumulator(&self) -> Accumulator {
         match &self.udaf {
             Some(f) => Accumulator::Udaf(Box::new(UdafState::new(f.clone()))),
-            None => {
-                let arg = if self.kind == AggregateKind::Sum { Some(self.result_type.clone()) } else { None };
-                Accumulator::new(self.kind, arg)
-            }
+            None => match (self.kind, &self.arg_type, &self.result_type) {
+                (AggregateKind::Avg, DataType::Decimal128(_, s), DataType::Decimal128(_, rs)) => {
+                    Accumulator::AvgDecimal { sum: I128::new(0), count: 0, scale: *s, result_scale: *rs }
+                }
+                _ => {
+                    let arg = if self.kind == AggregateKind::Sum { Some(self.result_type.clone()) } else { None };
+                    Accumulator::new(self.kind, arg)
+                }
+            },
         }
     }
 
@@ -70,6 +78,14 @@ pub enum Accumulator {
     Avg {
         sum: f64,
         count: i64,
+    },
+    /// avg of decimals: their exact sum and count; the result is rounded half up at the
+    /// result's scale, as Spark's decimal division.
+    AvgDecimal {
+        sum: I128,
+        count: i64,
+        scale: i8,
+        result_scale: i8,
     },
     Min(Value),
     Max(Value),
@@ -107,6 +123,10 @@ impl Accumulator {
                     *s = Some(s.unwrap_or(0.0) + x);
                 }
             }
+            (Accumulator::AvgDecimal { sum, count, .. }, Some(Value::Decimal(d))) => {
+                *sum = I128::new(sum.get().wrapping_add(d.get()));
+                *count += 1;
+            }
             (Accumulator::Avg { sum, count }, Some(v)) => {
                 if let Some(x) = v.as_f64() {
                     *sum += x;
@@ -132,6 +152,10 @@ impl Accumulator {
             (Accumulator::Count(n), Accumulator::Count(m)) => *n = n.wrapping_add(*m),
             (Accumulator::SumLong(s), Accumulator::SumLong(Some(x))) => *s = Some(s.unwrap_or(0).wrapping_add(*x)),
             (Accumulator::SumDouble(s), Accumulator::SumDouble(Some(x))) => *s = Some(s.unwrap_or(0.0) + x),
+            (Accumulator::AvgDecimal { sum, count, .. }, Accumulator::AvgDecimal { sum: s, count: c, .. }) => {
+                *sum = I128::new(sum.get().wrapping_add(s.get()));
+                *count += c;
+            }
             (Accumulator::Avg { sum, count }, Accumulator::Avg { sum: s, count: c }) => {
                 *sum += s;
                 *count += c;
@@ -148,7 +172,20 @@ impl Accumulator {
             Accumulator::Count(n) => Value::Long(*n),
             Accumulator::SumLong(s) => s.map_or(Value::Null, Value::Long),
             Accumulator::SumDouble(s) => s.map_or(Value::Null, Value::Double),
-            Accumulator::Avg { count: 0, .. } => Value::Null,
+            Accumulator::Avg { count: 0, .. } | Accumulator::AvgDecimal { count: 0, .. } => Value::Null,
+            Accumulator::AvgDecimal { sum, count, scale, result_scale } => {
+                let shift = u32::try_from(i32::from(*result_scale) - i32::from(*scale)).unwrap_or(0);
+                let num = sum.get().checked_mul(10i128.pow(shift));
+                match num {
+                    Some(num) => {
+                        let den = i128::from(*count);
+                        let (q, r) = (num / den, num % den);
+                        let q = if r.unsigned_abs() * 2 >= den.unsigned_abs() { q + num.signum() } else { q };
+                        Value::Decimal(I128::new(q))
+                    }
+                    None => Value::Null,
+                }
+            }
             Accumulator::Avg { sum, count } => Value::Double(sum / *count as f64),
             Accumulator::Min(v) | Accumulator::Max(v) => v.clone(),
             Accumulator::Distinct(set) => Value::Long(set.len() as i64),
@@ -200,6 +237,15 @@ impl Accumulator {
                     w.bytes(k);
                 }
             }
+            Accumulator::AvgDecimal { sum, count, scale, result_scale } => {
+                w.u8(9);
+                let v = sum.get();
+                w.i64((v >> 64) as i64);
+                w.i64(v as i64);
+                w.i64(*count);
+                w.u8(*scale as u8);
+                w.u8(*result_scale as u8);
+            }
             Accumulator::Udaf(u) => {
                 w.u8(8);
                 let mut k = Vec::new();
@@ -219,6 +265,14 @@ impl Accumulator {
     /// Reads an accumulator back; a DataFusion aggregate's needs its call's factory.
     pub fn decode_with(r: &mut Reader, udaf: Option<&Arc<UdafFactory>>) -> Result<Accumulator, CodecError> {
         Ok(match r.u8()? {
+            9 => {
+                let hi = r.i64()?;
+                let lo = r.i64()?;
+                let count = r.i64()?;
+                let scale = r.u8()? as i8;
+                let result_scale = r.u8()? as i8;
+                Accumulator::AvgDecimal { sum: I128::new((i128::from(hi) << 64) | i128::from(lo as u64)), count, scale, result_scale }
+            }
             8 => {
                 let state = decode_key(r.bytes()?).map_err(|_| CodecError::Corrupt("aggregate state"))?;
                 let factory = udaf.ok_or(CodecError::Corrupt("the query's aggregates changed since this state was written"))?;

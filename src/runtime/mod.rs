@@ -182,3 +182,6 @@ impl Out for Collected {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -27,6 +27,7 @@ pub struct PrepareTask {
     pub partition: i32,
     upstreams: u32,
     filter: Option<Scalar>,
+    stages: Vec<crate::sql::Stage>,
     event_time: Option<EventTimeColumn>,
     keys: Vec<Scalar>,
     values: Vec<Scalar>,
@@ -61,6 +62,7 @@ impl PrepareTask {
             partition,
             upstreams: upstreams as u32,
             filter: input.scan.filter.clone(),
+            stages: input.scan.stages.clone(),
             event_time: input.scan.event_time,
             keys: input.keys.clone(),
             values: input.values.clone(),
@@ -95,7 +97,7 @@ impl PrepareTask {
         out: &mut dyn Out,
     ) -> Result<u64, SendFailed> {
         let exprs: Vec<Scalar> = self.keys.iter().chain(self.values.iter()).cloned().collect();
-        let (ev, failed) = evaluate(batch, self.filter.as_ref(), &exprs);
+        let (ev, failed) = evaluate(batch, self.filter.as_ref(), &self.stages, &exprs);
         for (row, why) in failed {
             if let (Some(topic), Some(rec)) = (dead_letter, records.get(row as usize)) {
                 forward(out, topic, rec, "eval_error", &why, query, None)?;

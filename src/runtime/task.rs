@@ -39,6 +39,7 @@ const CLOCK_KEY: &[u8] = &[0x02, b'w'];
 /// What one input side does to a source batch before the operator.
 struct SideEval {
     filter: Option<Scalar>,
+    stages: Vec<crate::sql::Stage>,
     event_time: Option<EventTimeColumn>,
     /// Keys, then values.
     exprs: Vec<Scalar>,
@@ -211,6 +212,7 @@ impl QueryTask {
             .iter()
             .map(|i| SideEval {
                 filter: i.scan.filter.clone(),
+                stages: i.scan.stages.clone(),
                 event_time: i.scan.event_time,
                 exprs: i.keys.iter().chain(i.values.iter()).cloned().collect(),
             })
@@ -288,7 +290,7 @@ impl QueryTask {
             Body::TableJoin { stream_keys, .. } => stream_keys,
             Body::Operator { .. } => &eval.exprs,
         };
-        let (ev, failed) = evaluate(batch, eval.filter.as_ref(), exprs);
+        let (ev, failed) = evaluate(batch, eval.filter.as_ref(), &eval.stages, exprs);
         let event_time = eval.event_time;
         for (row, why) in failed {
             if let Some(rec) = records.get(row as usize) {

@@ -69,7 +69,7 @@ pub fn plan_aggregate(
         return Err(SqlError::new("nothing to aggregate"));
     }
     check_output_mode(window, &input, ctx)?;
-    let exchange = exchange(input.source, &keys, &input.schema, ctx)?;
+    let exchange = exchange(&input, &keys, ctx)?;
     let key_count = keys.len();
     let has_window = usize::from(window.is_some());
     let mut row_map: Vec<usize> = group_slots.iter().map(|slot| slot.unwrap_or(key_count)).collect();
@@ -168,7 +168,11 @@ fn aggregate_call(
         ("count", false, [_]) if plain => AggregateKind::Count,
         ("count", true, [_]) if plain => AggregateKind::CountDistinct,
         ("sum", false, [t]) if plain && native(t) => AggregateKind::Sum,
-        ("avg", false, [t]) if plain && native(t) => AggregateKind::Avg,
+        ("avg", false, [t])
+            if plain && (native(t) || matches!(t, DataType::Decimal128(..)) && matches!(result_type, DataType::Decimal128(..))) =>
+        {
+            AggregateKind::Avg
+        }
         ("min", _, [t]) if plain && flat(t) => AggregateKind::Min,
         ("max", _, [t]) if plain && flat(t) => AggregateKind::Max,
         _ => AggregateKind::Udaf,
@@ -225,7 +229,7 @@ fn window_kind(f: &datafusion_expr::expr::ScalarFunction, input: &Input) -> Resu
     let session = name == "session_window";
     let args = &f.args;
     let is_event_time = match strip(&args[0]) {
-        Expr::Column(c) => input.event_time_index().is_some_and(|i| input.schema.fields[i].name == c.name),
+        Expr::Column(c) => input.event_time_index().is_some_and(|i| input.df.field(i).name() == &c.name),
         _ => false,
     };
     if !is_event_time {

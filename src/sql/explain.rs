@@ -210,9 +210,10 @@ fn explain_scan(s: &mut String, label: &str, scan: &ScanPlan, format: &str) {
     let read: Vec<&str> = scan.needed.iter().zip(&scan_names).filter(|(n, _)| **n).map(|(_, name)| name.as_str()).collect();
     let _ = writeln!(s, "    decode {format}, columns read: {}", if read.is_empty() { "none".to_string() } else { read.join(", ") });
     if let Some(et) = scan.event_time {
-        let col = match et {
-            EventTimeColumn::Column(c) => scan_names[c].clone(),
-            EventTimeColumn::KafkaTimestamp => "kafka_timestamp".to_string(),
+        let col = match (et, scan.event_time_source) {
+            (EventTimeColumn::Column(_), Some(c)) => scan_names.get(c).cloned().unwrap_or_default(),
+            (EventTimeColumn::Column(c), None) => format!("#{c}"),
+            (EventTimeColumn::KafkaTimestamp, _) => "kafka_timestamp".to_string(),
         };
         let wm = match scan.watermark_delay {
             Some(d) => format!("watermark = max({col}) − {} per partition, min over partitions", dur(d)),
@@ -224,6 +225,18 @@ fn explain_scan(s: &mut String, label: &str, scan: &ScanPlan, format: &str) {
     }
     if let Some(f) = &scan.filter {
         let _ = writeln!(s, "    filter {}", fmt_expr(f, &scan_names));
+    }
+    for stage in &scan.stages {
+        let _ = match stage {
+            Stage::Filter(f) => writeln!(s, "    filter {}", f.text),
+            Stage::Project { exprs, schema } => {
+                let cols: Vec<String> = exprs.iter().zip(schema.fields()).map(|(e, f)| format!("{} := {}", f.name(), e.text)).collect();
+                writeln!(s, "    project [{}] (stateless)", cols.join(", "))
+            }
+            Stage::Unnest { column, schema } => {
+                writeln!(s, "    explode {} (one row per element, stateless)", schema.field(*column).name())
+            }
+        };
     }
 }
 

@@ -448,7 +448,7 @@ fn plan_table_join(
     Ok(s.plan_base(
         OutputMode::Append,
         vec![InputPlan { scan: stream.scan_plan(filter), keys: Vec::new(), values: Vec::new(), exchange: Exchange::Local }],
-        PlanBody::TableJoin(TableJoinPlan {
+        PlanBody::TableJoin(Box::new(TableJoinPlan {
             table: table.scan_plan(None),
             stream_keys,
             table_keys: pk,
@@ -456,7 +456,7 @@ fn plan_table_join(
             projection,
             residual,
             row_schema: Arc::new(joined.as_arrow().clone()),
-        }),
+        })),
         output,
         key_columns,
     ))

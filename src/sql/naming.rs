@@ -36,6 +36,8 @@ pub fn spark_name(e: &ast::Expr) -> String {
         A::UnaryOp { op: UnaryOperator::Minus, expr } => format!("(- {})", spark_name(expr)),
         // `user` without parentheses parses as a function but names a column (see compile.rs).
         A::Function(f) if matches!(f.args, ast::FunctionArguments::None) => f.name.to_string(),
+        // Spark names a generator's column `col`.
+        A::Function(f) if matches!(function_name(f).as_str(), "explode" | "unnest") => "col".to_string(),
         A::Function(f) => {
             let name = function_name(f);
             let Ok((args, distinct)) = function_args(f) else {

@@ -23,8 +23,12 @@ use crate::types::{DataType, Schema};
 /// One FROM item after resolution.
 #[derive(Debug, Clone)]
 pub struct FromItem {
-    /// Index into the planning context's sources.
-    pub source: usize,
+    /// Index into the planning context's sources; `None` for a subquery.
+    pub source: Option<usize>,
+    /// The columns it offers (a subquery's types are unknown here: `Null`).
+    pub schema: Schema,
+    /// Of those, how many `*` expands to.
+    pub visible: usize,
     /// The qualifier every column reference uses (the alias, or the source name), lower-cased.
     pub qualifier: String,
     pub span: Span,
@@ -38,7 +42,8 @@ pub struct Parsed {
 
 /// What the pass learnt about the SELECT.
 pub struct SelectInfo {
-    pub from: Vec<FromItem>,
+    /// Every source the query reads, subqueries included.
+    pub sources: Vec<usize>,
     /// The select list's output names, in order.
     pub names: Vec<String>,
     /// Two select items with one name, reported after the rest of the plan is checked.
@@ -312,13 +317,31 @@ fn rewrite_select(select: &mut ast::Select, ctx: &PlanContext) -> Result<SelectI
             "a query joins two inputs; join more through a topic with a second query",
         ));
     }
-    let mut from = Vec::new();
+    let mut from: Vec<FromItem> = Vec::new();
+    let mut sources: Vec<usize> = Vec::new();
     let mut relations: Vec<&mut ast::TableFactor> = vec![&mut table.relation];
     for j in &mut table.joins {
         relations.push(&mut j.relation);
     }
     for relation in relations {
         let span = relation.span();
+        if let ast::TableFactor::Derived { lateral: false, subquery, alias, .. } = relation {
+            // A subquery: its own checks and names, then its output columns are a relation.
+            check_query_clauses(subquery)?;
+            let ast::SetExpr::Select(inner) = subquery.body.as_mut() else {
+                return Err(SqlError::at(span, "a subquery in FROM is one SELECT ... FROM ..."));
+            };
+            let info = rewrite_select(inner, ctx)?;
+            if let Some(e) = info.duplicate {
+                return Err(e);
+            }
+            let qualifier = alias.as_ref().map_or_else(|| format!("__subquery{}", from.len()), |a| a.name.value.to_ascii_lowercase());
+            *alias = Some(ast::TableAlias { explicit: true, name: quoted(&qualifier), columns: Vec::new(), at: None });
+            let schema = Schema::new(info.names.iter().map(|n| crate::types::Field::new(n.clone(), DataType::Null, true)).collect());
+            sources.extend(info.sources);
+            from.push(FromItem { source: None, visible: schema.len(), schema, qualifier, span });
+            continue;
+        }
         let (source, alias) = resolve_source(relation, ctx)?;
         let qualifier = alias.as_ref().map_or_else(|| ctx.sources[source].name.to_string(), |a| a.value.clone()).to_ascii_lowercase();
         if from.iter().any(|f: &FromItem| f.qualifier == qualifier) {
@@ -331,18 +354,52 @@ fn rewrite_select(select: &mut ast::Select, ctx: &PlanContext) -> Result<SelectI
             *name = ast::ObjectName::from(vec![quoted(ctx.sources[source].name)]);
             *alias = Some(ast::TableAlias { explicit: true, name: quoted(&qualifier), columns: Vec::new(), at: None });
         }
-        from.push(FromItem { source, qualifier, span });
+        sources.push(source);
+        from.push(FromItem {
+            source: Some(source),
+            schema: source_schema(&ctx.sources[source]),
+            visible: ctx.sources[source].schema.len(),
+            qualifier,
+            span,
+        });
     }
-    if from.len() == 1 && ctx.sources[from[0].source].kind == SourceKind::Table {
-        let name = ctx.sources[from[0].source].name;
-        return Err(SqlError::at(
-            from[0].span,
-            format!("{name} is a table source; tables are joined to streams (FROM stream JOIN {name} ON ...), not read alone"),
-        ));
+    if let [FromItem { source: Some(only), span, .. }] = from.as_slice() {
+        if ctx.sources[*only].kind == SourceKind::Table {
+            let name = ctx.sources[*only].name;
+            return Err(SqlError::at(
+                *span,
+                format!("{name} is a table source; tables are joined to streams (FROM stream JOIN {name} ON ...), not read alone"),
+            ));
+        }
     }
-    let schemas: Vec<Schema> = from.iter().map(|f| source_schema(&ctx.sources[f.source])).collect();
-    let visible = from.iter().map(|f| ctx.sources[f.source].schema.len()).collect();
+    let schemas: Vec<Schema> = from.iter().map(|f| f.schema.clone()).collect();
+    let visible = from.iter().map(|f| f.visible).collect();
     let names = Names { from: &from, schemas, visible };
+
+    for item in &mut select.projection {
+        if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } = item {
+            normalize(e);
+        }
+    }
+    select.selection.iter_mut().chain(select.having.iter_mut()).for_each(normalize);
+    if let ast::GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+        exprs.iter_mut().for_each(normalize);
+    }
+    if let Some(ast::Distinct::On(exprs)) = &mut select.distinct {
+        exprs.iter_mut().for_each(normalize);
+    }
+    for j in &mut table.joins {
+        if let ast::JoinOperator::Join(ast::JoinConstraint::On(e))
+        | ast::JoinOperator::Inner(ast::JoinConstraint::On(e))
+        | ast::JoinOperator::Left(ast::JoinConstraint::On(e))
+        | ast::JoinOperator::LeftOuter(ast::JoinConstraint::On(e))
+        | ast::JoinOperator::Right(ast::JoinConstraint::On(e))
+        | ast::JoinOperator::RightOuter(ast::JoinConstraint::On(e))
+        | ast::JoinOperator::FullOuter(ast::JoinConstraint::On(e)) = &mut j.join_operator
+        {
+            normalize(e);
+        }
+    }
 
     // Reject subqueries, window functions and nested aggregates anywhere.
     let mut roots: Vec<&ast::Expr> = Vec::new();
@@ -498,7 +555,37 @@ fn rewrite_select(select: &mut ast::Select, ctx: &PlanContext) -> Result<SelectI
         .zip(aliases)
         .map(|((expr, _, _), alias)| ast::SelectItem::ExprWithAlias { expr, alias: quoted(&alias) })
         .collect();
-    Ok(SelectInfo { from, names: out_names, duplicate })
+    Ok(SelectInfo { sources, names: out_names, duplicate })
+}
+
+/// `a.b.c` and `a[0].b` as the resolver reads them: dots only → a compound name (a qualifier,
+/// a column, struct fields); with subscripts → `get_field` and Spark's 0-based `a[i]` / map
+/// `m[key]` (`spark_get_item`) around the base.
+fn normalize(e: &mut ast::Expr) {
+    let _ = ast::visit_expressions_mut(e, |x| {
+        if let ast::Expr::CompoundFieldAccess { root, access_chain } = x {
+            let dots_only = access_chain.iter().all(|a| matches!(a, ast::AccessExpr::Dot(ast::Expr::Identifier(_))));
+            if let (true, ast::Expr::Identifier(first)) = (dots_only, root.as_ref()) {
+                let mut ids = vec![first.clone()];
+                ids.extend(access_chain.iter().filter_map(|a| match a {
+                    ast::AccessExpr::Dot(ast::Expr::Identifier(id)) => Some(id.clone()),
+                    _ => None,
+                }));
+                *x = ast::Expr::CompoundIdentifier(ids);
+                return ControlFlow::<()>::Continue(());
+            }
+            let mut out = std::mem::replace(root.as_mut(), ast::Expr::value(ast::Value::Null));
+            for a in std::mem::take(access_chain) {
+                out = match a {
+                    ast::AccessExpr::Dot(ast::Expr::Identifier(id)) => get_field(out, &id.value),
+                    ast::AccessExpr::Subscript(ast::Subscript::Index { index }) => call("spark_get_item", vec![out, index]),
+                    other => call("unsupported_access", vec![out, ast::Expr::value(ast::Value::SingleQuotedString(other.to_string()))]),
+                };
+            }
+            *x = out;
+        }
+        ControlFlow::Continue(())
+    });
 }
 
 /// GROUP BY 1 (an ordinal) or GROUP BY alias (a select alias that is not a column).
@@ -787,6 +874,7 @@ impl Resolver<'_> {
                         return Err(SqlError::at(f.span, format!("the struct has no field {}; its fields: {}", f.value, known.join(", "))));
                     }
                 },
+                Some(DataType::Null) | None => f.value.clone(),
                 Some(other) => {
                     return Err(SqlError::at(
                         span,
@@ -798,7 +886,6 @@ impl Resolver<'_> {
                         ),
                     ))
                 }
-                None => f.value.clone(),
             };
             e = get_field(e, &name);
         }

@@ -88,9 +88,26 @@ pub struct ScanPlan {
     pub idle_timeout: Option<std::time::Duration>,
     /// WHERE conjuncts that read only this input, over the scan row.
     pub filter: Option<Scalar>,
+    /// Stateless steps after the filter (a subquery's projection, explode): keys, values and a
+    /// stateless projection read the row they make.
+    pub stages: Vec<Stage>,
+    /// The source column the event time comes from (when it is a column), for decoding.
+    pub event_time_source: Option<usize>,
 }
 
-/// Where a scan row's event time is.
+/// A stateless step of an input.
+#[derive(Debug, Clone)]
+pub enum Stage {
+    /// The rows that pass.
+    Filter(Scalar),
+    /// New columns from the current ones, with the row they make.
+    Project { exprs: Vec<Scalar>, schema: SchemaRef },
+    /// One row per element of the array in `column` (rows whose array is NULL or empty
+    /// vanish, as with Spark's explode), the element in place of the array.
+    Unnest { column: usize, schema: SchemaRef },
+}
+
+/// Where an input row's event time is (after the input's stages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventTimeColumn {
     Column(usize),
@@ -109,7 +126,7 @@ pub enum PlanBody {
     /// SELECT DISTINCT / DISTINCT ON.
     Dedup(DedupPlan),
     /// A stream joined with a table source (latest value per key).
-    TableJoin(TableJoinPlan),
+    TableJoin(Box<TableJoinPlan>),
 }
 
 /// The window of an aggregation.

@@ -56,12 +56,8 @@ pub struct PlanContext<'a> {
 /// Plans one SQL query.
 pub fn plan_query(sql: &str, ctx: &PlanContext) -> Result<QueryPlan, SqlError> {
     let parsed = parse(sql, ctx)?;
-    let tables: HashMap<String, arrow::datatypes::SchemaRef> = parsed
-        .info
-        .from
-        .iter()
-        .map(|f| (ctx.sources[f.source].name.to_string(), source_schema(&ctx.sources[f.source]).to_arrow()))
-        .collect();
+    let tables: HashMap<String, arrow::datatypes::SchemaRef> =
+        parsed.info.sources.iter().map(|&s| (ctx.sources[s].name.to_string(), source_schema(&ctx.sources[s]).to_arrow())).collect();
     let provider = Provider::new(tables);
     let logical = logical_plan(parsed.statement, &provider)?;
     let mut plan = Streaming { ctx }.plan(&logical)?;
@@ -84,12 +80,20 @@ pub fn compile(e: &Expr, schema: &DFSchema) -> Result<Scalar, SqlError> {
     Scalar::compile(e, schema).map_err(SqlError::new)
 }
 
-/// One scanned source, as the logical plan has it.
+/// One scanned source, as the logical plan has it, with the stateless steps above it.
 pub struct Input<'p, 'c> {
     pub source: &'c SourceInfo<'c>,
+    /// The source's columns (schema and metadata columns): what the decoder builds.
     pub schema: Schema,
-    /// The scan node's schema (qualified by the alias): expressions over the scan row.
+    /// The schema of the top of the input's steps (qualified by an alias): keys, values and
+    /// projections are compiled over it.
     pub df: &'p DFSchema,
+    /// WHERE over the source's columns, below the steps.
+    pub scan_filter: Option<Scalar>,
+    pub stages: Vec<Stage>,
+    /// Source column i is column `map[i]` at the top of the steps (when a plain reference
+    /// carries it there).
+    pub map: Vec<Option<usize>>,
 }
 
 impl Input<'_, '_> {
@@ -97,15 +101,17 @@ impl Input<'_, '_> {
         match self.source.event_time {
             None => None,
             Some(EventTimeConfig::KafkaTimestamp) => Some(EventTimeColumn::KafkaTimestamp),
-            Some(EventTimeConfig::Column(c)) => self.schema.index_of(c).map(EventTimeColumn::Column),
+            Some(EventTimeConfig::Column(c)) => {
+                self.schema.index_of(c).and_then(|i| self.map.get(i).copied().flatten()).map(EventTimeColumn::Column)
+            }
         }
     }
 
-    /// The index of the event-time column in the scan row.
+    /// The index of the event-time column at the top of the steps.
     pub fn event_time_index(&self) -> Option<usize> {
         match self.event_time()? {
             EventTimeColumn::Column(c) => Some(c),
-            EventTimeColumn::KafkaTimestamp => self.schema.index_of("kafka_timestamp"),
+            EventTimeColumn::KafkaTimestamp => self.schema.index_of("kafka_timestamp").and_then(|i| self.map.get(i).copied().flatten()),
         }
     }
 
@@ -117,7 +123,24 @@ impl Input<'_, '_> {
         }
     }
 
+    /// The top-of-steps column that is source column `name`, if one is.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.schema.index_of(name).and_then(|i| self.map.get(i).copied().flatten())
+    }
+
+    /// The scan; `filter` is over the top of the steps (a WHERE on the source when there are none).
     pub fn scan_plan(&self, filter: Option<Scalar>) -> ScanPlan {
+        let mut stages = self.stages.clone();
+        let filter = if stages.is_empty() {
+            filter
+        } else {
+            stages.extend(filter.map(Stage::Filter));
+            self.scan_filter.clone()
+        };
+        let event_time_source = match self.source.event_time {
+            Some(EventTimeConfig::Column(c)) => self.schema.index_of(c),
+            _ => None,
+        };
         ScanPlan {
             source: self.source.name.to_string(),
             topic: self.source.topic.to_string(),
@@ -128,6 +151,8 @@ impl Input<'_, '_> {
             watermark_delay: self.source.watermark_delay,
             idle_timeout: self.source.idle_timeout,
             filter,
+            stages,
+            event_time_source,
         }
     }
 }
@@ -171,7 +196,7 @@ impl<'a> Streaming<'a> {
         }
     }
 
-    /// Peels WHERE filters off a scan or a join.
+    /// Peels the WHERE filter off a scan (with its stateless steps) or a join.
     pub fn relation<'p>(&self, node: &'p LogicalPlan) -> Result<Relation<'p>, SqlError> {
         match node {
             LogicalPlan::Filter(f) => match self.relation(&f.input)? {
@@ -179,28 +204,80 @@ impl<'a> Streaming<'a> {
                 Relation::Join { join, filter: None } => Ok(Relation::Join { join, filter: Some(&f.predicate) }),
                 _ => Err(SqlError::new("eddy cannot run two filters above each other; combine them with AND")),
             },
-            LogicalPlan::SubqueryAlias(_) | LogicalPlan::TableScan(_) => Ok(Relation::Scan { node, filter: None }),
             LogicalPlan::Join(j) => Ok(Relation::Join { join: j, filter: None }),
-            LogicalPlan::Unnest(_) => Err(SqlError::new(
-                "explode() / unnest() is not supported in this position yet; use it in the select list of a query without aggregation",
+            LogicalPlan::SubqueryAlias(_) | LogicalPlan::TableScan(_) | LogicalPlan::Projection(_) | LogicalPlan::Unnest(_) => {
+                Ok(Relation::Scan { node, filter: None })
+            }
+            LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) => Err(SqlError::new(
+                "an aggregation or DISTINCT inside a subquery is not supported yet: write the subquery to a topic and read that topic in a second query",
             )),
             other => Err(SqlError::new(format!("eddy cannot run this query as a stream (a {} here)", other.display()))),
         }
     }
 
-    /// The source a scan node reads.
+    /// The source a scan node (and its stateless steps) reads.
     pub fn input<'p>(&self, node: &'p LogicalPlan) -> Result<Input<'p, 'a>, SqlError> {
-        let table = match node {
-            LogicalPlan::SubqueryAlias(a) => match a.input.as_ref() {
-                LogicalPlan::TableScan(t) => t,
-                _ => return Err(SqlError::new("FROM takes a source name from the pipeline file")),
-            },
-            LogicalPlan::TableScan(t) => t,
-            _ => return Err(SqlError::new("FROM takes a source name from the pipeline file")),
+        let mut chain: Vec<&'p LogicalPlan> = Vec::new();
+        let mut at = node;
+        let table = loop {
+            match at {
+                LogicalPlan::TableScan(t) => break t,
+                LogicalPlan::SubqueryAlias(a) => {
+                    if let LogicalPlan::TableScan(t) = a.input.as_ref() {
+                        break t;
+                    }
+                    chain.push(at);
+                    at = a.input.as_ref();
+                }
+                LogicalPlan::Projection(p) => {
+                    chain.push(at);
+                    at = p.input.as_ref();
+                }
+                LogicalPlan::Unnest(u) => {
+                    chain.push(at);
+                    at = u.input.as_ref();
+                }
+                LogicalPlan::Filter(f) => {
+                    chain.push(at);
+                    at = f.input.as_ref();
+                }
+                LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) | LogicalPlan::Join(_) => {
+                    return Err(SqlError::new(
+                        "an aggregation, DISTINCT or join inside a subquery is not supported yet: write the subquery to a topic and read that topic in a second query",
+                    ))
+                }
+                other => return Err(SqlError::new(format!("eddy cannot read a {} as a stream", other.display()))),
+            }
         };
         let name = table.table_name.table();
         let source = self.ctx.sources.iter().find(|s| s.name == name).ok_or_else(|| SqlError::new(format!("unknown source {name}")))?;
-        Ok(Input { source, schema: source_schema(source), df: node.schema().as_ref() })
+        let schema = source_schema(source);
+        let mut map: Vec<Option<usize>> = (0..schema.len()).map(Some).collect();
+        let mut stages = Vec::new();
+        let mut scan_filter = None;
+        for step in chain.into_iter().rev() {
+            match step {
+                LogicalPlan::Filter(f) if stages.is_empty() && scan_filter.is_none() => {
+                    scan_filter = Some(compile(&f.predicate, f.input.schema())?)
+                }
+                LogicalPlan::Filter(f) => stages.push(Stage::Filter(compile(&f.predicate, f.input.schema())?)),
+                LogicalPlan::Projection(p) => {
+                    let exprs = p.expr.iter().map(|e| compile(e, p.input.schema())).collect::<Result<Vec<_>, _>>()?;
+                    let positions: Vec<Option<usize>> = exprs.iter().map(Scalar::as_column).collect();
+                    map = map.iter().map(|m| m.and_then(|c| positions.iter().position(|p| *p == Some(c)))).collect();
+                    stages.push(Stage::Project { exprs, schema: Arc::new(p.schema.as_arrow().clone()) });
+                }
+                LogicalPlan::Unnest(u) => {
+                    let column = match (u.list_type_columns.as_slice(), u.struct_type_columns.as_slice()) {
+                        ([(c, list)], []) if list.depth == 1 && u.dependency_indices.iter().enumerate().all(|(i, d)| i == *d) => *c,
+                        _ => return Err(SqlError::new("explode() takes one array here, one level deep (a query may explode one array)")),
+                    };
+                    stages.push(Stage::Unnest { column, schema: Arc::new(u.schema.as_arrow().clone()) });
+                }
+                _ => {}
+            }
+        }
+        Ok(Input { source, schema, df: node.schema().as_ref(), scan_filter, stages, map })
     }
 
     pub fn plan_base(
@@ -293,7 +370,7 @@ impl<'a> Streaming<'a> {
             }
         };
         let filter = filter.map(|f| compile(f, input.df)).transpose()?;
-        let exchange = exchange(input.source, &keys, &input.schema, ctx)?;
+        let exchange = exchange(&input, &keys, ctx)?;
         let key_columns = sink_key(ctx, &output, Vec::new())?;
         let row_schema = Arc::new(projection_schema.as_arrow().clone());
         Ok(self.plan_base(
@@ -312,7 +389,8 @@ pub fn output_columns(schema: &DFSchema) -> Vec<OutputColumn> {
 }
 
 /// Whether rows keyed by `keys` can stay in their source partition.
-pub fn exchange(source: &SourceInfo, keys: &[Scalar], schema: &Schema, ctx: &PlanContext) -> Result<Exchange, SqlError> {
+pub fn exchange(input: &Input, keys: &[Scalar], ctx: &PlanContext) -> Result<Exchange, SqlError> {
+    let source = input.source;
     let partitions = ctx.repartition_partitions;
     if keys.is_empty() {
         return Ok(Exchange::Repartition {
@@ -327,7 +405,7 @@ pub fn exchange(source: &SourceInfo, keys: &[Scalar], schema: &Schema, ctx: &Pla
         });
     };
     let covered =
-        !pk.is_empty() && pk.iter().all(|col| schema.index_of(col).is_some_and(|idx| keys.iter().any(|k| k.as_column() == Some(idx))));
+        !pk.is_empty() && pk.iter().all(|col| input.column(col).is_some_and(|idx| keys.iter().any(|k| k.as_column() == Some(idx))));
     if covered {
         Ok(Exchange::Local)
     } else {
@@ -377,14 +455,19 @@ fn mark_needed(plan: &mut QueryPlan) {
         if let Some(f) = &input.scan.filter {
             cols.extend(f.columns());
         }
-        input.keys.iter().chain(input.values.iter()).for_each(|e| cols.extend(e.columns()));
-        if i == 0 {
-            cols.extend(&stateless_projection);
-            cols.extend(&table_stream_cols);
+        match input.scan.stages.first() {
+            // Keys, values and projections read the stages' row; the first stage reads the source.
+            Some(Stage::Project { exprs, .. }) => exprs.iter().for_each(|e| cols.extend(e.columns())),
+            Some(_) => cols.extend(0..input.scan.schema.len()),
+            None => {
+                input.keys.iter().chain(input.values.iter()).for_each(|e| cols.extend(e.columns()));
+                if i == 0 {
+                    cols.extend(&stateless_projection);
+                    cols.extend(&table_stream_cols);
+                }
+            }
         }
-        if let Some(EventTimeColumn::Column(c)) = input.scan.event_time {
-            cols.push(c);
-        }
+        cols.extend(input.scan.event_time_source);
         for c in cols {
             if let Some(n) = input.scan.needed.get_mut(c) {
                 *n = true;

@@ -228,6 +228,10 @@ pub fn values_to_array<'v>(values: impl ExactSizeIterator<Item = &'v Value>, t: 
             values.for_each(|v| b.append_option(long(v).map(|x| x as i8)));
             Arc::new(b.finish())
         }
+        DataType::UInt64 | DataType::UInt32 | DataType::UInt16 | DataType::UInt8 => {
+            let wide = values_to_array(values, &DataType::Int64)?;
+            arrow::compute::cast(&wide, t)?
+        }
         DataType::Float64 => {
             let mut b = Float64Builder::with_capacity(n);
             values.for_each(|v| b.append_option(v.as_f64()));

@@ -3,6 +3,7 @@
 //! (`window`, `session_window`). Each is one variant of [`Fun`]; `spark.rs` holds their
 //! implementations over Arrow arrays.
 
+pub mod library;
 mod spark;
 
 pub use spark::duration_micros;
@@ -245,4 +246,46 @@ impl ScalarUDFImpl for EddyFunction {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         spark::invoke(self.fun, args)
     }
+}
+
+/// A [`library::RowFunction`] as DataFusion sees it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct RowUdf {
+    pub function: Arc<library::RowFunction>,
+    signature: Signature,
+}
+
+impl RowUdf {
+    pub fn udf(function: Arc<library::RowFunction>) -> Arc<ScalarUDF> {
+        Arc::new(ScalarUDF::new_from_impl(RowUdf { function, signature: Signature::user_defined(Volatility::Immutable) }))
+    }
+}
+
+impl ScalarUDFImpl for RowUdf {
+    fn name(&self) -> &str {
+        self.function.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        self.function.coerce(args)
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(self.function.return_type(args))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let types: Vec<DataType> = args.arg_fields.iter().map(|f| f.data_type().clone()).collect();
+        let out = args.return_field.data_type().clone();
+        spark::map_rows(&args.args, args.number_rows, &out, |v| self.function.eval(v, &types))
+    }
+}
+
+/// eddy's row functions, for the registry.
+pub fn library() -> Vec<Arc<library::RowFunction>> {
+    library::all()
 }

@@ -78,7 +78,7 @@ fn to_arrays(args: &[ColumnarValue], n: usize) -> Result<Vec<ArrayRef>> {
 }
 
 /// Applies `f` to the arguments' values row by row.
-fn map_rows(args: &[ColumnarValue], n: usize, out: &DataType, f: impl Fn(&[Value]) -> Value) -> Result<ColumnarValue> {
+pub(super) fn map_rows(args: &[ColumnarValue], n: usize, out: &DataType, f: impl Fn(&[Value]) -> Value) -> Result<ColumnarValue> {
     let arrays = to_arrays(args, n)?;
     let readers: Vec<ColumnReader> = arrays.iter().map(|a| ColumnReader::new(a.as_ref())).collect();
     let mut row = vec![Value::Null; readers.len()];

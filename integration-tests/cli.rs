@@ -58,6 +58,21 @@ fn explain_prints_the_plan() {
 }
 
 #[test]
+fn functions_lists_the_library_by_name_and_kind() {
+    let out = eddy(&["functions", "regexp"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(names.contains(&"regexp_replace") && names.contains(&"regexp_extract"), "{text}");
+    assert!(!names.contains(&"hour"), "{text}");
+    let aggregates = String::from_utf8(eddy(&["functions", "--aggregates"]).stdout).unwrap();
+    assert!(aggregates.lines().any(|l| l.starts_with("collect_list ")), "{aggregates}");
+    assert!(!aggregates.lines().any(|l| l.starts_with("upper ")), "{aggregates}");
+    let page = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/functions.md")).unwrap();
+    assert_eq!(String::from_utf8(eddy(&["functions", "--markdown"]).stdout).unwrap(), page, "docs/functions.md is the binary's listing");
+}
+
+#[test]
 fn gen_is_deterministic_and_counts_right() {
     let a = eddy(&["gen", "tutorial", "--events", "1000", "--seed", "3"]);
     let b = eddy(&["gen", "tutorial", "--events", "1000", "--seed", "3"]);

@@ -40,6 +40,8 @@ enum Command {
     Explain(FileArg),
     /// Run the Spark tutorial end to end on an in-process broker and print the results.
     Demo(demo::DemoArgs),
+    /// List the SQL functions a query may call (scalar and aggregate), with where each comes from.
+    Functions(FunctionsArgs),
     /// Produce sample or benchmark data into a topic or to stdout.
     #[command(subcommand)]
     Gen(gen::GenCommand),
@@ -55,6 +57,18 @@ struct FileArg {
     /// The pipeline file.
     #[arg(short, long)]
     config: PathBuf,
+}
+
+#[derive(Args)]
+struct FunctionsArgs {
+    /// Only functions whose name contains this text.
+    name: Option<String>,
+    /// Only aggregate functions.
+    #[arg(long)]
+    aggregates: bool,
+    /// Print the whole library as Markdown (docs/functions.md).
+    #[arg(long, conflicts_with_all = ["name", "aggregates"])]
+    markdown: bool,
 }
 
 #[derive(Args)]
@@ -109,6 +123,16 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Functions(args) => {
+            let registry = eddy::expr::Registry::global();
+            if args.markdown {
+                print!("{}", eddy::expr::listing::markdown(registry));
+            } else {
+                let filter = eddy::expr::listing::Filter { aggregates_only: args.aggregates, name: args.name };
+                print!("{}", eddy::expr::listing::text(registry, &filter));
+            }
+            ExitCode::SUCCESS
+        }
         Command::Run(args) => run(args),
         Command::Demo(args) => report(demo::run(&args)),
         Command::Gen(cmd) => report(gen::run(cmd)),

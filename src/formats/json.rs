@@ -401,6 +401,30 @@ impl JsonEncoder {
         JsonEncoder { prefixes, types: columns.iter().map(|(_, t)| t.clone()).collect() }
     }
 
+    /// Appends `{"a":…,"b":…}` for row `i` of `columns` (one per name) to `out`, reading flat
+    /// cells in place.
+    pub fn encode_cells(&self, columns: &[crate::types::arrays::ColumnReader], i: usize, out: &mut Vec<u8>) {
+        use crate::types::arrays::Cell;
+        out.push(b'{');
+        for ((prefix, r), t) in self.prefixes.iter().zip(columns).zip(&self.types) {
+            out.extend_from_slice(prefix);
+            match r.cell(i) {
+                Cell::Null => out.extend_from_slice(b"null"),
+                Cell::Bool(true) => out.extend_from_slice(b"true"),
+                Cell::Bool(false) => out.extend_from_slice(b"false"),
+                Cell::Long(x) => {
+                    let mut b = itoa::Buffer::new();
+                    out.extend_from_slice(b.format(x).as_bytes());
+                }
+                Cell::Double(x) => write_json_value(&Value::Double(x), t, out),
+                Cell::Str(s) => write_json_string(s, out),
+                Cell::Timestamp(x) => write_timestamp(x, out),
+                Cell::Other => write_json_value(&r.value(i), t, out),
+            }
+        }
+        out.push(b'}');
+    }
+
     /// Appends `{"a":…,"b":…}` for `values` (one per name) to `out`.
     pub fn encode<'v>(&self, values: impl IntoIterator<Item = &'v Value>, out: &mut Vec<u8>) {
         out.push(b'{');
@@ -420,7 +444,8 @@ pub fn write_json_value(v: &Value, t: &DataType, out: &mut Vec<u8>) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Long(x) => {
-            let _ = serde_json::to_writer(&mut *out, x);
+            let mut b = itoa::Buffer::new();
+            out.extend_from_slice(b.format(*x).as_bytes());
         }
         Value::Double(x) if x.is_finite() => {
             let _ = serde_json::to_writer(&mut *out, x);

@@ -212,22 +212,10 @@ impl IntervalJoin {
     }
 }
 
-impl Operator for IntervalJoin {
-    fn process(&mut self, side: usize, row: &[Value], watermark: i64, out: &mut Vec<Row>) -> Processed {
-        let Some(Value::Timestamp(ts)) = row.first() else { return Processed::Late };
-        let ts = *ts;
-        if side > 1 || ts <= watermark {
-            return Processed::Late;
-        }
-        let at = |i: usize| row.get(i).cloned().unwrap_or(Value::Null);
-        self.scratch_key.clear();
-        let mut null_key = false;
-        for i in 1..=self.key_count {
-            let v = at(i);
-            null_key |= v.is_null();
-            encode_key_value(&v, &mut self.scratch_key);
-        }
-        let values: Vec<Value> = (0..self.widths[side]).map(|i| at(1 + self.key_count + i)).collect();
+impl IntervalJoin {
+    /// Adds one row of `side` whose key is in `scratch_key`: probes the other side, emits the
+    /// matches, and buffers the row while a future row of the other side can match it.
+    fn add(&mut self, side: usize, ts: i64, null_key: bool, values: Vec<Value>, watermark: i64, out: &mut Vec<Row>) -> Processed {
         let other = 1 - side;
         let other_outer = self.join_type.outer(other);
 
@@ -289,6 +277,39 @@ impl Operator for IntervalJoin {
         let slot = self.sides[side].insert(row);
         self.changed.push((side as u8, slot, seq));
         Processed::Accepted
+    }
+}
+
+impl Operator for IntervalJoin {
+    fn process(&mut self, side: usize, row: &[Value], watermark: i64, out: &mut Vec<Row>) -> Processed {
+        let Some(Value::Timestamp(ts)) = row.first() else { return Processed::Late };
+        let ts = *ts;
+        if side > 1 || ts <= watermark {
+            return Processed::Late;
+        }
+        let at = |i: usize| row.get(i).cloned().unwrap_or(Value::Null);
+        self.scratch_key.clear();
+        let mut null_key = false;
+        for i in 1..=self.key_count {
+            let v = at(i);
+            null_key |= v.is_null();
+            encode_key_value(&v, &mut self.scratch_key);
+        }
+        let values: Vec<Value> = (0..self.widths[side]).map(|i| at(1 + self.key_count + i)).collect();
+        self.add(side, ts, null_key, values, watermark, out)
+    }
+
+    fn process_keyed(&mut self, side: usize, ts: i64, key: &[u8], values: &[Value], watermark: i64, out: &mut Vec<Row>) -> Processed {
+        if side > 1 || ts <= watermark {
+            return Processed::Late;
+        }
+        self.scratch_key.clear();
+        self.scratch_key.extend_from_slice(key);
+        let null_key = crate::types::keys::any_null(key);
+        let width = self.widths[side];
+        let mut row: Vec<Value> = values.iter().take(width).cloned().collect();
+        row.resize(width, Value::Null);
+        self.add(side, ts, null_key, row, watermark, out)
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Vec<Row>) {

@@ -49,6 +49,24 @@ pub trait Operator: Send {
     /// emits its matches here, into `out`.
     fn process(&mut self, side: usize, row: &[crate::types::Value], watermark: i64, out: &mut Vec<Row>) -> Processed;
 
+    /// [`Operator::process`] for a row given as its event time, its keys already encoded (the
+    /// order-preserving encoding of each key value, back to back) and its values; operators
+    /// that key state by those bytes take them as they are instead of building the row.
+    fn process_keyed(
+        &mut self,
+        side: usize,
+        ts: i64,
+        key: &[u8],
+        values: &[crate::types::Value],
+        watermark: i64,
+        out: &mut Vec<Row>,
+    ) -> Processed {
+        let mut row = vec![crate::types::Value::Timestamp(ts)];
+        row.extend(crate::types::decode_key(key).unwrap_or_default());
+        row.extend_from_slice(values);
+        self.process(side, &row, watermark, out)
+    }
+
     /// The watermark advanced to `watermark`: emit (append mode) and drop what is now final.
     fn on_watermark(&mut self, watermark: i64, out: &mut Vec<Row>);
 

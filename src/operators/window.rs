@@ -131,14 +131,23 @@ fn result_row(key_count: usize, window: Option<WindowSpec>, end: i64, key: &[u8]
 }
 
 impl Operator for WindowAggregate {
-    fn process(&mut self, _side: usize, row: &[Value], watermark: i64, _out: &mut Vec<Row>) -> Processed {
+    fn process(&mut self, side: usize, row: &[Value], watermark: i64, out: &mut Vec<Row>) -> Processed {
         let Some(Value::Timestamp(ts)) = row.first() else { return Processed::Late };
-        let ts = *ts;
-        self.scratch_key.clear();
+        let mut key = std::mem::take(&mut self.scratch_key);
+        key.clear();
         for v in &row[1..=self.key_count] {
-            encode_key_value(v, &mut self.scratch_key);
+            encode_key_value(v, &mut key);
         }
-        let args = &row[1 + self.key_count..];
+        let r = self.process_keyed(side, *ts, &key, &row[1 + self.key_count..], watermark, out);
+        self.scratch_key = key;
+        r
+    }
+
+    fn process_keyed(&mut self, _side: usize, ts: i64, key: &[u8], args: &[Value], watermark: i64, _out: &mut Vec<Row>) -> Processed {
+        if self.scratch_key.as_slice() != key {
+            self.scratch_key.clear();
+            self.scratch_key.extend_from_slice(key);
+        }
         match self.window {
             None => {
                 self.update(NO_WINDOW, args);

@@ -13,6 +13,7 @@ pub mod eval;
 pub mod internal;
 pub mod output;
 pub mod prepare;
+pub mod rowexpr;
 pub mod source;
 pub mod task;
 

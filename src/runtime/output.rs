@@ -102,16 +102,28 @@ impl Output {
         out: &mut dyn Out,
     ) -> Result<u64, SendFailed> {
         let readers: Vec<ColumnReader> = columns.iter().map(|c| ColumnReader::new(c.as_ref())).collect();
+        let key_readers: Vec<ColumnReader> =
+            self.key_columns.iter().filter_map(|&c| columns.get(c)).map(|c| ColumnReader::new(c.as_ref())).collect();
+        let json = match self.encoder.as_ref() {
+            Encoder::Json(j) => Some(j),
+            _ => None,
+        };
         let mut sent = 0;
         for i in rows {
-            self.values.clear();
-            self.values.extend(readers.iter().map(|r| r.value(i)));
             self.payload.clear();
-            self.encoder.encode(&self.values, &mut self.payload);
+            match json {
+                // JSON straight from the arrays.
+                Some(j) => j.encode_cells(&readers, i, &mut self.payload),
+                None => {
+                    self.values.clear();
+                    self.values.extend(readers.iter().map(|r| r.value(i)));
+                    self.encoder.encode(&self.values, &mut self.payload);
+                }
+            }
             let key = match &self.key_encoder {
                 Some(enc) => {
                     self.key.clear();
-                    enc.encode(self.key_columns.iter().map(|&c| &self.values[c]), &mut self.key);
+                    enc.encode_cells(&key_readers, i, &mut self.key);
                     Some(&self.key[..])
                 }
                 None => input_key(i),
@@ -130,5 +142,31 @@ impl Output {
             sent += 1;
         }
         Ok(sent)
+    }
+
+    /// Sends one row of output values (the row-at-a-time projection's result).
+    pub fn send_values(&mut self, values: &[Value], out: &mut dyn Out) -> Result<(), SendFailed> {
+        self.payload.clear();
+        self.encoder.encode(values, &mut self.payload);
+        let key = match &self.key_encoder {
+            Some(enc) => {
+                self.key.clear();
+                enc.encode(self.key_columns.iter().map(|&c| &values[c]), &mut self.key);
+                Some(&self.key[..])
+            }
+            None => None,
+        };
+        out.send(&Outgoing {
+            topic: &self.topic,
+            partition: None,
+            key,
+            payload: Some(&self.payload),
+            headers: &[],
+            timestamp: None,
+            slot: 0,
+            kind: OutKind::Sink,
+        })?;
+        self.produced.inc();
+        Ok(())
     }
 }

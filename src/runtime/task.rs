@@ -19,6 +19,7 @@ use prometheus::IntCounter;
 use super::clock::{SideSpec, TaskClock};
 use super::eval::{evaluate, take};
 use super::output::Output;
+use super::rowexpr::RowExpr;
 use super::{forward, watermark_text, Out, RecordRef, RuntimeError, SendFailed, Tables, H_WATERMARK};
 use crate::config::OutputMode;
 use crate::expr::{true_rows, Scalar};
@@ -43,17 +44,26 @@ struct SideEval {
     event_time: Option<EventTimeColumn>,
     /// Keys, then values.
     exprs: Vec<Scalar>,
+    key_count: usize,
 }
 
 /// What happens to operator output before the sink.
 enum Post {
     /// Result rows `[keys..., window?, results...]` become aggregate rows (`row_map`), then
     /// HAVING and the projection.
-    Aggregate { having: Option<Scalar>, projection: Vec<Scalar>, row_schema: SchemaRef, row_map: Vec<usize>, window_index: Option<usize> },
+    Aggregate {
+        having: Option<Scalar>,
+        projection: Vec<Scalar>,
+        row_schema: SchemaRef,
+        row_map: Vec<usize>,
+        window_index: Option<usize>,
+        /// The projection over result rows as they are, when it is that simple and there is no HAVING.
+        fast: Option<Vec<RowExpr>>,
+    },
     /// Joined rows: the residual condition, then the projection.
-    Join { residual: Option<Scalar>, projection: Vec<Scalar>, row_schema: SchemaRef },
+    Join { residual: Option<Scalar>, projection: Vec<Scalar>, row_schema: SchemaRef, fast: Option<Vec<RowExpr>> },
     /// Deduplicated rows are the output as they are.
-    Dedup { row_schema: SchemaRef },
+    Dedup,
 }
 
 enum Body {
@@ -121,6 +131,7 @@ pub struct QueryTask {
     /// Operator results not yet post-processed.
     rows: Vec<Row>,
     input_row: Vec<Value>,
+    key: Vec<u8>,
     pub stats: CycleStats,
     late_counter: IntCounter,
 }
@@ -135,12 +146,14 @@ fn operator(plan: &QueryPlan) -> Option<(Box<dyn Operator>, Post)> {
     match &plan.body {
         PlanBody::Stateless { .. } | PlanBody::TableJoin(_) => None,
         PlanBody::Aggregate(a) => {
+            let fast = if a.having.is_some() { None } else { RowExpr::all(&a.projection, &a.row_schema, &|i| a.row_map.get(i).copied()) };
             let post = Post::Aggregate {
                 having: a.having.clone(),
                 projection: a.projection.clone(),
                 row_schema: a.row_schema.clone(),
                 row_map: a.row_map.clone(),
                 window_index: a.window_index(),
+                fast,
             };
             let op: Box<dyn Operator> = match a.window {
                 Some(WindowKind::Session { gap }) => Box::new(SessionAggregate::new(gap, a.key_count(), &a.aggregates, plan.output_mode)),
@@ -166,7 +179,12 @@ fn operator(plan: &QueryPlan) -> Option<(Box<dyn Operator>, Post)> {
             );
             Some((
                 Box::new(op),
-                Post::Join { residual: j.residual.clone(), projection: j.projection.clone(), row_schema: j.row_schema.clone() },
+                Post::Join {
+                    residual: j.residual.clone(),
+                    projection: j.projection.clone(),
+                    row_schema: j.row_schema.clone(),
+                    fast: if j.residual.is_some() { None } else { RowExpr::all(&j.projection, &j.row_schema, &Some) },
+                },
             ))
         }
         PlanBody::Dedup(d) => {
@@ -174,7 +192,7 @@ fn operator(plan: &QueryPlan) -> Option<(Box<dyn Operator>, Post)> {
                 DedupRule::EventTimeInKey => DedupMode::EventTimeInKey,
                 DedupRule::WithinWatermark { delay } => DedupMode::WithinWatermark { delay },
             };
-            Some((Box::new(Dedup::new(plan.inputs[0].keys.len(), mode)), Post::Dedup { row_schema: d.row_schema.clone() }))
+            Some((Box::new(Dedup::new(plan.inputs[0].keys.len(), mode)), Post::Dedup))
         }
     }
 }
@@ -215,6 +233,7 @@ impl QueryTask {
                 stages: i.scan.stages.clone(),
                 event_time: i.scan.event_time,
                 exprs: i.keys.iter().chain(i.values.iter()).cloned().collect(),
+                key_count: i.keys.len(),
             })
             .collect();
         QueryTask {
@@ -230,6 +249,7 @@ impl QueryTask {
             late,
             rows: Vec::new(),
             input_row: Vec::new(),
+            key: Vec::new(),
             stats: CycleStats::default(),
             late_counter: metrics.late_records.with_label_values(&[&plan.name]),
             plan,
@@ -292,6 +312,7 @@ impl QueryTask {
         };
         let (ev, failed) = evaluate(batch, eval.filter.as_ref(), &eval.stages, exprs);
         let event_time = eval.event_time;
+        let key_count = eval.key_count;
         for (row, why) in failed {
             if let Some(rec) = records.get(row as usize) {
                 self.dead_letter(side, rec, &why, ctx)?;
@@ -365,6 +386,9 @@ impl QueryTask {
             }
             Body::Operator { .. } => {
                 let readers: Vec<ColumnReader> = ev.arrays.iter().map(|a| ColumnReader::new(a.as_ref())).collect();
+                let (key_readers, value_readers) = readers.split_at(key_count.min(readers.len()));
+                let mut key = std::mem::take(&mut self.key);
+                let mut values = std::mem::take(&mut self.input_row);
                 for pos in 0..n {
                     let Some(rec) = record(pos) else { continue };
                     let Some(ts) = event_time_of(pos, rec) else {
@@ -375,12 +399,22 @@ impl QueryTask {
                         }
                         continue;
                     };
-                    self.input_row.clear();
-                    self.input_row.push(Value::Timestamp(ts));
-                    self.input_row.extend(readers.iter().map(|r| r.value(pos)));
-                    self.process(side, ts, Some(rec), ctx)?;
+                    key.clear();
+                    for r in key_readers {
+                        r.encode_key(pos, &mut key);
+                    }
+                    values.clear();
+                    values.extend(value_readers.iter().map(|r| r.value(pos)));
+                    let wm = self.clock.watermark();
+                    let processed = match &mut self.body {
+                        Body::Operator { op, .. } => op.process_keyed(side, ts, &key, &values, wm, &mut self.rows),
+                        _ => Processed::Accepted,
+                    };
+                    self.processed(processed, side, ts, wm, Some(rec), ctx)?;
                     self.clock.observe(side, ts, ctx.now);
                 }
+                self.key = key;
+                self.input_row = values;
                 self.flush(ctx)
             }
         }
@@ -406,7 +440,21 @@ impl QueryTask {
     fn process(&mut self, side: usize, ts: i64, rec: Option<&RecordRef<'_>>, ctx: &mut Ctx<'_>) -> Result<(), SendFailed> {
         let Body::Operator { op, .. } = &mut self.body else { return Ok(()) };
         let wm = self.clock.watermark();
-        match op.process(side, &self.input_row, wm, &mut self.rows) {
+        let processed = op.process(side, &self.input_row, wm, &mut self.rows);
+        self.processed(processed, side, ts, wm, rec, ctx)
+    }
+
+    /// Counts an operator's verdict on a row and forwards a late record.
+    fn processed(
+        &mut self,
+        processed: Processed,
+        side: usize,
+        ts: i64,
+        wm: i64,
+        rec: Option<&RecordRef<'_>>,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), SendFailed> {
+        match processed {
             Processed::Accepted => self.stats.updated += 1,
             Processed::Late => {
                 self.stats.late += 1;
@@ -480,7 +528,34 @@ impl QueryTask {
         let Body::Operator { post, .. } = &self.body else { return Ok(()) };
         let setup = |e: arrow::error::ArrowError| RuntimeError::Setup(format!("query {}: cannot build result rows: {e}", self.plan.name));
         let sent = match post {
-            Post::Aggregate { having, projection, row_schema, row_map, window_index } => {
+            Post::Aggregate { fast: Some(fast), window_index, .. } => {
+                let mut values = Vec::with_capacity(fast.len());
+                for r in rows {
+                    if let Some(Value::Window { end, .. }) = window_index.and_then(|w| r.get(w)) {
+                        self.output.emitted_at(*end);
+                    }
+                    values.clear();
+                    values.extend(fast.iter().map(|e| e.eval(r)));
+                    self.output.send_values(&values, ctx.out)?;
+                }
+                rows.len() as u64
+            }
+            Post::Join { fast: Some(fast), .. } => {
+                let mut values = Vec::with_capacity(fast.len());
+                for r in rows {
+                    values.clear();
+                    values.extend(fast.iter().map(|e| e.eval(r)));
+                    self.output.send_values(&values, ctx.out)?;
+                }
+                rows.len() as u64
+            }
+            Post::Dedup => {
+                for r in rows {
+                    self.output.send_values(r, ctx.out)?;
+                }
+                rows.len() as u64
+            }
+            Post::Aggregate { having, projection, row_schema, row_map, window_index, .. } => {
                 let agg_rows: Vec<Row> =
                     rows.iter().map(|r| row_map.iter().map(|&i| r.get(i).cloned().unwrap_or_default()).collect()).collect();
                 let batch = rows_to_batch(row_schema, &agg_rows).map_err(setup)?;
@@ -498,13 +573,9 @@ impl QueryTask {
                 let batch = take(&batch, &kept);
                 post_process(&mut self.output, &batch, None, projection, |_| None, ctx.out)?
             }
-            Post::Join { residual, projection, row_schema } => {
+            Post::Join { residual, projection, row_schema, .. } => {
                 let batch = rows_to_batch(row_schema, rows).map_err(setup)?;
                 post_process(&mut self.output, &batch, residual.as_ref(), projection, |_| None, ctx.out)?
-            }
-            Post::Dedup { row_schema } => {
-                let batch = rows_to_batch(row_schema, rows).map_err(setup)?;
-                self.output.send_rows(batch.columns(), 0..batch.num_rows(), |_| None, ctx.out)?
             }
         };
         self.stats.output += sent;

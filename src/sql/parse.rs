@@ -624,7 +624,36 @@ fn group_alias_in(h: &ast::Expr, items: &[(ast::Expr, String, Span)]) -> Result<
     Ok(changed.then_some(h))
 }
 
-/// Rejects subqueries, window functions over rows, and aggregates inside aggregates.
+/// Functions whose second argument is a regular expression.
+const REGEX_FUNCTIONS: &[&str] = &[
+    "regexp_replace",
+    "regexp_extract",
+    "regexp_extract_all",
+    "regexp_like",
+    "regexp",
+    "rlike",
+    "regexp_count",
+    "regexp_instr",
+    "regexp_substr",
+    "split",
+];
+
+/// A literal pattern that Rust's `regex` (which runs every regular expression here) cannot
+/// compile: Java's look-around and back-references, or a plain syntax error.
+fn check_regex(pattern: &ast::Expr) -> Option<SqlError> {
+    let ast::Expr::Value(v) = pattern else { return None };
+    let (ast::Value::SingleQuotedString(p) | ast::Value::DoubleQuotedString(p)) = &v.value else { return None };
+    let err = regex::Regex::new(p).err()?;
+    let detail = err.to_string();
+    let reason = detail.lines().last().unwrap_or("").trim().trim_start_matches("error: ");
+    Some(SqlError::at(
+        pattern.span(),
+        format!("regular expression '{p}' is not supported: {reason} (eddy runs Rust's regex syntax, which has no look-around or back-references)"),
+    ))
+}
+
+/// Rejects subqueries, window functions over rows, aggregates inside aggregates, and regular
+/// expressions that cannot run.
 fn check_expression(e: &ast::Expr) -> Result<(), SqlError> {
     let mut error: Option<SqlError> = None;
     let _ = ast::visit_expressions(e, |inner| {
@@ -637,6 +666,14 @@ fn check_expression(e: &ast::Expr) -> Result<(), SqlError> {
                 f.span(),
                 format!("{}() OVER (...) is not supported on a stream; use GROUP BY window(...)", function_name(f)),
             )),
+            ast::Expr::RLike { pattern, .. } => check_regex(pattern),
+            ast::Expr::Function(f) if REGEX_FUNCTIONS.contains(&function_name(f).as_str()) => match &f.args {
+                ast::FunctionArguments::List(list) => match list.args.get(1) {
+                    Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(p))) => check_regex(p),
+                    _ => None,
+                },
+                _ => None,
+            },
             ast::Expr::Function(f) if is_aggregate_call(f) => match &f.args {
                 ast::FunctionArguments::List(list) => list
                     .args
@@ -703,6 +740,12 @@ impl Resolver<'_> {
                     ))),
                     Err(_) => Err(SqlError::at(span, format!("cannot CAST to {data_type}; use string, long, int, double, boolean, timestamp, date, decimal(p,s), array<T>, map<K,V> or struct<...>"))),
                 }
+            }
+            // `a RLIKE p` is Spark's regexp_like(a, p): a match anywhere in `a`.
+            ast::Expr::RLike { negated, expr, pattern, .. } => {
+                let take = |x: &mut Box<ast::Expr>| std::mem::replace(x.as_mut(), ast::Expr::value(ast::Value::Null));
+                let like = call("regexp_like", vec![take(expr), take(pattern)]);
+                Ok(Some(if *negated { ast::Expr::UnaryOp { op: ast::UnaryOperator::Not, expr: Box::new(like) } } else { like }))
             }
             _ => Ok(None),
         };

@@ -147,3 +147,21 @@ fn like_patterns() {
         assert_eq!(eval(&format!("'{text}' LIKE '{pattern}'")), Value::Bool(want), "{text} LIKE {pattern}");
     }
 }
+
+#[test]
+fn null_safe_equality_rlike_and_date_literals() {
+    assert_eq!(eval("CAST(NULL AS BIGINT) <=> CAST(NULL AS BIGINT)"), Value::Bool(true));
+    assert_eq!(eval("1 <=> CAST(NULL AS BIGINT)"), Value::Bool(false));
+    assert_eq!(eval("CAST(NULL AS BIGINT) = CAST(NULL AS BIGINT)"), Value::Null);
+    assert_eq!(eval("'abc123' RLIKE '[a-z]+[0-9]+'"), Value::Bool(true));
+    assert_eq!(eval("'abc' RLIKE '^[0-9]'"), Value::Bool(false));
+    assert_eq!(eval("year(DATE '2016-07-26')"), l(2016));
+    assert_eq!(eval("datediff(DATE '2016-07-26', DATE '2016-07-20')"), l(6));
+}
+
+#[test]
+fn a_java_only_regular_expression_is_an_error_that_names_the_pattern() {
+    let row = vec![Value::Null, Value::Str("abc".into())];
+    let err = eval_row("regexp_replace(s, 'a(?=b)', 'x')", row).err().map(|e| e.message).unwrap_or_default();
+    assert!(err.contains("a(?=b)"), "{err}");
+}

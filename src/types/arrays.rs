@@ -125,6 +125,39 @@ impl<'a> ColumnReader<'a> {
     }
 }
 
+/// A cell read without building a value (strings are borrowed); `Other` for the kinds
+/// [`ColumnReader::value`] converts.
+pub enum Cell<'a> {
+    Null,
+    Bool(bool),
+    Long(i64),
+    Double(f64),
+    Str(&'a str),
+    Timestamp(i64),
+    Other,
+}
+
+impl<'a> ColumnReader<'a> {
+    /// Cell `i` as a [`Cell`].
+    #[inline]
+    pub fn cell(&self, i: usize) -> Cell<'a> {
+        if self.is_null(i) {
+            return Cell::Null;
+        }
+        match &self.kind {
+            Kind::Null => Cell::Null,
+            Kind::Bool(a) => Cell::Bool(a.value(i)),
+            Kind::I64(a) => Cell::Long(a.value(i)),
+            Kind::I32(a) => Cell::Long(i64::from(a.value(i))),
+            Kind::F64(a) => Cell::Double(a.value(i)),
+            Kind::Utf8(a) => Cell::Str(a.value(i)),
+            Kind::Utf8View(a) => Cell::Str(a.value(i)),
+            Kind::TsMicros(a) => Cell::Timestamp(a.value(i)),
+            Kind::Other => Cell::Other,
+        }
+    }
+}
+
 /// Cell `i` of any array as a value (NULL, flat, or nested).
 pub fn value_at(array: &dyn Array, i: usize) -> Value {
     if array.is_null(i) {

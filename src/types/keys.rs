@@ -147,6 +147,20 @@ fn decode_seq(mut rest: &[u8]) -> Result<(Vec<Value>, &[u8]), KeyDecodeError> {
     }
 }
 
+/// True when any value of the key encoding `bytes` is NULL (NULL keys never join).
+pub fn any_null(mut bytes: &[u8]) -> bool {
+    while let Some(&tag) = bytes.first() {
+        if tag == TAG_NULL {
+            return true;
+        }
+        match decode_one(bytes) {
+            Ok((_, rest)) => bytes = rest,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 /// Decodes every value in `bytes`.
 pub fn decode_key(mut bytes: &[u8]) -> Result<Vec<Value>, KeyDecodeError> {
     let mut values = Vec::new();

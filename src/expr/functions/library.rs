@@ -123,8 +123,9 @@ fn with_pattern<T>(p: &str, f: impl FnOnce(&DatePattern) -> Option<T>) -> Option
 }
 
 /// A compiled regular expression, cached per thread. Java's syntax and Rust's `regex` agree
-/// on what streaming queries use (classes, groups, anchors, quantifiers); look-around and
-/// back-references, which `regex` lacks, make the function NULL.
+/// on what streaming queries use (classes, groups, anchors, quantifiers); a literal pattern
+/// with look-around or back-references, which `regex` lacks, is rejected when the query is
+/// planned (`sql::parse`), and a pattern from the data that does not compile gives NULL.
 fn with_regex<T>(p: &str, f: impl FnOnce(&Regex) -> Option<T>) -> Option<T> {
     REGEXES.with(|c| {
         let mut c = c.borrow_mut();

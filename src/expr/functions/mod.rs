@@ -41,6 +41,9 @@ pub enum Fun {
     Log(LogBase),
     /// `round(x[, d])`: HALF_UP on a double's shortest decimal form, as Spark's `BigDecimal`.
     Round,
+    /// `unix_seconds(ts)`, `unix_millis(ts)`, `unix_micros(ts)`: whole units since the epoch,
+    /// rounded down.
+    UnixIn(i64),
 }
 
 /// The base of a logarithm.
@@ -68,6 +71,9 @@ impl Fun {
             Fun::Log(LogBase::Ten) => "log10",
             Fun::Log(LogBase::Two) => "log2",
             Fun::Round => "round",
+            Fun::UnixIn(1_000_000) => "unix_seconds",
+            Fun::UnixIn(1_000) => "unix_millis",
+            Fun::UnixIn(_) => "unix_micros",
         }
     }
 
@@ -84,6 +90,7 @@ impl Fun {
             Fun::TimestampFrom(_) => "timestamp_seconds/millis/micros(n): a timestamp from an epoch number",
             Fun::Log(_) => "ln/log10/log2(x): NULL when x <= 0, as in Spark",
             Fun::Round => "round(x[, d]): x rounded half up to d decimal places (d may be negative), on the decimal form Spark prints",
+            Fun::UnixIn(_) => "unix_seconds/millis/micros(ts): whole seconds, milliseconds or microseconds since the epoch",
         }
     }
 
@@ -104,6 +111,9 @@ impl Fun {
             Fun::Log(LogBase::Ten),
             Fun::Log(LogBase::Two),
             Fun::Round,
+            Fun::UnixIn(1_000_000),
+            Fun::UnixIn(1_000),
+            Fun::UnixIn(1),
         ]
     }
 
@@ -195,6 +205,10 @@ impl ScalarUDFImpl for EddyFunction {
                 arity(name, args, 1, 1)?;
                 Ok(vec![DataType::Float64])
             }
+            Fun::UnixIn(_) => {
+                arity(name, args, 1, 1)?;
+                Ok(vec![timestamp_type()])
+            }
             Fun::Round => {
                 arity(name, args, 1, 2)?;
                 let x = match &args[0] {
@@ -223,6 +237,7 @@ impl ScalarUDFImpl for EddyFunction {
             Fun::IntDivide => DataType::Int64,
             Fun::Cast => DataType::Null,
             Fun::Log(_) => DataType::Float64,
+            Fun::UnixIn(_) => DataType::Int64,
             Fun::Round => match args.first() {
                 Some(t) if t.is_integer() => DataType::Int64,
                 Some(t @ DataType::Decimal128(..)) => t.clone(),

@@ -177,6 +177,13 @@ pub fn invoke(fun: Fun, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
             Value::Double(x) if x.is_finite() => Value::Timestamp((x * unit as f64) as i64),
             _ => Value::Null,
         }),
+        Fun::UnixIn(unit) => {
+            let t = args.args[0].to_array(n)?;
+            let t = cast(&t, &timestamp_type()).map_err(arrow_err)?;
+            let t = t.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            let out: Int64Array = t.unary(|v| v.div_euclid(unit));
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }
         Fun::Round => {
             let scale = match args.arg_fields[0].data_type() {
                 DataType::Decimal128(_, s) => i64::from(*s),

@@ -12,8 +12,50 @@ use arrow::error::ArrowError;
 use crate::types::arrays::values_to_array;
 use crate::types::Value;
 
+/// The string columns of one decoded record, as bytes in one buffer instead of a `Value::Str`
+/// each: the batch builder copies them into its string column, so a record's strings cost
+/// no allocation. `spans[i]` is column i's byte range in `buf`, or `None`.
+#[derive(Default)]
+pub struct Texts {
+    buf: String,
+    spans: Vec<Option<(u32, u32)>>,
+}
+
+impl Texts {
+    pub(crate) fn reset(&mut self, columns: usize) {
+        self.buf.clear();
+        self.spans.clear();
+        self.spans.resize(columns, None);
+    }
+
+    pub(crate) fn set(&mut self, i: usize, text: &str) {
+        let start = self.buf.len();
+        self.buf.push_str(text);
+        if let Some(span) = self.spans.get_mut(i) {
+            *span = Some((start as u32, self.buf.len() as u32));
+        }
+    }
+
+    pub(crate) fn clear(&mut self, i: usize) {
+        if let Some(span) = self.spans.get_mut(i) {
+            *span = None;
+        }
+    }
+
+    /// Column i's text, when the record had one.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let (a, b) = (*self.spans.get(i)?)?;
+        self.buf.get(a as usize..b as usize)
+    }
+
+    pub(crate) fn has(&self, i: usize) -> bool {
+        self.spans.get(i).is_some_and(Option::is_some)
+    }
+}
+
 enum Col {
-    Skipped,
+    /// A column no query reads: a slice of one all-NULL array, grown when a batch is longer.
+    Skipped(Option<ArrayRef>),
     I64(Int64Builder),
     I32(Int32Builder),
     F64(Float64Builder),
@@ -40,7 +82,7 @@ impl BatchBuilder {
             .enumerate()
             .map(|(i, f)| {
                 if !needed.get(i).copied().unwrap_or(true) {
-                    return Col::Skipped;
+                    return Col::Skipped(None);
                 }
                 match f.data_type() {
                     DataType::Int64 => Col::I64(Int64Builder::new()),
@@ -72,32 +114,23 @@ impl BatchBuilder {
     /// Appends one row (values in column order; missing ones are NULL).
     pub fn push(&mut self, row: &[Value]) {
         for (i, col) in self.columns.iter_mut().enumerate() {
-            let v = row.get(i).unwrap_or(&Value::Null);
-            match col {
-                Col::Skipped => {}
-                Col::I64(b) => b.append_option(match v {
-                    Value::Long(x) => Some(*x),
-                    _ => None,
-                }),
-                Col::I32(b) => b.append_option(match v {
-                    Value::Long(x) => Some(*x as i32),
-                    _ => None,
-                }),
-                Col::F64(b) => b.append_option(v.as_f64()),
-                Col::Bool(b) => b.append_option(v.as_bool()),
-                Col::Utf8(b) => match v {
-                    Value::Str(s) => b.append_value(s),
+            push_one(col, row.get(i).unwrap_or(&Value::Null));
+        }
+        self.rows += 1;
+    }
+
+    /// Appends one row whose string columns' values are in `texts` (a decoder's output;
+    /// a string column without text there takes its value from `row`).
+    pub fn push_texts(&mut self, row: &[Value], texts: &Texts) {
+        for (i, col) in self.columns.iter_mut().enumerate() {
+            if let Col::Utf8(b) = col {
+                match (texts.get(i), row.get(i)) {
+                    (Some(t), _) => b.append_value(t),
+                    (None, Some(Value::Str(s))) => b.append_value(s),
                     _ => b.append_null(),
-                },
-                Col::Ts(b) => b.append_option(match v {
-                    Value::Timestamp(t) => Some(*t),
-                    _ => None,
-                }),
-                Col::Date(b) => b.append_option(match v {
-                    Value::Date(d) => Some(*d),
-                    _ => None,
-                }),
-                Col::Values(vs) => vs.push(v.clone()),
+                }
+            } else {
+                push_one(col, row.get(i).unwrap_or(&Value::Null));
             }
         }
         self.rows += 1;
@@ -109,7 +142,14 @@ impl BatchBuilder {
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for (col, field) in self.columns.iter_mut().zip(self.schema.fields()) {
             arrays.push(match col {
-                Col::Skipped => new_null_array(field.data_type(), n),
+                Col::Skipped(nulls) => match nulls {
+                    Some(a) if a.len() >= n => a.slice(0, n),
+                    _ => {
+                        let a = new_null_array(field.data_type(), n.max(1024));
+                        *nulls = Some(a.clone());
+                        a.slice(0, n)
+                    }
+                },
                 Col::I64(b) => std::sync::Arc::new(b.finish()),
                 Col::I32(b) => std::sync::Arc::new(b.finish()),
                 Col::F64(b) => std::sync::Arc::new(b.finish()),
@@ -126,6 +166,36 @@ impl BatchBuilder {
         }
         self.rows = 0;
         RecordBatch::try_new_with_options(self.schema.clone(), arrays, &RecordBatchOptions::new().with_row_count(Some(n)))
+    }
+}
+
+#[inline]
+fn push_one(col: &mut Col, v: &Value) {
+    match col {
+        Col::Skipped(_) => {}
+        Col::I64(b) => b.append_option(match v {
+            Value::Long(x) => Some(*x),
+            _ => None,
+        }),
+        Col::I32(b) => b.append_option(match v {
+            Value::Long(x) => Some(*x as i32),
+            _ => None,
+        }),
+        Col::F64(b) => b.append_option(v.as_f64()),
+        Col::Bool(b) => b.append_option(v.as_bool()),
+        Col::Utf8(b) => match v {
+            Value::Str(s) => b.append_value(s),
+            _ => b.append_null(),
+        },
+        Col::Ts(b) => b.append_option(match v {
+            Value::Timestamp(t) => Some(*t),
+            _ => None,
+        }),
+        Col::Date(b) => b.append_option(match v {
+            Value::Date(d) => Some(*d),
+            _ => None,
+        }),
+        Col::Values(vs) => vs.push(v.clone()),
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use super::batch::Texts;
 use super::json_scan::{same_bytes, Bad, Number, Scanner, Text};
 use super::Column;
 use super::{DecodeError, DecodeErrorKind};
@@ -27,6 +28,8 @@ struct Plan {
     plain: Vec<bool>,
     /// The needed columns that may not be null, in schema order.
     required: Vec<usize>,
+    /// Per column: it is a string column (its text goes to [`Texts`]).
+    utf8: Vec<bool>,
 }
 
 impl JsonDecoder {
@@ -36,25 +39,47 @@ impl JsonDecoder {
         let columns = Column::of(schema, needed);
         let plain = columns.iter().map(|c| !c.name.bytes().any(|b| b == b'"' || b == b'\\')).collect();
         let required = columns.iter().enumerate().filter(|(_, c)| c.needed && !c.nullable).map(|(i, _)| i).collect();
-        JsonDecoder { columns, plan: Box::new(Plan { plain, required }) }
+        let utf8 = columns.iter().map(|c| c.data_type == DataType::Utf8).collect();
+        JsonDecoder { columns, plan: Box::new(Plan { plain, required, utf8 }) }
     }
 
     /// Decodes `payload` into `row[..schema.len()]`, which must be at least that long.
     pub fn decode(&self, payload: &[u8], row: &mut [Value]) -> Result<(), DecodeError> {
-        if payload.iter().all(u8::is_ascii_whitespace) {
-            return Err(DecodeError::new(DecodeErrorKind::Malformed, "empty payload; expected a JSON object"));
-        }
         for v in row.iter_mut().take(self.columns.len()) {
             *v = Value::Null;
         }
+        let mut texts = Texts::default();
+        self.decode_texts(payload, row, &mut texts)?;
+        for (i, slot) in row.iter_mut().enumerate().take(self.columns.len()) {
+            if let Some(t) = texts.get(i) {
+                *slot = Value::str(t);
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`decode`](Self::decode), but the string columns' values go to `texts` (their
+    /// slots in `row` stay NULL): the batch builder reads them from there. Only the needed
+    /// columns of `row` are reset: the others are never written, so a row kept for one
+    /// decoder stays NULL there.
+    pub fn decode_texts(&self, payload: &[u8], row: &mut [Value], texts: &mut Texts) -> Result<(), DecodeError> {
+        if payload.iter().all(u8::is_ascii_whitespace) {
+            return Err(DecodeError::new(DecodeErrorKind::Malformed, "empty payload; expected a JSON object"));
+        }
+        for (v, c) in row.iter_mut().zip(&self.columns) {
+            if c.needed {
+                *v = Value::Null;
+            }
+        }
+        texts.reset(self.columns.len());
         let mut s = Scanner::new(payload);
-        let seen = match self.fields(&mut s, row) {
+        let seen = match self.fields(&mut s, row, texts) {
             Ok(seen) => seen,
             Err(Stop::Syntax) => return Err(s.error()),
             Err(Stop::Field(e)) => return Err(e),
         };
         for &i in &self.plan.required {
-            if row.get(i).is_none_or(Value::is_null) {
+            if row.get(i).is_none_or(Value::is_null) && !texts.has(i) {
                 let name = self.columns.get(i).map_or("", |c| c.name.as_str());
                 let why = if i < 128 && seen & (1 << i) != 0 { "is null" } else { "is missing" };
                 return Err(DecodeError::new(DecodeErrorKind::MissingField, format!("required field \"{name}\" {why}")));
@@ -65,7 +90,7 @@ impl JsonDecoder {
 
     /// Scans the object into `row`: which columns (of the first 128) had their key, to tell
     /// "null" from "missing".
-    fn fields(&self, s: &mut Scanner, row: &mut [Value]) -> Result<u128, Stop> {
+    fn fields(&self, s: &mut Scanner, row: &mut [Value], texts: &mut Texts) -> Result<u128, Stop> {
         let mut seen = [0u64; 2];
         let mut scratch = Vec::new();
         if !s.eat_after_ws(b'{') {
@@ -98,9 +123,26 @@ impl JsonDecoder {
                         if let Some(w) = seen.get_mut(i / 64) {
                             *w |= 1 << (i % 64);
                         }
-                        let v = value(s, c, &mut scratch)?;
-                        if let Some(slot) = row.get_mut(i) {
-                            *slot = v;
+                        if self.plan.utf8.get(i) == Some(&true) && s.peek() == Some(b'"') {
+                            let at = s.position();
+                            s.eat(b'"');
+                            let text = match s.string::<true>(&mut scratch)? {
+                                Text::Raw(bytes) => bytes,
+                                Text::Scratch => &scratch[..],
+                            };
+                            match std::str::from_utf8(text) {
+                                Ok(text) => texts.set(i, text),
+                                Err(_) => return Err(s.fail(at, "invalid UTF-8 in a string").into()),
+                            }
+                            if let Some(slot) = row.get_mut(i) {
+                                *slot = Value::Null;
+                            }
+                        } else {
+                            let v = value(s, c, &mut scratch)?;
+                            texts.clear(i);
+                            if let Some(slot) = row.get_mut(i) {
+                                *slot = v;
+                            }
                         }
                     }
                     other => {

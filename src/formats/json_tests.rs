@@ -187,3 +187,20 @@ fn edge_cases_match_the_former_decoder() {
     assert_eq!(e.message, "invalid JSON at byte 10: expected ',' or '}' after a field, found '\"'");
     agree(&d, &o, b" \r\n\t{ \"time\" :\t0 ,\n\"action\" : \"a\" } \n").unwrap();
 }
+
+#[test]
+fn string_columns_go_to_texts_and_the_last_duplicate_key_wins() {
+    let d = decoder();
+    let mut row = vec![Value::Null; 6];
+    let mut texts = super::batch::Texts::default();
+    d.decode_texts(br#"{"time":1,"action":"Op\u0065n","n":3}"#, &mut row, &mut texts).unwrap();
+    assert_eq!((texts.get(1), &row[1], &row[2]), (Some("Open"), &Value::Null, &Value::Long(3)));
+    // A later null replaces an earlier string; a required column left NULL is an error.
+    let e = d.decode_texts(br#"{"time":1,"action":"Open","action":null}"#, &mut row, &mut texts).unwrap_err();
+    assert_eq!(e.kind, DecodeErrorKind::MissingField);
+    d.decode_texts(br#"{"time":1,"action":null,"action":"Close"}"#, &mut row, &mut texts).unwrap();
+    assert_eq!(texts.get(1), Some("Close"));
+    // The next record starts clean.
+    d.decode_texts(br#"{"action":"x","time":2}"#, &mut row, &mut texts).unwrap();
+    assert_eq!((texts.get(1), texts.get(0)), (Some("x"), None));
+}

@@ -97,6 +97,18 @@ impl Decoder {
             Decoder::Avro(d) => d.decode(payload, row).map(|()| true),
         }
     }
+
+    /// Like [`decode`](Self::decode), with the JSON decoder's string columns in `texts`
+    /// instead of `row` (the other formats leave `texts` empty).
+    pub fn decode_texts(&self, payload: &[u8], row: &mut [Value], texts: &mut batch::Texts) -> Result<bool, DecodeError> {
+        match self {
+            Decoder::Json(d) => d.decode_texts(payload, row, texts).map(|()| true),
+            other => {
+                texts.reset(0);
+                other.decode(payload, row)
+            }
+        }
+    }
 }
 
 /// A sink's encoder, chosen by its `format:`.

@@ -9,7 +9,7 @@ use prometheus::IntCounter;
 
 use super::{forward, Out, RecordRef, RuntimeError};
 use crate::config::ErrorPolicy;
-use crate::formats::batch::BatchBuilder;
+use crate::formats::batch::{BatchBuilder, Texts};
 use crate::formats::{DecodeError, DecodeErrorKind, Decoder};
 use crate::sql::METADATA_COLUMNS;
 use crate::types::{Schema, Value};
@@ -25,6 +25,7 @@ pub struct SourceReader {
     metadata: [Option<usize>; 4],
     builder: BatchBuilder,
     row: Vec<Value>,
+    texts: Texts,
 }
 
 /// The decoded rows of some records: batch row i came from `records[i]`.
@@ -52,6 +53,7 @@ impl SourceReader {
             metadata,
             builder: BatchBuilder::new(scan_schema.to_arrow(), needed),
             row: Vec::new(),
+            texts: Texts::default(),
         }
     }
 
@@ -67,10 +69,12 @@ impl SourceReader {
         for rec in records {
             // Every decoder resets the schema's columns itself; the metadata columns here.
             self.row.resize(row_len, Value::Null);
-            self.row[schema_len..].fill(Value::Null);
+            if metadata.iter().any(Option::is_some) {
+                self.row[schema_len..].fill(Value::Null);
+            }
             let decoded = match rec.payload {
                 None => Err(DecodeError::new(DecodeErrorKind::Malformed, "the record has no value")),
-                Some(p) => self.decoder.decode(p, &mut self.row[..schema_len]),
+                Some(p) => self.decoder.decode_texts(p, &mut self.row[..schema_len], &mut self.texts),
             };
             match decoded {
                 Ok(false) => continue, // a CSV header line
@@ -96,7 +100,7 @@ impl SourceReader {
             if let Some(i) = off {
                 self.row[i] = Value::Long(rec.offset);
             }
-            self.builder.push(&self.row);
+            self.builder.push_texts(&self.row, &self.texts);
             kept.push(*rec);
         }
         let batch = self

@@ -83,8 +83,15 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     fail "the live checks need a Kafka broker: set KAFKA_BOOTSTRAP_SERVERS (or start ../shared/kafka/start-kafka.sh)"
   fi
 fi
-cargo build --locked --quiet --bin eddy
-eddy=$root/target/debug/eddy
+# $EDDY_BIN when the caller has a fresh build (scripts/test.sh passes the binary `cargo test`
+# built: a plain `cargo build` resolves dependency features without the dev-dependencies and
+# would compile DataFusion a second time), else a debug build.
+if [ -n "${EDDY_BIN:-}" ]; then
+  eddy=$EDDY_BIN
+else
+  cargo build --locked --quiet --bin eddy
+  eddy=$root/target/debug/eddy
+fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 suffix="$(date +%s)-$$"
 topic="obs-events-$suffix"

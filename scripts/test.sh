@@ -21,7 +21,7 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     started_kafka=1
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:29092
   else
-    echo "test: no Kafka broker available; real-broker tests will be skipped (see README, 'Tests')"
+    echo "test: no Kafka broker available; real-broker tests will be skipped (see README, 'Two commands')"
   fi
 fi
 
@@ -35,6 +35,8 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+# The binary the integration tests ran, for the checks below (no second build).
+export EDDY_BIN="$PWD/target/debug/eddy"
 
 # Deployment artefacts (Dockerfile, compose, Helm chart), checked without a cluster or engine,
 # and a test that the check catches breakage.

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "chain.rs"]
+mod chain;
 mod common;
 
 use std::collections::BTreeMap;

@@ -379,6 +379,26 @@ fn exploding_then_grouping_by_a_nested_field_matches_spark() {
     check("nested_explode_group");
 }
 
+/// Several stateful operators in one query (Spark 3.4+'s multiple stateful operators in append
+/// mode): the max and sum of 10-minute counts per hour, the inner windows' event time being
+/// their window_time.
+#[test]
+fn a_windowed_aggregation_over_a_windowed_aggregation_matches_spark() {
+    check("chain_window_max_sum");
+}
+
+/// An aggregation per location and hour over the temperature/load inner join.
+#[test]
+fn an_aggregation_over_a_stream_stream_join_matches_spark() {
+    check("chain_join_aggregate");
+}
+
+/// dropDuplicates, then a windowed count.
+#[test]
+fn deduplication_before_a_windowed_count_matches_spark() {
+    check("chain_dedup_count");
+}
+
 #[test]
 fn every_recorded_query_is_checked() {
     let spec = spec();
@@ -387,6 +407,9 @@ fn every_recorded_query_is_checked() {
     assert_eq!(
         names,
         [
+            "chain_dedup_count",
+            "chain_join_aggregate",
+            "chain_window_max_sum",
             "dedup_event_time",
             "dedup_within_watermark",
             "functions_aggregate",

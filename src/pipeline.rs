@@ -10,6 +10,8 @@ use crate::sql::{plan_query, PlanContext, QueryPlan, SinkInfo, SourceInfo, SqlEr
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     pub loaded: LoadedConfig,
+    /// Every query's plan; a query that chains stateful operators is preceded by its stages
+    /// (each a plan of its own that feeds the next, see `QueryPlan::stages`).
     pub queries: Vec<QueryPlan>,
 }
 
@@ -27,7 +29,7 @@ impl Pipeline {
         }
         let c = self.config();
         let source_format = |name: &str| c.sources.get(name).map_or_else(|| "json".to_string(), |s| describe(s.format, s.avro.as_ref()));
-        for q in &self.queries {
+        for q in self.queries.iter().filter(|q| q.feeds.is_none()) {
             let sink_format = c.sinks.get(&q.sink).map_or_else(|| "json".to_string(), |s| describe(s.format, s.avro.as_ref()));
             out.push_str(&q.explain_with(&c.app, &source_format, &sink_format));
             out.push('\n');
@@ -83,6 +85,7 @@ fn plan_all(loaded: LoadedConfig) -> Result<Pipeline, Box<Diagnostic>> {
             watermark_delay: s.watermark_delay.map(|d| d.micros()),
             idle_timeout: s.idle_timeout.map(|d| d.std()),
             partition_key: s.partition_key.as_deref(),
+            stage: false,
         })
         .collect();
     let mut queries = Vec::new();
@@ -96,6 +99,17 @@ fn plan_all(loaded: LoadedConfig) -> Result<Pipeline, Box<Diagnostic>> {
             repartition_partitions: q.repartition_partitions,
         };
         let plan = plan_query(&q.sql, &ctx).map_err(|e| Box::new(sql_diagnostic(&loaded, i, &e)))?;
+        for stage in &plan.stages {
+            if let Some(other) = c.queries.iter().find(|o| o.name == stage.name) {
+                let message = format!(
+                    "query {} chains stateful operators, and its stage {} has the name of query {}; rename that query",
+                    q.name, stage.name, other.name
+                );
+                return Err(Box::new(loaded.diagnostic_at(&[PathSeg::key("queries"), PathSeg::Index(i), PathSeg::key("name")], message)));
+            }
+        }
+        // The engine runs each stage as a query of its own, lowest first.
+        queries.extend(plan.stages.iter().cloned());
         queries.push(plan);
     }
     Ok(Pipeline { loaded, queries })

@@ -84,6 +84,12 @@ impl Driver {
     /// The pipeline's first query.
     pub fn new(pipeline: &Pipeline) -> anyhow::Result<Driver> {
         let plan = Arc::new(pipeline.queries.first().context("the pipeline has no query")?.clone());
+        if plan.feeds.is_some() {
+            anyhow::bail!(
+                "the in-engine benchmark runs queries of one stateful operator; query {} chains several (measure it end to end: eddy bench --mode e2e)",
+                plan.feeds.as_ref().map_or("?", |f| f.query.as_str())
+            );
+        }
         if matches!(plan.body, crate::sql::PlanBody::TableJoin(_)) {
             anyhow::bail!("the in-engine benchmark has no tables: stream-table joins are not supported");
         }

@@ -55,6 +55,19 @@ pub struct QueryRuntime {
     pub table: Option<usize>,
     /// The sink's encoder, when its format is not JSON.
     pub encoder: Option<Arc<crate::formats::Encoder>>,
+    /// Per side: how many partitions its rows come from (the source's, or the feeding stage's
+    /// operator partitions), i.e. how many upstream watermarks a repartitioned side merges.
+    pub upstreams: Vec<usize>,
+    /// For a stage of a chained query: where its output goes instead of a sink.
+    pub feed: Option<FeedTarget>,
+}
+
+/// The input a stage feeds: the next stage's side, read through its repartition topic.
+#[derive(Clone)]
+pub struct FeedTarget {
+    pub topic: Arc<str>,
+    pub partitions: usize,
+    pub input: crate::sql::InputPlan,
 }
 
 /// Everything the engine thread owns.
@@ -134,8 +147,10 @@ impl QueryRuntime {
             source_topic,
             repartition,
             table,
+            upstreams: source_partitions.to_vec(),
             plan,
             encoder: None,
+            feed: None,
         }
     }
 }
@@ -568,8 +583,13 @@ impl Engine {
                 input.committed = input.next_offset;
             }
         }
-        for p in self.queries.iter_mut().flat_map(|q| q.prepare.iter_mut().flatten().flatten()) {
-            p.committed();
+        for q in self.queries.iter_mut() {
+            for p in q.prepare.iter_mut().flatten().flatten() {
+                p.committed();
+            }
+            for t in q.tasks.iter_mut().flatten() {
+                t.committed();
+            }
         }
         if self.txn.internal > 0 {
             // Records went to repartition topics: their ends moved.

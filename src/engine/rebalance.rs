@@ -100,7 +100,7 @@ impl Engine {
                 Exchange::Local => {
                     SideSpec::Local { delay: input.scan.watermark_delay.unwrap_or(0), idle_timeout: input.scan.idle_timeout }
                 }
-                Exchange::Repartition { .. } => SideSpec::Remote { upstreams: self.topics[q.source_topic[side]].partitions },
+                Exchange::Repartition { .. } => SideSpec::Remote { upstreams: q.upstreams[side] },
             })
             .collect();
         let late: Vec<LateRoute> = q
@@ -120,6 +120,10 @@ impl Engine {
         let mut task = QueryTask::new(p, plan.clone(), specs, q.table, tree, slot, late, &self.metrics);
         if let Some(encoder) = self.queries[qi].encoder.clone() {
             task.set_encoder(encoder);
+        }
+        if let Some(f) = &self.queries[qi].feed {
+            let operator_partitions = self.queries[qi].tasks.len();
+            task.set_feed(PrepareTask::feed(p, operator_partitions, &f.input, f.topic.clone(), f.partitions));
         }
         if stateful {
             self.status.restoring(1);

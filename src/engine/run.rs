@@ -91,8 +91,8 @@ pub struct Layout {
 pub fn layout(pipeline: &Pipeline, source_partitions: impl Fn(&str) -> usize) -> Result<Layout, EngineError> {
     let config = pipeline.config();
     let mut out = Layout { operator_partitions: Vec::new(), repartition_partitions: Vec::new(), specs: Vec::new() };
-    for q in &pipeline.queries {
-        let counts: Vec<usize> = q.inputs.iter().map(|i| source_partitions(&i.scan.topic)).collect();
+    for (qi, q) in pipeline.queries.iter().enumerate() {
+        let counts: Vec<usize> = input_partitions(pipeline, qi, &out.operator_partitions, &source_partitions);
         let repartition = q.inputs.iter().find_map(|i| match &i.exchange {
             Exchange::Repartition { partitions, .. } => {
                 Some(partitions.map_or_else(|| counts.iter().copied().max().unwrap_or(1), |p| p as usize))
@@ -121,7 +121,10 @@ pub fn layout(pipeline: &Pipeline, source_partitions: impl Fn(&str) -> usize) ->
                 out.specs.push(repartition_spec(repartition_topic_for(&config.app, &q.name, side), r, why));
             }
         }
-        let mut outputs = vec![(q.sink_topic.clone(), format!("sink of query {}", q.name))];
+        let mut outputs = Vec::new();
+        if q.feeds.is_none() {
+            outputs.push((q.sink_topic.clone(), format!("sink of query {}", q.name)));
+        }
         for input in &q.inputs {
             if let Some(src) = config.sources.get(&input.scan.source) {
                 outputs.extend(src.dead_letter_topic.iter().map(|t| (t.clone(), format!("dead letters of source {}", input.scan.source))));
@@ -137,6 +140,27 @@ pub fn layout(pipeline: &Pipeline, source_partitions: impl Fn(&str) -> usize) ->
         out.repartition_partitions.push(repartition);
     }
     Ok(out)
+}
+
+/// Per side of query `qi`: how many partitions its rows come from — the source topic's, or
+/// for a side fed by a stage of the same query, that stage's operator partitions (laid out
+/// before, since stages come before the stages and queries they feed).
+pub fn input_partitions(
+    pipeline: &Pipeline,
+    qi: usize,
+    operator_partitions: &[usize],
+    source_partitions: &impl Fn(&str) -> usize,
+) -> Vec<usize> {
+    pipeline.queries[qi]
+        .inputs
+        .iter()
+        .map(|i| match &i.scan.stage {
+            Some(stage) => {
+                pipeline.queries.iter().position(|q| &q.name == stage).and_then(|s| operator_partitions.get(s).copied()).unwrap_or(1)
+            }
+            None => source_partitions(&i.scan.topic),
+        })
+        .collect()
 }
 
 /// Every topic the pipeline writes (for brokers that cannot create topics on request).
@@ -156,7 +180,8 @@ pub fn run(
     let exactly_once = config.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
     let admin = Admin::new(&client::admin(config))?;
     let mut partitions: HashMap<String, usize> = HashMap::new();
-    let mut read_topics: Vec<&str> = pipeline.queries.iter().flat_map(|q| q.inputs.iter().map(|i| i.scan.topic.as_str())).collect();
+    let mut read_topics: Vec<&str> =
+        pipeline.queries.iter().flat_map(|q| q.inputs.iter().filter(|i| i.scan.stage.is_none()).map(|i| i.scan.topic.as_str())).collect();
     read_topics.extend(pipeline.queries.iter().filter_map(|q| match &q.body {
         PlanBody::TableJoin(t) => Some(t.table.topic.as_str()),
         _ => None,
@@ -238,11 +263,38 @@ pub fn run(
             }
             _ => None,
         };
-        let counts: Vec<usize> = q.inputs.iter().map(|i| source_partitions(&i.scan.topic)).collect();
+        let upstreams = input_partitions(&pipeline, qi, &layout.operator_partitions, &source_partitions);
+        // A side fed by a stage has no first-stage tasks over a source: the stage's tasks feed it.
+        let counts: Vec<usize> = q.inputs.iter().zip(&upstreams).map(|(i, &n)| if i.scan.stage.is_some() { 0 } else { n }).collect();
+        let source_topic: Vec<usize> = source_topic
+            .iter()
+            .zip(&repartition)
+            .zip(&q.inputs)
+            .map(|((&s, r), i)| if i.scan.stage.is_some() { r.unwrap_or(s) } else { s })
+            .collect();
         let mut runtime =
             QueryRuntime::new(&config.app, Arc::new(q.clone()), layout.operator_partitions[qi], &counts, source_topic, repartition, table);
-        runtime.encoder = sink_encoder(config, q)?;
+        runtime.upstreams = upstreams;
+        if q.feeds.is_none() {
+            runtime.encoder = sink_encoder(config, q)?;
+        }
         queries.push(runtime);
+    }
+    // Each stage learns where its output goes: the next stage's repartition topic.
+    for qi in 0..queries.len() {
+        let Some(feed) = queries[qi].plan.feeds.clone() else { continue };
+        let target = queries.iter().find(|d| d.plan.name == feed.query).and_then(|d| {
+            let ti = (*d.repartition.get(feed.side)?)?;
+            Some(super::core::FeedTarget {
+                topic: topics[ti].topic.clone(),
+                partitions: topics[ti].partitions,
+                input: d.plan.inputs.get(feed.side)?.clone(),
+            })
+        });
+        let Some(target) = target else {
+            return Err(EngineError::Setup(format!("stage {} feeds {}, which does not read it", queries[qi].plan.name, feed.query)));
+        };
+        queries[qi].feed = Some(target);
     }
     for t in &topics {
         // Zero-valued series from the start, so rates and alerts see every source topic.

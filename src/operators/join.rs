@@ -312,6 +312,19 @@ impl Operator for IntervalJoin {
         self.add(side, ts, null_key, row, watermark, out)
     }
 
+    /// A buffered left row has `tl >= wm + lower` and a buffered right row `tr >= wm - upper`
+    /// (they are evicted below those), and a new row is above `wm`: every joined row emitted
+    /// from now on has both event times above `min(wm + lower, wm - upper, wm) - 1` (Spark's
+    /// join output watermark is the minimum of its two state watermarks in the same way).
+    fn output_watermark(&self, watermark: i64) -> i64 {
+        if watermark == crate::time::NO_WATERMARK || watermark == i64::MAX {
+            return watermark;
+        }
+        let wm = i128::from(watermark);
+        let lowest = (wm + i128::from(self.lower.min(0))).min(wm - i128::from(self.upper.max(0)));
+        clamp(lowest - 1)
+    }
+
     fn on_watermark(&mut self, watermark: i64, out: &mut Vec<Row>) {
         for side in 0..2 {
             let outer = self.join_type.outer(side);

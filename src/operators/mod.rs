@@ -67,6 +67,15 @@ pub trait Operator: Send {
         self.process(side, &row, watermark, out)
     }
 
+    /// The output watermark once the operator has fired at input watermark `watermark`: no
+    /// row it emits from then on has an event time at or below it (for the operator above it
+    /// in a chain). An aggregation's rows carry their window's end minus 1 µs and are emitted
+    /// when the watermark passes the end, and a deduplication passes only rows above the
+    /// watermark, so for both it is the input watermark.
+    fn output_watermark(&self, watermark: i64) -> i64 {
+        watermark
+    }
+
     /// The watermark advanced to `watermark`: emit (append mode) and drop what is now final.
     fn on_watermark(&mut self, watermark: i64, out: &mut Vec<Row>);
 

@@ -50,6 +50,11 @@ impl TaskClock {
         self.merged.current()
     }
 
+    /// Every side is idle (as of the last refresh).
+    pub fn all_idle(&self) -> bool {
+        self.merged.all_idle()
+    }
+
     fn side_state(side: &SideClock, now: Instant) -> (i64, bool) {
         match side {
             SideClock::Local(p) => (p.watermark(), p.is_idle(now)),

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use arrow::array::ArrayRef;
 use prometheus::{Histogram, IntCounter};
 
-use super::{Out, OutKind, Outgoing, SendFailed};
+use super::prepare::PrepareTask;
+use super::{Out, OutKind, Outgoing, RecordRef, RuntimeError, SendFailed};
 use crate::formats::{Encoder, JsonEncoder};
 use crate::metrics::Metrics;
 use crate::sql::QueryPlan;
+use crate::types::arrays::rows_to_batch;
 use crate::types::arrays::ColumnReader;
 use crate::types::Value;
 
@@ -32,6 +34,17 @@ pub struct Output {
     values: Vec<Value>,
     payload: Vec<u8>,
     key: Vec<u8>,
+    /// A stage's output goes to the stage above instead of a sink.
+    feed: Option<Feed>,
+}
+
+/// The output of a stage: its rows, gathered per emit, become the input rows of the stage
+/// above (keyed and partitioned by that stage's keys) with the stage's output watermark.
+pub struct Feed {
+    pub prepare: PrepareTask,
+    schema: arrow::datatypes::SchemaRef,
+    rows: Vec<Vec<Value>>,
+    query: String,
 }
 
 impl Output {
@@ -51,7 +64,36 @@ impl Output {
             values: Vec::new(),
             payload: Vec::with_capacity(256),
             key: Vec::with_capacity(64),
+            feed: None,
         }
+    }
+
+    /// Sends this stage's rows to the stage above through `prepare`, instead of to a sink.
+    pub fn set_feed(&mut self, plan: &QueryPlan, prepare: PrepareTask) {
+        let fields: Vec<arrow::datatypes::Field> =
+            plan.output.iter().map(|c| arrow::datatypes::Field::new(c.name.clone(), c.data_type.clone(), true)).collect();
+        self.feed =
+            Some(Feed { prepare, schema: Arc::new(arrow::datatypes::Schema::new(fields)), rows: Vec::new(), query: plan.name.clone() });
+    }
+
+    pub fn feed_mut(&mut self) -> Option<&mut PrepareTask> {
+        self.feed.as_mut().map(|f| &mut f.prepare)
+    }
+
+    /// Hands the rows gathered since the last call to the stage above.
+    pub fn flush_feed(&mut self, now: std::time::Instant, out: &mut dyn Out) -> Result<(), RuntimeError> {
+        let Some(feed) = &mut self.feed else { return Ok(()) };
+        if feed.rows.is_empty() {
+            return Ok(());
+        }
+        let batch = rows_to_batch(&feed.schema, &feed.rows)
+            .map_err(|e| RuntimeError::Setup(format!("query {}: cannot build the rows for the next stage: {e}", feed.query)))?;
+        let n = feed.rows.len();
+        feed.rows.clear();
+        let records: Vec<RecordRef<'_>> =
+            (0..n).map(|_| RecordRef { topic: "", partition: 0, offset: -1, key: None, payload: None, timestamp: None }).collect();
+        feed.prepare.on_batch(&batch, &records, now, None, None, &feed.query, out)?;
+        Ok(())
     }
 
     /// Notes the event time (microseconds) of an emitted row, observed when its cycle commits.
@@ -109,6 +151,13 @@ impl Output {
             _ => None,
         };
         let mut sent = 0;
+        if let Some(feed) = &mut self.feed {
+            for i in rows {
+                feed.rows.push(readers.iter().map(|r| r.value(i)).collect());
+                sent += 1;
+            }
+            return Ok(sent);
+        }
         for i in rows {
             self.payload.clear();
             match json {
@@ -146,6 +195,10 @@ impl Output {
 
     /// Sends one row of output values (the row-at-a-time projection's result).
     pub fn send_values(&mut self, values: &[Value], out: &mut dyn Out) -> Result<(), SendFailed> {
+        if let Some(feed) = &mut self.feed {
+            feed.rows.push(values.to_vec());
+            return Ok(());
+        }
         self.payload.clear();
         self.encoder.encode(values, &mut self.payload);
         let key = match &self.key_encoder {

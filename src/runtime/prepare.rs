@@ -46,6 +46,10 @@ pub struct PrepareTask {
     value: Vec<u8>,
     pub sent_rows: u64,
     since_marker: u32,
+    /// A stage's feed: the watermark (and idleness) its markers carry is the stage's output
+    /// watermark, set by the task that owns this feed, not derived from the rows' times.
+    external: Option<(i64, bool)>,
+    external_committed: Option<(i64, bool)>,
 }
 
 impl PrepareTask {
@@ -79,6 +83,24 @@ impl PrepareTask {
             value: Vec::new(),
             sent_rows: 0,
             since_marker: 0,
+            external: None,
+            external_committed: None,
+        }
+    }
+
+    /// The feed of stage task `partition` (of `upstreams`) into the input `input` of the stage
+    /// above, through `topic` (of `downstreams` partitions).
+    pub fn feed(partition: i32, upstreams: usize, input: &InputPlan, topic: Arc<str>, downstreams: usize) -> PrepareTask {
+        let mut p = PrepareTask::new(partition, upstreams, input, topic, downstreams, false);
+        p.external = Some((NO_WATERMARK, false));
+        p.external_committed = p.external;
+        p
+    }
+
+    /// A feed's output watermark moved (or its idleness changed).
+    pub fn set_watermark(&mut self, watermark: i64, idle: bool) {
+        if let Some((wm, _)) = self.external {
+            self.external = Some((watermark.max(wm), idle));
         }
     }
 
@@ -110,6 +132,10 @@ impl PrepareTask {
             Some(EventTimeColumn::Column(c)) => Some(ev.batch.column(c).clone()),
             _ => None,
         };
+        // A window column's event time is its end minus 1 µs (Spark's window_time).
+        let window_ends = times.as_ref().and_then(|t| crate::types::arrays::window_ends(t.as_ref()));
+        let times = window_ends.clone().or(times);
+        let shift = i64::from(window_ends.is_some());
         let time_reader = times.as_ref().map(|t| ColumnReader::new(t.as_ref()));
         let readers: Vec<ColumnReader> = ev.arrays.iter().map(|a| ColumnReader::new(a.as_ref())).collect();
         let key_count = self.keys.len();
@@ -118,7 +144,7 @@ impl PrepareTask {
         for (pos, &r) in ev.rows.iter().enumerate() {
             let Some(rec) = records.get(r as usize) else { continue };
             let ts = match self.event_time {
-                Some(EventTimeColumn::Column(_)) => time_reader.as_ref().and_then(|t| t.timestamp(pos)),
+                Some(EventTimeColumn::Column(_)) => time_reader.as_ref().and_then(|t| t.timestamp(pos)).map(|t| t - shift),
                 Some(EventTimeColumn::KafkaTimestamp) => rec.timestamp.map(|ms| ms.saturating_mul(1000)),
                 None => None,
             };
@@ -172,7 +198,9 @@ impl PrepareTask {
             kind: OutKind::Internal,
         })?;
         self.sent_rows += 1;
-        self.watermark.observe(ts, now);
+        if self.external.is_none() {
+            self.watermark.observe(ts, now);
+        }
         self.since_marker += 1;
         if self.since_marker >= MARKER_EVERY {
             self.send_markers(now, out)?;
@@ -183,7 +211,7 @@ impl PrepareTask {
     /// Sends this partition's watermark to every downstream partition if it changed.
     pub fn send_markers(&mut self, now: Instant, out: &mut dyn Out) -> Result<(), SendFailed> {
         self.since_marker = 0;
-        let state = (self.watermark.watermark(), self.watermark.is_idle(now));
+        let state = self.external.unwrap_or_else(|| (self.watermark.watermark(), self.watermark.is_idle(now)));
         if self.sent == Some(state) || (state.0 == NO_WATERMARK && !state.1) {
             return Ok(());
         }
@@ -207,6 +235,7 @@ impl PrepareTask {
     /// The transaction with the last markers committed.
     pub fn committed(&mut self) {
         self.committed = self.sent;
+        self.external_committed = self.external;
         self.committed_max = self.watermark.max_event_time();
     }
 
@@ -214,6 +243,7 @@ impl PrepareTask {
     /// committed downstream.
     pub fn aborted(&mut self) {
         self.sent = self.committed;
+        self.external = self.external_committed;
         self.watermark = PartitionWatermark::new(self.delay, self.idle_timeout, Instant::now());
         self.watermark.restore(self.committed_max);
     }

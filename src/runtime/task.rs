@@ -504,19 +504,40 @@ impl QueryTask {
         if let Body::Operator { op, .. } = &mut self.body {
             op.on_watermark(wm, &mut self.rows);
         }
-        self.flush(ctx)
+        self.flush(ctx)?;
+        // A stage tells the stage above how far its output is final.
+        let idle = self.clock.all_idle();
+        if let (Body::Operator { op, .. }, Some(feed)) = (&self.body, self.output.feed_mut()) {
+            feed.set_watermark(op.output_watermark(wm), idle);
+        }
+        Ok(())
+    }
+
+    /// Sends this stage's output to the stage above through `feed` instead of to a sink.
+    pub fn set_feed(&mut self, feed: super::prepare::PrepareTask) {
+        self.output.set_feed(&self.plan, feed);
+    }
+
+    /// The cycle committed.
+    pub fn committed(&mut self) {
+        if let Some(feed) = self.output.feed_mut() {
+            feed.committed();
+        }
     }
 
     /// End of a commit cycle: update and complete modes emit.
     pub fn on_commit(&mut self, ctx: &mut Ctx<'_>) -> Result<(), RuntimeError> {
         self.flush(ctx)?;
-        if self.plan.output_mode == OutputMode::Append {
-            return Ok(());
+        if self.plan.output_mode != OutputMode::Append {
+            if let Body::Operator { op, .. } = &mut self.body {
+                op.on_commit(&mut self.rows);
+            }
+            self.flush(ctx)?;
         }
-        if let Body::Operator { op, .. } = &mut self.body {
-            op.on_commit(&mut self.rows);
+        if let Some(feed) = self.output.feed_mut() {
+            feed.send_markers(ctx.now, ctx.out)?;
         }
-        self.flush(ctx)
+        Ok(())
     }
 
     /// Bounded runs: the local inputs are finished (remote ones learn it from markers).
@@ -579,7 +600,7 @@ impl QueryTask {
             }
         };
         self.stats.output += sent;
-        Ok(())
+        self.output.flush_feed(ctx.now, ctx.out)
     }
 
     /// Every state entry changed since the last call (operator entries and the clock).
@@ -623,6 +644,9 @@ impl QueryTask {
         self.fired = crate::time::NO_WATERMARK;
         self.stats = CycleStats::default();
         self.output.forget_latencies();
+        if let Some(feed) = self.output.feed_mut() {
+            feed.aborted();
+        }
     }
 }
 

@@ -228,9 +228,14 @@ fn window_kind(f: &datafusion_expr::expr::ScalarFunction, input: &Input) -> Resu
     let name = f.func.name();
     let session = name == "session_window";
     let args = &f.args;
-    let is_event_time = match strip(&args[0]) {
+    let is_time_column = |e: &Expr| match strip(e) {
         Expr::Column(c) => input.event_time_index().is_some_and(|i| input.df.field(i).name() == &c.name),
         _ => false,
+    };
+    // Over a windowed result, the window itself or window_time(window) is the event time.
+    let is_event_time = match strip(&args[0]) {
+        Expr::ScalarFunction(f) if f.func.name() == "window_time" => f.args.first().is_some_and(is_time_column),
+        other => is_time_column(other),
     };
     if !is_event_time {
         let want = match input.event_time() {

@@ -41,7 +41,34 @@ impl QueryPlan {
     /// The plan as indented text; `source_format` names a source's record format.
     pub fn explain_with(&self, app: &str, source_format: &dyn Fn(&str) -> String, sink_format: &str) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "query {} → sink {} (topic {}, output_mode {})", self.name, self.sink, self.sink_topic, self.output_mode);
+        if !self.stages.is_empty() {
+            let _ = writeln!(
+                s,
+                "query {} chains {} stateful operators: {} stage(s) below it, each with its own tasks, state and changelog, feed the next through an internal topic in the same transaction",
+                self.name,
+                self.stages.len() + 1,
+                self.stages.len()
+            );
+            for stage in &self.stages {
+                s.push_str(&stage.explain_with(app, source_format, sink_format));
+            }
+        }
+        match &self.feeds {
+            Some(f) => {
+                let _ = writeln!(
+                    s,
+                    "stage {} → input {} of {} (topic {}; its rows are final when emitted: append)",
+                    self.name,
+                    f.side,
+                    f.query,
+                    repartition_topic_for(app, &f.query, f.side)
+                );
+            }
+            None => {
+                let _ =
+                    writeln!(s, "query {} → sink {} (topic {}, output_mode {})", self.name, self.sink, self.sink_topic, self.output_mode);
+            }
+        }
         for (i, input) in self.inputs.iter().enumerate() {
             let label = match (self.inputs.len(), i) {
                 (1, _) => "input".to_string(),
@@ -206,7 +233,17 @@ fn signed(us: i64) -> String {
 
 fn explain_scan(s: &mut String, label: &str, scan: &ScanPlan, format: &str) {
     let scan_names = names(&scan.schema);
-    let _ = writeln!(s, "  {label}: source {} (topic {})", scan.source, scan.topic);
+    match &scan.stage {
+        Some(stage) => {
+            let _ = writeln!(
+                s,
+                "  {label}: the rows of stage {stage} (event time: its window's end minus 1 µs, or the time column it passes on)"
+            );
+        }
+        None => {
+            let _ = writeln!(s, "  {label}: source {} (topic {})", scan.source, scan.topic);
+        }
+    }
     let read: Vec<&str> = scan.needed.iter().zip(&scan_names).filter(|(n, _)| **n).map(|(_, name)| name.as_str()).collect();
     let _ = writeln!(s, "    decode {format}, columns read: {}", if read.is_empty() { "none".to_string() } else { read.join(", ") });
     if let Some(et) = scan.event_time {

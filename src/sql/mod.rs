@@ -16,11 +16,13 @@ mod parse;
 mod plan;
 mod planner;
 mod scope;
+mod stages;
 
 pub use error::SqlError;
 pub use plan::*;
 pub use planner::{plan_query, PlanContext, SinkInfo, SourceInfo};
 pub use scope::{edit_distance, metadata_columns, METADATA_COLUMNS};
+pub use stages::stage_name;
 
 #[cfg(test)]
 mod semantics_tests;

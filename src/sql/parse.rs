@@ -125,6 +125,7 @@ pub fn parse(sql: &str, ctx: &PlanContext) -> Result<Parsed, SqlError> {
             "only SELECT queries are supported; sources and sinks are declared in the pipeline file",
         ));
     };
+    inline_ctes(query)?;
     check_query_clauses(query)?;
     let select = match query.body.as_mut() {
         ast::SetExpr::Select(s) => s,
@@ -139,6 +140,55 @@ pub fn parse(sql: &str, ctx: &PlanContext) -> Result<Parsed, SqlError> {
     };
     let info = rewrite_select(select, ctx)?;
     Ok(Parsed { statement, info })
+}
+
+/// `WITH a AS (...), b AS (...) SELECT ... FROM b ...`: each use of a CTE in FROM becomes the
+/// CTE's query as a subquery (a CTE used twice is computed twice, each use its own stage).
+fn inline_ctes(query: &mut ast::Query) -> Result<(), SqlError> {
+    let Some(with) = query.with.take() else { return Ok(()) };
+    if with.recursive {
+        return Err(SqlError::at(with.span(), "WITH RECURSIVE is not supported on a stream"));
+    }
+    let mut defined: Vec<(String, ast::Query)> = Vec::new();
+    for cte in with.cte_tables {
+        if !cte.alias.columns.is_empty() {
+            return Err(SqlError::at(
+                cte.alias.span(),
+                "WITH name(columns) is not supported; name the columns with AS in the CTE's SELECT",
+            ));
+        }
+        let mut q = *cte.query;
+        inline_ctes(&mut q)?;
+        substitute_query(&mut q, &defined);
+        defined.push((cte.alias.name.value.to_ascii_lowercase(), q));
+    }
+    substitute_query(query, &defined);
+    Ok(())
+}
+
+fn substitute_query(q: &mut ast::Query, defined: &[(String, ast::Query)]) {
+    if let ast::SetExpr::Select(s) = q.body.as_mut() {
+        for t in &mut s.from {
+            substitute_factor(&mut t.relation, defined);
+            for j in &mut t.joins {
+                substitute_factor(&mut j.relation, defined);
+            }
+        }
+    }
+}
+
+fn substitute_factor(f: &mut ast::TableFactor, defined: &[(String, ast::Query)]) {
+    match f {
+        ast::TableFactor::Table { name, alias, args: None, .. } => {
+            let wanted = name.to_string().to_ascii_lowercase();
+            if let Some((cte, q)) = defined.iter().find(|(d, _)| *d == wanted) {
+                let alias = alias.clone().unwrap_or(ast::TableAlias { explicit: true, name: quoted(cte), columns: Vec::new(), at: None });
+                *f = ast::TableFactor::Derived { lateral: false, subquery: Box::new(q.clone()), alias: Some(alias), sample: None };
+            }
+        }
+        ast::TableFactor::Derived { subquery, .. } => substitute_query(subquery, defined),
+        _ => {}
+    }
 }
 
 fn check_query_clauses(query: &ast::Query) -> Result<(), SqlError> {
@@ -207,6 +257,9 @@ fn resolve_source(relation: &ast::TableFactor, ctx: &PlanContext) -> Result<(usi
 /// A source's columns: its schema, then the metadata columns it does not shadow.
 pub fn source_schema(source: &SourceInfo) -> Schema {
     let mut full = source.schema.clone();
+    if source.stage {
+        return full;
+    }
     for (name, ty) in super::scope::metadata_columns() {
         if full.index_of(name).is_none() {
             full.fields.push(crate::types::Field::new(name, ty, true));

@@ -26,6 +26,19 @@ pub struct QueryPlan {
     /// Output columns forming the Kafka key; empty means "keep the input record's key"
     /// for stateless queries, or no key.
     pub key_columns: Vec<usize>,
+    /// The stages below this one, lowest first, when the query chains stateful operators:
+    /// each runs as its own operator stage (tasks, state tree, changelog) and feeds the next
+    /// through an internal topic. Empty for a query of one stateful operator.
+    pub stages: Vec<QueryPlan>,
+    /// For a stage: the stage or query whose input side it feeds (instead of a sink).
+    pub feeds: Option<Feed>,
+}
+
+/// Where a stage's output goes: input `side` of query (or stage) `query`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feed {
+    pub query: String,
+    pub side: usize,
 }
 
 impl QueryPlan {
@@ -36,6 +49,13 @@ impl QueryPlan {
 
     pub fn is_stateful(&self) -> bool {
         !matches!(self.body, PlanBody::Stateless { .. } | PlanBody::TableJoin(_))
+    }
+
+    /// This plan, preceded by the stages below it (lowest first).
+    pub fn all_stages(&self) -> Vec<&QueryPlan> {
+        let mut out: Vec<&QueryPlan> = self.stages.iter().collect();
+        out.push(self);
+        out
     }
 
     /// True when any input goes through a repartition topic.
@@ -93,6 +113,9 @@ pub struct ScanPlan {
     pub stages: Vec<Stage>,
     /// The source column the event time comes from (when it is a column), for decoding.
     pub event_time_source: Option<usize>,
+    /// The stage whose output this input reads (`source` is then that stage's name, and
+    /// `topic` the internal topic it writes); `None` for a source from the pipeline file.
+    pub stage: Option<String>,
 }
 
 /// A stateless step of an input.

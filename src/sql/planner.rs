@@ -1,7 +1,7 @@
 //! SELECT → [`QueryPlan`]: the checked statement is planned by DataFusion, and its logical
-//! plan is read as a stream: the scan and filter of each input, at most one stateful operator
-//! (window aggregation, session, join, deduplication), the projection; where a repartition is
-//! needed; what a streaming query cannot do, with the reason and what to write instead.
+//! plan is read as a stream: the scan and filter of each input, one stateful operator (window
+//! aggregation, session, join, deduplication; a chain of them is cut into stages first, see
+//! `stages.rs`), the projection; where a repartition is needed; what a streaming query cannot do, with the reason and what to write instead.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use super::join::plan_join;
 use super::logical::logical_plan;
 use super::parse::{parse, source_schema};
 use super::plan::*;
+use super::stages::{plan_with_stages, Chain};
 use crate::config::{EventTimeConfig, OutputMode, SourceKind};
 use crate::expr::Scalar;
 use crate::types::Schema;
@@ -33,6 +34,9 @@ pub struct SourceInfo<'a> {
     pub idle_timeout: Option<Duration>,
     pub partition_key: Option<&'a [String]>,
     pub primary_key: Option<&'a [String]>,
+    /// The output of a stage of the same query (see `stages.rs`), not a pipeline source: its
+    /// columns are exactly the stage's output columns (no metadata columns).
+    pub stage: bool,
 }
 
 /// What the planner knows of the query's sink.
@@ -60,9 +64,14 @@ pub fn plan_query(sql: &str, ctx: &PlanContext) -> Result<QueryPlan, SqlError> {
         parsed.info.sources.iter().map(|&s| (ctx.sources[s].name.to_string(), source_schema(&ctx.sources[s]).to_arrow())).collect();
     let provider = Provider::new(tables);
     let logical = logical_plan(parsed.statement, &provider)?;
-    let mut plan = Streaming { ctx }.plan(&logical)?;
+    let mut chain = Chain::new(ctx.query_name);
+    let mut plan = plan_with_stages(&logical, ctx, &mut chain)?;
     if let Some(e) = parsed.info.duplicate {
         return Err(e);
+    }
+    plan.stages = chain.stages;
+    for stage in &mut plan.stages {
+        mark_needed(stage);
     }
     for (c, name) in plan.output.iter_mut().zip(&parsed.info.names) {
         c.name = name.clone();
@@ -153,6 +162,7 @@ impl Input<'_, '_> {
             filter,
             stages,
             event_time_source,
+            stage: None,
         }
     }
 }
@@ -171,7 +181,7 @@ pub enum Relation<'p> {
 }
 
 impl<'a> Streaming<'a> {
-    fn plan(&self, logical: &LogicalPlan) -> Result<QueryPlan, SqlError> {
+    pub fn plan(&self, logical: &LogicalPlan) -> Result<QueryPlan, SqlError> {
         match logical {
             LogicalPlan::Distinct(Distinct::All(input)) => self.dedup(input, None),
             LogicalPlan::Distinct(Distinct::On(on)) => self.dedup(&on.input, Some(on)),
@@ -297,6 +307,8 @@ impl<'a> Streaming<'a> {
             body,
             output,
             key_columns,
+            stages: Vec::new(),
+            feeds: None,
         }
     }
 

@@ -31,6 +31,7 @@ pub(crate) fn eval_row(expr: &str, row: Vec<Value>) -> Result<Value, SqlError> {
             watermark_delay: Some(0),
             idle_timeout: None,
             partition_key: None,
+            stage: false,
             primary_key: None,
         }],
         sink: SinkInfo { name: "out", topic: "out", output_mode: OutputMode::Append, key: None },

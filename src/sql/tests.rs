@@ -66,6 +66,7 @@ impl Fixture {
                     watermark_delay: delay,
                     idle_timeout: None,
                     partition_key: Some(&self.pk),
+                    stage: false,
                     primary_key: None,
                 },
                 SourceInfo {
@@ -77,6 +78,7 @@ impl Fixture {
                     watermark_delay: Some(MICROS_PER_HOUR),
                     idle_timeout: None,
                     partition_key: Some(&self.temps_pk),
+                    stage: false,
                     primary_key: None,
                 },
                 SourceInfo {
@@ -88,6 +90,7 @@ impl Fixture {
                     watermark_delay: Some(2 * MICROS_PER_HOUR),
                     idle_timeout: None,
                     partition_key: Some(&self.loads_pk),
+                    stage: false,
                     primary_key: None,
                 },
                 SourceInfo {
@@ -99,6 +102,7 @@ impl Fixture {
                     watermark_delay: None,
                     idle_timeout: None,
                     partition_key: None,
+                    stage: false,
                     primary_key: Some(&self.devices_pk),
                 },
             ],
@@ -260,7 +264,7 @@ fn rejects_what_a_stream_cannot_do() {
     assert_rejected(&f, "SELECT * FROM events UNION SELECT * FROM events", "UNION");
     assert_rejected(&f, "SELECT * FROM events WHERE id IN (SELECT id FROM events)", "subqueries");
     assert_rejected(&f, "SELECT action, count(*) OVER () FROM events", "not supported on a stream");
-    assert_rejected(&f, "WITH x AS (SELECT * FROM events) SELECT * FROM x", "WITH is not supported");
+    assert_rejected(&f, "WITH RECURSIVE x AS (SELECT * FROM events) SELECT * FROM x", "WITH RECURSIVE");
 }
 
 #[test]
@@ -355,7 +359,7 @@ fn joins_without_a_bounded_time_range_or_watermark_are_rejected() {
     assert_rejected(
         &f,
         "SELECT temp_location_id, count(*) FROM temps JOIN loads ON load_location_id = temp_location_id AND load_taken_time BETWEEN temp_taken_time AND temp_taken_time + INTERVAL 1 HOUR GROUP BY temp_location_id",
-        "aggregating over a join",
+        "never final",
     );
     let e = plan_query(SPARK_JOIN, &f.ctx(OutputMode::Update, Some(1))).unwrap_err();
     assert!(e.message.contains("append-only"), "{}", e.message);
@@ -521,3 +525,5 @@ fn explain_names_operators_state_and_topics() {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
 }
+
+mod chain;

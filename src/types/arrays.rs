@@ -470,3 +470,12 @@ mod tests {
         }
     }
 }
+
+/// The `end` column of a window-struct column (`None` for any other column).
+pub fn window_ends(array: &dyn Array) -> Option<ArrayRef> {
+    if !super::is_window(array.data_type()) {
+        return None;
+    }
+    let s = array.as_any().downcast_ref::<StructArray>()?;
+    s.column_by_name("end").cloned()
+}

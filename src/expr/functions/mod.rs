@@ -160,13 +160,15 @@ impl ScalarUDFImpl for EddyFunction {
         match self.fun {
             Fun::Window => {
                 arity(name, args, 2, 4)?;
-                let mut out = vec![timestamp_type()];
+                // window(w, ...) over a window column w windows by window_time(w), as in Spark.
+                let mut out = vec![if crate::types::is_window(&args[0]) { args[0].clone() } else { timestamp_type() }];
                 out.extend(args[1..].iter().cloned());
                 Ok(out)
             }
             Fun::SessionWindow => {
                 arity(name, args, 2, 2)?;
-                Ok(vec![timestamp_type(), args[1].clone()])
+                let time = if crate::types::is_window(&args[0]) { args[0].clone() } else { timestamp_type() };
+                Ok(vec![time, args[1].clone()])
             }
             Fun::WindowTime => {
                 arity(name, args, 1, 1)?;

@@ -111,12 +111,15 @@ pub fn invoke(fun: Fun, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
             if slide != Some(size) {
                 return exec_err!("window() with a slide gives several windows per row; group by it instead of selecting it");
             }
-            map_rows(&args.args[..1], n, &out, |v| match v[0] {
-                Value::Timestamp(t) => {
-                    let start = t - (t - offset).rem_euclid(size);
-                    Value::Window { start, end: start + size }
-                }
-                _ => Value::Null,
+            map_rows(&args.args[..1], n, &out, |v| {
+                // Over a window column, its window_time: the end minus 1 microsecond.
+                let t = match v[0] {
+                    Value::Timestamp(t) => t,
+                    Value::Window { end, .. } => end - 1,
+                    _ => return Value::Null,
+                };
+                let start = t - (t - offset).rem_euclid(size);
+                Value::Window { start, end: start + size }
             })
         }
         Fun::SessionWindow => exec_err!("session_window() has a value only in GROUP BY, where it forms sessions"),

@@ -35,6 +35,10 @@ fn data(hours: i64, loads: u64, seed: u64) -> (Vec<(u64, u64, i64)>, Vec<(u64, u
         .collect();
     temps.sort();
     load_events.sort();
+    // The JSON carries milliseconds: the model must see the times the engine reads.
+    let ms = |t: i64| t - t.rem_euclid(1000);
+    temps.iter_mut().for_each(|t| t.2 = ms(t.2));
+    load_events.iter_mut().for_each(|t| t.2 = ms(t.2));
     let number = |v: Vec<(i64, u64, i64)>| v.into_iter().enumerate().map(|(i, (_, l, t))| (i as u64, l, t)).collect();
     (number(temps), number(load_events))
 }
@@ -146,8 +150,9 @@ fn killed_mid_stream_a_join_and_two_aggregations_in_one_query_stay_exact() {
     // The join stage (named busiest-s2: stages are named top down) reads the loads side here.
     let internal = format!("{app}-busiest-s2-repartition-right");
     let killer = Killer { bootstrap: &broker.bootstrap, group: &app, topic: &internal, partitions: 4, total: n_loads };
-    let progress = killer.run(file, "chain", &log, 5, &mut rng);
-    assert!(progress.iter().filter(|&&p| p > 0 && (p as u64) < n_loads).count() >= 2, "kills landed mid-stream: {progress:?}");
+    let kills: u64 = std::env::var("EDDY_CHAIN_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let progress = killer.run(file, "chain", &log, kills, &mut rng);
+    assert!(kills == 0 || progress.iter().filter(|&&p| p > 0 && (p as u64) < n_loads).count() >= 2, "kills landed mid-stream: {progress:?}");
     run_to_end(file, "chain", &log);
 
     let mut got = BTreeMap::new();

@@ -592,9 +592,12 @@ impl Engine {
             }
         }
         if self.txn.internal > 0 {
-            // Records went to repartition topics: their ends moved.
-            for ((ti, _), input) in self.inputs.iter_mut() {
-                if matches!(self.topics[*ti].kind, TopicKind::Repartition { .. }) {
+            // Records went to these repartition topic partitions: their ends moved (and only
+            // theirs: a partition that got nothing sees no new end to report).
+            let touched = &self.txn.internal_partitions;
+            for ((ti, p), input) in self.inputs.iter_mut() {
+                let topic = &self.topics[*ti];
+                if matches!(topic.kind, TopicKind::Repartition { .. }) && touched.iter().any(|(t, q)| *q == *p && **t == *topic.topic) {
                     input.at_end = false;
                 }
             }

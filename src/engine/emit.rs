@@ -21,6 +21,9 @@ pub struct Txn {
     pub output: u64,
     /// Of those, rows and markers written to repartition topics.
     pub internal: u64,
+    /// The repartition topic partitions written to, each once: their ends moved (for
+    /// bounded runs).
+    pub internal_partitions: Vec<(Box<str>, i32)>,
 }
 
 /// Sends within the cycle's transaction.
@@ -45,7 +48,15 @@ impl<'a> EngineOut<'a> {
         self.txn.sent += 1;
         match r.kind {
             OutKind::Sink => self.txn.output += 1,
-            OutKind::Internal => self.txn.internal += 1,
+            OutKind::Internal => {
+                self.txn.internal += 1;
+                let p = r.partition.unwrap_or(-1);
+                let seen = |(t, q): &(Box<str>, i32)| *q == p && &**t == r.topic;
+                let parts = &mut self.txn.internal_partitions;
+                if !parts.last().is_some_and(seen) && !parts.iter().any(seen) {
+                    parts.push((Box::from(r.topic), p));
+                }
+            }
             OutKind::Forward | OutKind::Changelog => {}
         }
         Ok(())

@@ -152,7 +152,10 @@ fn killed_mid_stream_a_join_and_two_aggregations_in_one_query_stay_exact() {
     let killer = Killer { bootstrap: &broker.bootstrap, group: &app, topic: &internal, partitions: 4, total: n_loads };
     let kills: u64 = std::env::var("EDDY_CHAIN_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let progress = killer.run(file, "chain", &log, kills, &mut rng);
-    assert!(kills == 0 || progress.iter().filter(|&&p| p > 0 && (p as u64) < n_loads).count() >= 2, "kills landed mid-stream: {progress:?}");
+    assert!(
+        kills == 0 || progress.iter().filter(|&&p| p > 0 && (p as u64) < n_loads).count() >= 2,
+        "kills landed mid-stream: {progress:?}"
+    );
     run_to_end(file, "chain", &log);
 
     let mut got = BTreeMap::new();

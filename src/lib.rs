@@ -11,6 +11,7 @@ pub mod formats;
 pub mod gen;
 pub mod kafka;
 pub mod metrics;
+pub mod names;
 pub mod operators;
 pub mod pipeline;
 pub mod runtime;

@@ -22,12 +22,12 @@ use crate::kafka::admin::Admin;
 use crate::kafka::producer::Producer;
 use crate::kafka::{classify, ErrorClass};
 use crate::metrics::{Metrics, Status};
+use crate::names::changelog_topic;
 use crate::pipeline::Pipeline;
 use crate::runtime::internal::{decode_row, Marker, H_MARKER, H_ORIGINAL_KEY, H_ORIGINAL_POSITION, H_ORIGINAL_VALUE};
 use crate::runtime::prepare::PrepareTask;
 use crate::runtime::task::{Ctx, QueryTask};
 use crate::runtime::{Out, OutKind, Outgoing, RecordRef, RuntimeError, Tables};
-use crate::sql::explain::changelog_topic;
 use crate::sql::QueryPlan;
 use crate::state::{Changes, StateStore, StateWriter};
 

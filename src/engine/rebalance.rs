@@ -114,7 +114,7 @@ impl Engine {
             })
             .collect();
         let stateful = plan.is_stateful();
-        let tree = if stateful { Some(self.store.tree(&format!("{}/{}/{p}", plan.name, plan.operator_name()))?) } else { None };
+        let tree = if stateful { Some(self.store.tree(&crate::names::state_tree(&plan.name, plan.operator_name(), p))?) } else { None };
         let slot = self.next_slot;
         self.next_slot += 1;
         let mut task = QueryTask::new(p, plan.clone(), specs, q.table, tree, slot, late, &self.metrics);

@@ -21,8 +21,8 @@ use crate::kafka::consumer::{GroupContext, RebalanceHandler};
 use crate::kafka::producer::Producer;
 use crate::kafka::{classify, ErrorClass};
 use crate::metrics::{Metrics, Status};
+use crate::names::{changelog_topic, repartition_topic as repartition_topic_for};
 use crate::pipeline::Pipeline;
-use crate::sql::explain::{changelog_topic, repartition_topic_for};
 use crate::sql::{Exchange, PlanBody};
 use crate::state::StateStore;
 

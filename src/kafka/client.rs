@@ -28,7 +28,7 @@ fn base(c: &PipelineConfig, client_id: &str) -> ClientConfig {
 /// the range assignor so that same-numbered partitions of co-partitioned topics meet.
 pub fn group_consumer(c: &PipelineConfig, instance: &str, exactly_once: bool, start: StartFrom) -> ClientConfig {
     let mut cfg = base(c, &format!("{}-{instance}", c.app));
-    cfg.set("group.id", &c.app);
+    cfg.set("group.id", crate::names::consumer_group(&c.app));
     if c.kafka.static_membership {
         // A restarted instance (same pod name) takes its partitions back without a rebalance.
         cfg.set("group.instance.id", format!("{}-{instance}", c.app));
@@ -69,7 +69,7 @@ pub fn plain_consumer(c: &PipelineConfig, client_id: &str) -> ClientConfig {
     cfg.set("fetch.queue.backoff.ms", "5");
     cfg.set("max.partition.fetch.bytes", "16777216");
     cfg.set("fetch.max.bytes", "67108864");
-    cfg.set("group.id", format!("{}-restore", c.app));
+    cfg.set("group.id", crate::names::restore_group(&c.app));
     cfg.set("enable.auto.commit", "false");
     cfg.set("enable.auto.offset.store", "false");
     cfg.set("enable.partition.eof", "true");
@@ -111,7 +111,7 @@ pub fn forward_error(client: &str, error: &KafkaError, reason: &str) {
 /// `<app>-<instance>`: stable across restarts of the same instance, so a restarted instance
 /// fences its predecessor.
 pub fn transactional_id(app: &str, instance: &str) -> String {
-    format!("{app}-{instance}")
+    crate::names::transactional_id(app, instance)
 }
 
 /// The admin client.

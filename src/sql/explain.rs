@@ -6,23 +6,8 @@ use super::plan::*;
 use crate::config::{ConfigDuration, OutputMode};
 use crate::expr::Scalar;
 
-/// Names of eddy's internal topics for a query.
-pub fn changelog_topic(app: &str, query: &str) -> String {
-    format!("{app}-{query}-changelog")
-}
-
-pub fn repartition_topic(app: &str, query: &str) -> String {
-    format!("{app}-{query}-repartition")
-}
-
-/// The repartition topic of a query's input `side`.
-pub fn repartition_topic_for(app: &str, query: &str, side: usize) -> String {
-    if side == 0 {
-        repartition_topic(app, query)
-    } else {
-        format!("{}-right", repartition_topic(app, query))
-    }
-}
+use crate::names::changelog_topic;
+use crate::names::repartition_topic as repartition_topic_for;
 
 fn names(schema: &crate::types::Schema) -> Vec<String> {
     schema.fields.iter().map(|f| f.name.clone()).collect()

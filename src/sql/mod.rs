@@ -22,7 +22,6 @@ pub use error::SqlError;
 pub use plan::*;
 pub use planner::{plan_query, PlanContext, SinkInfo, SourceInfo};
 pub use scope::{edit_distance, metadata_columns, METADATA_COLUMNS};
-pub use stages::stage_name;
 
 #[cfg(test)]
 mod semantics_tests;

@@ -23,12 +23,8 @@ use super::error::SqlError;
 use super::plan::{EventTimeColumn, Exchange, Feed, PlanBody, QueryPlan};
 use super::planner::{PlanContext, SinkInfo, SourceInfo, Streaming};
 use crate::config::{EventTimeConfig, OutputMode, SourceKind};
+use crate::names::stage_name;
 use crate::types::{is_window, Field, Schema};
-
-/// The name of stage `n` (1 = the lowest) of query `query`.
-pub fn stage_name(query: &str, n: usize) -> String {
-    format!("{query}-s{n}")
-}
 
 /// What a stage's output looks like to the stage above it.
 struct StageSource {

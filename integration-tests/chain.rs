@@ -16,9 +16,12 @@ const START: i64 = 1_469_491_200_000_000;
 const LOCATIONS: u64 = 40;
 const RANGE: i64 = 5 * MINUTE;
 
+/// (id, location, time) of readings.
+type Readings = Vec<(u64, u64, i64)>;
+
 /// (id, location, time) of temperatures (every 10 minutes per location) and loads (at random
 /// times), each arriving out of order by up to 10 minutes.
-fn data(hours: i64, loads: u64, seed: u64) -> (Vec<(u64, u64, i64)>, Vec<(u64, u64, i64)>) {
+fn data(hours: i64, loads: u64, seed: u64) -> (Readings, Readings) {
     let mut rng = Rng::new(seed);
     let mut temps = Vec::new();
     for l in 0..LOCATIONS {
@@ -105,7 +108,7 @@ fn model(temps: &[(u64, u64, i64)], loads: &[(u64, u64, i64)]) -> BTreeMap<Strin
     for &(_, l, lt) in loads {
         for &tt in by_location.get(&l).map_or(&[][..], |v| v.as_slice()) {
             if lt >= tt && lt <= tt + RANGE {
-                *tenmin.entry((l, tt - (tt - 0).rem_euclid(10 * MINUTE))).or_default() += 1;
+                *tenmin.entry((l, tt - tt.rem_euclid(10 * MINUTE))).or_default() += 1;
             }
         }
     }

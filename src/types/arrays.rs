@@ -422,6 +422,15 @@ impl<I: Iterator> Iterator for Exact<I> {
 
 impl<I: Iterator> ExactSizeIterator for Exact<I> {}
 
+/// The `end` column of a window-struct column (`None` for any other column).
+pub fn window_ends(array: &dyn Array) -> Option<ArrayRef> {
+    if !super::is_window(array.data_type()) {
+        return None;
+    }
+    let s = array.as_any().downcast_ref::<StructArray>()?;
+    s.column_by_name("end").cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,13 +478,4 @@ mod tests {
             assert_eq!(fast, slow);
         }
     }
-}
-
-/// The `end` column of a window-struct column (`None` for any other column).
-pub fn window_ends(array: &dyn Array) -> Option<ArrayRef> {
-    if !super::is_window(array.data_type()) {
-        return None;
-    }
-    let s = array.as_any().downcast_ref::<StructArray>()?;
-    s.column_by_name("end").cloned()
 }

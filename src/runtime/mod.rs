@@ -162,8 +162,10 @@ impl Tables for NoTables {
 pub struct Kept {
     pub kind: OutKind,
     pub topic: String,
+    pub partition: Option<i32>,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 /// An `Out` that keeps every record, for tests.
@@ -177,12 +179,16 @@ impl Out for Collected {
         self.records.push(Kept {
             kind: r.kind,
             topic: r.topic.to_string(),
+            partition: r.partition,
             key: r.key.map(<[u8]>::to_vec),
             payload: r.payload.map(<[u8]>::to_vec),
+            headers: r.headers.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
         });
         Ok(())
     }
 }
 
+#[cfg(test)]
+mod chain_tests;
 #[cfg(test)]
 mod tests;

@@ -201,7 +201,9 @@ impl QueryPlan {
             let names: Vec<&str> = self.key_columns.iter().map(|&i| self.output[i].name.as_str()).collect();
             format!("JSON object of [{}]", names.join(", "))
         };
-        let _ = writeln!(s, "  sink topic {}, {sink_format}, key: {key}", self.sink_topic);
+        if self.feeds.is_none() {
+            let _ = writeln!(s, "  sink topic {}, {sink_format}, key: {key}", self.sink_topic);
+        }
         s
     }
 }
@@ -218,17 +220,25 @@ fn signed(us: i64) -> String {
 
 fn explain_scan(s: &mut String, label: &str, scan: &ScanPlan, format: &str) {
     let scan_names = names(&scan.schema);
-    match &scan.stage {
-        Some(stage) => {
-            let _ = writeln!(
-                s,
-                "  {label}: the rows of stage {stage} (event time: its window's end minus 1 µs, or the time column it passes on)"
-            );
+    if let Some(stage) = &scan.stage {
+        let col = match scan.event_time {
+            Some(EventTimeColumn::Column(c)) => scan_names.get(c).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        let time = match scan.schema.fields.iter().find(|f| f.name == col) {
+            Some(f) if crate::types::is_window(&f.data_type) => format!("window_time({col}), its end minus 1 µs"),
+            Some(_) => col,
+            None => "none".to_string(),
+        };
+        let _ = writeln!(s, "  {label}: the rows of stage {stage}, columns {}", scan_names.join(", "));
+        let _ = writeln!(s, "    event time {time}; watermark = the stage's output watermark (markers), min over its partitions");
+        if let Some(f) = &scan.filter {
+            let _ = writeln!(s, "    filter {}", fmt_expr(f, &scan_names));
         }
-        None => {
-            let _ = writeln!(s, "  {label}: source {} (topic {})", scan.source, scan.topic);
-        }
+        explain_stages(s, &scan.stages);
+        return;
     }
+    let _ = writeln!(s, "  {label}: source {} (topic {})", scan.source, scan.topic);
     let read: Vec<&str> = scan.needed.iter().zip(&scan_names).filter(|(n, _)| **n).map(|(_, name)| name.as_str()).collect();
     let _ = writeln!(s, "    decode {format}, columns read: {}", if read.is_empty() { "none".to_string() } else { read.join(", ") });
     if let Some(et) = scan.event_time {
@@ -248,7 +258,11 @@ fn explain_scan(s: &mut String, label: &str, scan: &ScanPlan, format: &str) {
     if let Some(f) = &scan.filter {
         let _ = writeln!(s, "    filter {}", fmt_expr(f, &scan_names));
     }
-    for stage in &scan.stages {
+    explain_stages(s, &scan.stages);
+}
+
+fn explain_stages(s: &mut String, stages: &[Stage]) {
+    for stage in stages {
         let _ = match stage {
             Stage::Filter(f) => writeln!(s, "    filter {}", f.text),
             Stage::Project { exprs, schema } => {

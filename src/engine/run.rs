@@ -320,7 +320,14 @@ pub fn run(
         status: status.clone(),
     });
     let handle = EngineHandle { engine: Mutex::new(engine), metrics };
-    let consumer: BaseConsumer<GroupContext<EngineHandle>> = client::group_consumer(config, &opts.instance_id, exactly_once, start)
+    let mut consumer_config = client::group_consumer(config, &opts.instance_id, exactly_once, start);
+    if opts.stop_at_end && !config.kafka.properties.contains_key("fetch.wait.max.ms") {
+        // A bounded run asks the broker for each partition's end when it reaches it; that
+        // request waits behind the fetch the broker holds open for up to fetch.wait.max.ms
+        // (500 ms), once per partition end: a chain of stages reaches many ends.
+        consumer_config.set("fetch.wait.max.ms", "20");
+    }
+    let consumer: BaseConsumer<GroupContext<EngineHandle>> = consumer_config
         .create_with_context(GroupContext { handler: handle })
         .map_err(|e| EngineError::kafka("cannot create the consumer", e))?;
     let topic_refs: Vec<&str> = topic_names.iter().map(String::as_str).collect();

@@ -219,7 +219,7 @@ impl<'a> Streaming<'a> {
                 Ok(Relation::Scan { node, filter: None })
             }
             LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) => Err(SqlError::new(
-                "an aggregation or DISTINCT inside a subquery is not supported yet: write the subquery to a topic and read that topic in a second query",
+                "a query with no aggregation, DISTINCT or join of its own cannot read one in a subquery yet: fold the outer query into the inner one (its filter into HAVING, its columns into the select list)",
             )),
             other => Err(SqlError::new(format!("eddy cannot run this query as a stream (a {} here)", other.display()))),
         }
@@ -253,7 +253,7 @@ impl<'a> Streaming<'a> {
                 }
                 LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) | LogicalPlan::Join(_) => {
                     return Err(SqlError::new(
-                        "an aggregation, DISTINCT or join inside a subquery is not supported yet: write the subquery to a topic and read that topic in a second query",
+                        "a query with no aggregation, DISTINCT or join of its own cannot read one in a subquery yet: fold the outer query into the inner one (its filter into HAVING, its columns into the select list)",
                     ))
                 }
                 other => return Err(SqlError::new(format!("eddy cannot read a {} as a stream", other.display()))),

@@ -93,3 +93,13 @@ fn a_stage_must_emit_final_rows() {
     );
     assert_rejected(&f, "SELECT * FROM events UNION ALL SELECT * FROM events", "UNION");
 }
+
+#[test]
+fn a_stateless_query_over_an_aggregating_subquery_says_how_to_fold_it() {
+    let f = Fixture::new();
+    assert_rejected(
+        &f,
+        "SELECT hour, n FROM (SELECT window.start AS hour, count(*) AS n FROM events GROUP BY window(time, '1 hour')) t WHERE n > 10",
+        "fold the outer query into the inner one",
+    );
+}

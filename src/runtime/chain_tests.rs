@@ -173,3 +173,19 @@ fn a_chain_over_thirty_days_keeps_bounded_state_and_equals_a_model() {
     assert!(chain.max_entries[0] <= 3 * 5, "lower stage state peaked at {}", chain.max_entries[0]);
     assert!(chain.max_entries[1] <= 3, "upper stage state peaked at {}", chain.max_entries[1]);
 }
+
+#[test]
+fn a_filter_and_projection_over_a_windowed_count_run_where_its_rows_arrive() {
+    let p = pipeline(
+        "SELECT action, hour, n * 10 AS n10 FROM (SELECT action, window.start AS hour, count(*) AS n FROM events GROUP BY action, window(time, '1 hour')) t WHERE n > 1",
+    );
+    let start = 1_469_491_200_000_000;
+    let mut chain = Chain::new(&p);
+    // Hour 0: Open twice, Close once; hour 1: Open once; then an event that closes both hours.
+    let events = [(0, "Open"), (10, "Open"), (20, "Close"), (70, "Open"), (200, "Open")];
+    let lines: Vec<String> = events.iter().map(|(m, a)| format!(r#"{{"time":"{}","action":"{a}"}}"#, time(start + m * MINUTE))).collect();
+    chain.cycle(&lines);
+    chain.cycle(&[]);
+    let rows: Vec<String> = chain.sink_rows().iter().map(|v| v.to_string()).collect();
+    assert_eq!(rows, [r#"{"action":"Open","hour":"2016-07-26T00:00:00.000Z","n10":20}"#]);
+}

@@ -148,6 +148,9 @@ impl PrepareTask {
                 Some(EventTimeColumn::KafkaTimestamp) => rec.timestamp.map(|ms| ms.saturating_mul(1000)),
                 None => None,
             };
+            // A stage's rows without an event-time column (read by a query that needs none)
+            // carry the stage's output watermark.
+            let ts = ts.or_else(|| self.external.map(|(wm, _)| wm));
             let Some(ts) = ts else {
                 if let Some(topic) = no_time {
                     forward(out, topic, rec, "missing_event_time", "the record has no event time", query, None)?;

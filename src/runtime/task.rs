@@ -438,6 +438,13 @@ impl QueryTask {
     }
 
     fn process(&mut self, side: usize, ts: i64, rec: Option<&RecordRef<'_>>, ctx: &mut Ctx<'_>) -> Result<(), SendFailed> {
+        if let Body::Stateless { .. } = self.body {
+            // A stateless query over a stage: the row's values are its input columns, projected
+            // when the batch of rows is flushed.
+            self.rows.push(self.input_row.get(1..).unwrap_or_default().to_vec());
+            self.clock.observe(side, ts, ctx.now);
+            return Ok(());
+        }
         let Body::Operator { op, .. } = &mut self.body else { return Ok(()) };
         let wm = self.clock.watermark();
         let processed = op.process(side, &self.input_row, wm, &mut self.rows);
@@ -546,6 +553,17 @@ impl QueryTask {
     }
 
     fn emit_results(&mut self, rows: &[Row], ctx: &mut Ctx<'_>) -> Result<(), RuntimeError> {
+        if let Body::Stateless { projection } = &self.body {
+            let Some(input) = self.plan.inputs.first() else { return Ok(()) };
+            let fields: Vec<arrow::datatypes::Field> =
+                input.values.iter().map(|v| arrow::datatypes::Field::new(v.text.clone(), v.data_type.clone(), true)).collect();
+            let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+            let batch = rows_to_batch(&schema, rows)
+                .map_err(|e| RuntimeError::Setup(format!("query {}: cannot build rows: {e}", self.plan.name)))?;
+            let sent = post_process(&mut self.output, &batch, None, projection, |_| None, ctx.out)?;
+            self.stats.output += sent;
+            return Ok(());
+        }
         let Body::Operator { post, .. } = &self.body else { return Ok(()) };
         let setup = |e: arrow::error::ArrowError| RuntimeError::Setup(format!("query {}: cannot build result rows: {e}", self.plan.name));
         let sent = match post {

@@ -331,9 +331,16 @@ impl<'a> Streaming<'a> {
         let output = output_columns(p.schema.as_ref());
         let key_columns = sink_key(ctx, &output, Vec::new())?;
         let scan = input.scan_plan(filter);
+        // Over a stage's rows (which arrive through an internal topic), the rows carry every
+        // column of the input and the projection runs where they arrive.
+        let values = if input.source.stage {
+            input.df.fields().iter().enumerate().map(|(i, f)| Scalar::column(i, f.name(), f.data_type().clone())).collect()
+        } else {
+            Vec::new()
+        };
         Ok(self.plan_base(
             ctx.sink.output_mode,
-            vec![InputPlan { scan, keys: Vec::new(), values: Vec::new(), exchange: Exchange::Local }],
+            vec![InputPlan { scan, keys: Vec::new(), values, exchange: Exchange::Local }],
             PlanBody::Stateless { projection },
             output,
             key_columns,

@@ -78,7 +78,9 @@ pub fn plan_with_stages(root: &LogicalPlan, ctx: &PlanContext, chain: &mut Chain
         Ok(TreeNodeRecursion::Continue)
     });
     let mut cutter = Cutter { ctx, chain, used, sources: Vec::new() };
-    let rewritten = cutter.cut(root, false)?;
+    // A query with no stateful operator of its own (a projection or filter over a subquery)
+    // reads every stateful subtree as a stage.
+    let rewritten = cutter.cut(root, !is_stage_root(root))?;
     let sources = std::mem::take(&mut cutter.sources);
     let mut all: Vec<SourceInfo> = ctx.sources.clone();
     all.extend(sources.iter().map(StageSource::info));

@@ -249,3 +249,41 @@ fn state_stays_bounded_over_30_days_of_event_time() {
     assert!(total <= 2 * 4 + 2, "sled holds {total} entries after 30 days (open windows and one watermark per task)");
     assert!(output_counts(&read(&broker.bootstrap, &out)).len() > 1300, "about 30 * 24 * 2 windows were emitted");
 }
+
+/// UNION ALL of two topics (each input its own stage, both feeding one aggregation): the same
+/// counts as the batch answer over both topics' events.
+#[test]
+fn union_all_of_two_topics_counts_every_event_once() {
+    let broker = Broker::mock();
+    let (a, b) = (unique("events-a"), unique("events-b"));
+    broker.create_topic(&a, 2);
+    broker.create_topic(&b, 2);
+    let events = tutorial(8_000, 5);
+    let records = tutorial_records(&events);
+    let (mut to_a, mut to_b) = (Vec::new(), Vec::new());
+    for (i, (k, v, _)) in records.into_iter().enumerate() {
+        if i % 3 == 0 {
+            to_b.push((k, v, Some((i / 3 % 2) as i32)));
+        } else {
+            to_a.push((k, v, Some((i % 2) as i32)));
+        }
+    }
+    produce(&broker.bootstrap, &a, to_a);
+    produce(&broker.bootstrap, &b, to_b);
+    let out = unique("union-counts");
+    let text = tutorial_pipeline(&unique("app"), &broker.bootstrap, &a, &out, &temp_dir("union"), "exactly_once", "")
+        .replace("    partition_key: [action]\n", "")
+        .replace(
+            "sinks:",
+            &format!("  more:\n    topic: {b}\n    schema: {{ time: timestamp, action: string, id: string }}\n    event_time: time\n    watermark_delay: 2h\nsinks:"),
+        )
+        .replace(
+            "      FROM events\n",
+            "      FROM (SELECT time, action FROM events UNION ALL SELECT time, action FROM more) AS u\n",
+        );
+    let p = broker.plan(&text, 2);
+    assert_eq!(p.queries.len(), 3, "two input stages and the aggregation");
+    let summary = Running::start(p, "a", true, true).join();
+    assert!(summary.records_in >= 8_000, "{summary:?}");
+    assert_eq!(output_counts(&read(&broker.bootstrap, &out)), hourly_counts(&events, i64::MAX));
+}

@@ -68,6 +68,10 @@ pub struct FeedTarget {
     pub topic: Arc<str>,
     pub partitions: usize,
     pub input: crate::sql::InputPlan,
+    /// This stage's partition p is upstream `upstream_offset + p` of `upstreams` (the side's
+    /// watermark merges the partitions of every stage that feeds it).
+    pub upstream_offset: usize,
+    pub upstreams: usize,
 }
 
 /// Everything the engine thread owns.

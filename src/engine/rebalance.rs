@@ -122,8 +122,8 @@ impl Engine {
             task.set_encoder(encoder);
         }
         if let Some(f) = &self.queries[qi].feed {
-            let operator_partitions = self.queries[qi].tasks.len();
-            task.set_feed(PrepareTask::feed(p, operator_partitions, &f.input, f.topic.clone(), f.partitions));
+            let upstream = (f.upstream_offset + p as usize) as i32;
+            task.set_feed(PrepareTask::feed(upstream, f.upstreams, &f.input, f.topic.clone(), f.partitions));
         }
         if stateful {
             self.status.restoring(1);

@@ -151,16 +151,26 @@ pub fn input_partitions(
     operator_partitions: &[usize],
     source_partitions: &impl Fn(&str) -> usize,
 ) -> Vec<usize> {
-    pipeline.queries[qi]
-        .inputs
+    let q = &pipeline.queries[qi];
+    q.inputs
         .iter()
-        .map(|i| match &i.scan.stage {
-            Some(stage) => {
-                pipeline.queries.iter().position(|q| &q.name == stage).and_then(|s| operator_partitions.get(s).copied()).unwrap_or(1)
-            }
+        .enumerate()
+        .map(|(side, i)| match &i.scan.stage {
+            // Every stage that feeds this side (several for a UNION ALL) has its partitions.
+            Some(_) => feeders(pipeline, &q.name, side).map(|s| operator_partitions.get(s).copied().unwrap_or(1)).sum::<usize>().max(1),
             None => source_partitions(&i.scan.topic),
         })
         .collect()
+}
+
+/// The indices of the stages that feed input `side` of query `name`, in pipeline order.
+fn feeders<'p>(pipeline: &'p Pipeline, name: &'p str, side: usize) -> impl Iterator<Item = usize> + 'p {
+    pipeline
+        .queries
+        .iter()
+        .enumerate()
+        .filter(move |(_, s)| s.feeds.as_ref().is_some_and(|f| f.query == name && f.side == side))
+        .map(|(i, _)| i)
 }
 
 /// Every topic the pipeline writes (for brokers that cannot create topics on request).
@@ -285,10 +295,17 @@ pub fn run(
         let Some(feed) = queries[qi].plan.feeds.clone() else { continue };
         let target = queries.iter().find(|d| d.plan.name == feed.query).and_then(|d| {
             let ti = (*d.repartition.get(feed.side)?)?;
+            // Upstream watermarks are numbered across all the stages that feed the side.
+            let offset: usize = feeders(&pipeline, &feed.query, feed.side)
+                .take_while(|&s| s != qi)
+                .map(|s| layout.operator_partitions.get(s).copied().unwrap_or(1))
+                .sum();
             Some(super::core::FeedTarget {
                 topic: topics[ti].topic.clone(),
                 partitions: topics[ti].partitions,
                 input: d.plan.inputs.get(feed.side)?.clone(),
+                upstream_offset: offset,
+                upstreams: *d.upstreams.get(feed.side)?,
             })
         });
         let Some(target) = target else {

@@ -342,12 +342,17 @@ impl QueryTask {
             Body::Stateless { .. } => {
                 let sent = self.output.send_rows(&ev.arrays, 0..n, |pos| record(pos).and_then(|r| r.key), ctx.out)?;
                 self.stats.output += sent;
+                let feeds = self.output.feed_mut().is_some();
                 for pos in 0..n {
                     if let Some(t) = record(pos).and_then(|rec| event_time_of(pos, rec)) {
                         self.output.emitted_at(t);
+                        if feeds {
+                            // A stateless stage (an input of UNION ALL) passes its watermark on.
+                            self.clock.observe(side, t, ctx.now);
+                        }
                     }
                 }
-                Ok(())
+                self.output.flush_feed(ctx.now, ctx.out)
             }
             Body::TableJoin { table, left_outer, residual, projection, row_schema, table_types, .. } => {
                 let readers: Vec<ColumnReader> = ev.arrays.iter().map(|a| ColumnReader::new(a.as_ref())).collect();
@@ -514,8 +519,12 @@ impl QueryTask {
         self.flush(ctx)?;
         // A stage tells the stage above how far its output is final.
         let idle = self.clock.all_idle();
-        if let (Body::Operator { op, .. }, Some(feed)) = (&self.body, self.output.feed_mut()) {
-            feed.set_watermark(op.output_watermark(wm), idle);
+        let out_wm = match &self.body {
+            Body::Operator { op, .. } => op.output_watermark(wm),
+            _ => wm,
+        };
+        if let Some(feed) = self.output.feed_mut() {
+            feed.set_watermark(out_wm, idle);
         }
         Ok(())
     }
@@ -562,7 +571,7 @@ impl QueryTask {
                 .map_err(|e| RuntimeError::Setup(format!("query {}: cannot build rows: {e}", self.plan.name)))?;
             let sent = post_process(&mut self.output, &batch, None, projection, |_| None, ctx.out)?;
             self.stats.output += sent;
-            return Ok(());
+            return self.output.flush_feed(ctx.now, ctx.out);
         }
         let Body::Operator { post, .. } = &self.body else { return Ok(()) };
         let setup = |e: arrow::error::ArrowError| RuntimeError::Setup(format!("query {}: cannot build result rows: {e}", self.plan.name));

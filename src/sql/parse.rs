@@ -133,7 +133,7 @@ pub fn parse(sql: &str, ctx: &PlanContext) -> Result<Parsed, SqlError> {
             let op = op.to_string();
             return Err(SqlError::at(
                 query.body.span(),
-                format!("{op} is not supported; write one query per input and point both at the same sink"),
+                format!("{op} at the top of a query is not supported: read it as a subquery, SELECT * FROM (... UNION ALL ...) AS u, or write one query per input and point both at the same sink"),
             ));
         }
         other => return Err(SqlError::at(other.span(), "only SELECT ... FROM ... queries are supported")),
@@ -351,6 +351,39 @@ fn call(name: &str, args: Vec<ast::Expr>) -> ast::Expr {
     })
 }
 
+/// A subquery's body: one SELECT, or `UNION ALL` of SELECTs with as many columns each (named
+/// by the first, as in Spark).
+fn rewrite_body(body: &mut ast::SetExpr, span: Span, ctx: &PlanContext) -> Result<SelectInfo, SqlError> {
+    match body {
+        ast::SetExpr::Select(inner) => rewrite_select(inner, ctx),
+        ast::SetExpr::Query(q) => {
+            check_query_clauses(q)?;
+            rewrite_body(q.body.as_mut(), span, ctx)
+        }
+        ast::SetExpr::SetOperation { op: ast::SetOperator::Union, set_quantifier: ast::SetQuantifier::All, left, right } => {
+            let mut l = rewrite_body(left, span, ctx)?;
+            let r = rewrite_body(right, span, ctx)?;
+            if l.names.len() != r.names.len() {
+                return Err(SqlError::at(
+                    right.span(),
+                    format!("UNION ALL needs as many columns on each side: {} and {}", l.names.len(), r.names.len()),
+                ));
+            }
+            l.sources.extend(r.sources);
+            l.duplicate = l.duplicate.or(r.duplicate);
+            Ok(l)
+        }
+        ast::SetExpr::SetOperation { op, .. } => {
+            let op = op.to_string();
+            Err(SqlError::at(
+                body.span(),
+                format!("{op} is not supported on streams; UNION ALL is (deduplicate after it with SELECT DISTINCT)"),
+            ))
+        }
+        _ => Err(SqlError::at(span, "a subquery in FROM is one SELECT ... FROM ..., or a UNION ALL of them")),
+    }
+}
+
 fn rewrite_select(select: &mut ast::Select, ctx: &PlanContext) -> Result<SelectInfo, SqlError> {
     check_select_clauses(select)?;
     // FROM: at most one relation with at most one join.
@@ -381,10 +414,7 @@ fn rewrite_select(select: &mut ast::Select, ctx: &PlanContext) -> Result<SelectI
         if let ast::TableFactor::Derived { lateral: false, subquery, alias, .. } = relation {
             // A subquery: its own checks and names, then its output columns are a relation.
             check_query_clauses(subquery)?;
-            let ast::SetExpr::Select(inner) = subquery.body.as_mut() else {
-                return Err(SqlError::at(span, "a subquery in FROM is one SELECT ... FROM ..."));
-            };
-            let info = rewrite_select(inner, ctx)?;
+            let info = rewrite_body(subquery.body.as_mut(), span, ctx)?;
             if let Some(e) = info.duplicate {
                 return Err(e);
             }

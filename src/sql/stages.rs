@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion_common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion_common::{Column, DFSchema, TableReference};
+use datafusion_common::{Column, DFSchema, DFSchemaRef, TableReference};
 use datafusion_expr::logical_plan::builder::LogicalTableSource;
 use datafusion_expr::logical_plan::{Projection, TableScanBuilder};
 use datafusion_expr::{Expr, LogicalPlan};
@@ -31,6 +31,8 @@ struct StageSource {
     name: String,
     schema: Schema,
     event_time: Option<EventTimeConfig>,
+    /// The stages whose rows it is (several for a UNION ALL).
+    feeders: Vec<String>,
 }
 
 impl StageSource {
@@ -92,8 +94,8 @@ pub fn plan_with_stages(root: &LogicalPlan, ctx: &PlanContext, chain: &mut Chain
     };
     let mut plan = Streaming { ctx: &extended }.plan(&rewritten)?;
     for (side, input) in plan.inputs.iter_mut().enumerate() {
-        if sources.iter().any(|s| s.name == input.scan.source) {
-            if let Some(s) = chain.stages.iter_mut().find(|s| s.name == input.scan.source) {
+        if let Some(source) = sources.iter().find(|s| s.name == input.scan.source) {
+            for s in chain.stages.iter_mut().filter(|s| source.feeders.contains(&s.name)) {
                 s.feeds = Some(Feed { query: ctx.query_name.to_string(), side });
             }
             input.scan.stage = Some(input.scan.source.clone());
@@ -140,6 +142,9 @@ fn is_stage_root(node: &LogicalPlan) -> bool {
 impl Cutter<'_, '_, '_> {
     /// `node` with every stateful subtree below the top operator replaced by a scan of its stage.
     fn cut(&mut self, node: &LogicalPlan, below: bool) -> Result<LogicalPlan, SqlError> {
+        if let LogicalPlan::Union(u) = node {
+            return self.union(node, &u.inputs);
+        }
         if below {
             if is_stage_root(node) {
                 return self.stage(node);
@@ -169,6 +174,32 @@ impl Cutter<'_, '_, '_> {
 
     /// Plans `root` as the next stage and returns the scan that reads its output.
     fn stage(&mut self, root: &LogicalPlan) -> Result<LogicalPlan, SqlError> {
+        let (name, event_time) = self.plan_stage(root)?;
+        self.source(name.clone(), root.schema(), event_time, vec![name])
+    }
+
+    /// `UNION ALL`: each input is a stage of its own, and all of them feed one stage source.
+    fn union(&mut self, node: &LogicalPlan, inputs: &[Arc<LogicalPlan>]) -> Result<LogicalPlan, SqlError> {
+        self.chain.named += 1;
+        let name = stage_name(&self.chain.query, self.chain.named);
+        let mut feeders = Vec::new();
+        let mut times = Vec::new();
+        for input in inputs {
+            let (stage, time) = self.plan_stage(input)?;
+            feeders.push(stage);
+            times.push(time);
+        }
+        if times.windows(2).any(|w| w[0] != w[1]) {
+            return Err(SqlError::new(
+                "the inputs of UNION ALL must carry their event time in the same column (select each input's time column in the same place)",
+            ));
+        }
+        self.source(name, node.schema(), times.first().copied().flatten(), feeders)
+    }
+
+    /// Plans `root` as a stage (pushed onto the chain): its name, and which of its output
+    /// columns is its event time.
+    fn plan_stage(&mut self, root: &LogicalPlan) -> Result<(String, Option<usize>), SqlError> {
         check_stage(root)?;
         self.chain.named += 1;
         let name = stage_name(&self.chain.query, self.chain.named);
@@ -182,18 +213,29 @@ impl Cutter<'_, '_, '_> {
         plan.sink.clear();
         plan.sink_topic.clear();
         plan.key_columns.clear();
-        let schema = Schema::new(
-            root.schema().fields().iter().map(|f| Field::new(f.name().clone(), f.data_type().clone(), f.is_nullable())).collect(),
-        );
-        let event_time = stage_event_time(&plan, root.schema()).map(|i| EventTimeConfig::Column(schema.fields[i].name.clone()));
+        let event_time = stage_event_time(&plan, root.schema());
         self.chain.stages.push(plan);
+        Ok((name, event_time))
+    }
+
+    /// The scan of a stage source fed by `feeders`, with `schema`.
+    fn source(
+        &mut self,
+        name: String,
+        schema: &DFSchemaRef,
+        event_time: Option<usize>,
+        feeders: Vec<String>,
+    ) -> Result<LogicalPlan, SqlError> {
+        let columns =
+            Schema::new(schema.fields().iter().map(|f| Field::new(f.name().clone(), f.data_type().clone(), f.is_nullable())).collect());
+        let event_time = event_time.map(|i| EventTimeConfig::Column(columns.fields[i].name.clone()));
         // The scan has the stage root's own schema, qualifiers included (a join's columns keep
         // their sides' qualifiers), so that every expression above resolves as before.
         let source = Arc::new(LogicalTableSource::new(Arc::new(arrow::datatypes::Schema::empty())));
         let mut scan =
             TableScanBuilder::new(TableReference::bare(name.clone()), source).build().map_err(|e| SqlError::new(e.to_string()))?;
-        scan.projected_schema = root.schema().clone();
-        self.sources.push(StageSource { name, schema, event_time });
+        scan.projected_schema = schema.clone();
+        self.sources.push(StageSource { name, schema: columns, event_time, feeders });
         Ok(LogicalPlan::TableScan(scan))
     }
 }
@@ -233,6 +275,13 @@ fn check_stage(root: &LogicalPlan) -> Result<(), SqlError> {
 fn stage_event_time(plan: &QueryPlan, schema: &DFSchema) -> Option<usize> {
     match &plan.body {
         PlanBody::Aggregate(a) if a.window.is_some() => schema.fields().iter().position(|f| is_window(f.data_type())),
+        PlanBody::Stateless { projection } => {
+            let et = match plan.inputs[0].scan.event_time? {
+                EventTimeColumn::Column(c) => c,
+                EventTimeColumn::KafkaTimestamp => return None,
+            };
+            projection.iter().position(|p| p.as_column() == Some(et))
+        }
         PlanBody::Dedup(_) => {
             let input = &plan.inputs[0];
             let et = match input.scan.event_time? {

@@ -105,3 +105,26 @@ fn a_stateless_query_over_an_aggregating_subquery_reads_it_as_a_stage() {
     assert_eq!(plan.inputs[0].values.len(), 2, "the rows carry every column of the stage");
     assert!(plan.inputs[0].scan.filter.is_some(), "the outer WHERE runs where the stage's rows are keyed");
 }
+
+#[test]
+fn union_all_inputs_feed_one_stage_source() {
+    let f = Fixture::new();
+    let plan = f
+        .plan("SELECT action, window.start AS hour, count(*) AS n FROM (SELECT time, action FROM events WHERE qty > 0 UNION ALL SELECT time, id AS action FROM events) u GROUP BY action, window(time, '1 hour')")
+        .unwrap();
+    let names: Vec<&str> = plan.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["q-s2", "q-s3"], "one stage per input; s1 names the union");
+    for s in &plan.stages {
+        assert!(matches!(s.body, PlanBody::Stateless { .. }));
+        assert_eq!(s.feeds, Some(Feed { query: "q".into(), side: 0 }));
+    }
+    assert_eq!(plan.inputs[0].scan.stage.as_deref(), Some("q-s1"));
+    assert_eq!(plan.inputs[0].scan.event_time, Some(EventTimeColumn::Column(0)));
+    assert_rejected(&f, "SELECT * FROM (SELECT time FROM events UNION SELECT time FROM events) u", "UNION is not supported on streams");
+    assert_rejected(&f, "SELECT * FROM (SELECT time, id FROM events UNION ALL SELECT time FROM events) u", "as many columns");
+    assert_rejected(
+        &f,
+        "SELECT action, count(*) AS n FROM (SELECT time, action FROM events UNION ALL SELECT kafka_timestamp AS time, action FROM events) u GROUP BY action, window(time, '1 hour')",
+        "event time in the same column",
+    );
+}

@@ -120,6 +120,10 @@ fn union_all_inputs_feed_one_stage_source() {
     }
     assert_eq!(plan.inputs[0].scan.stage.as_deref(), Some("q-s1"));
     assert_eq!(plan.inputs[0].scan.event_time, Some(EventTimeColumn::Column(0)));
+    let merged = f.plan("SELECT * FROM (SELECT time, action FROM events UNION ALL SELECT time, id FROM events) u").unwrap();
+    assert!(matches!(merged.body, PlanBody::Stateless { .. }));
+    assert_eq!(merged.stages.len(), 2, "a stateless query over a UNION ALL reads its inputs' stages");
+    assert_rejected(&f, "SELECT time FROM events UNION ALL SELECT time FROM events", "read it as a subquery");
     assert_rejected(&f, "SELECT * FROM (SELECT time FROM events UNION SELECT time FROM events) u", "UNION is not supported on streams");
     assert_rejected(&f, "SELECT * FROM (SELECT time, id FROM events UNION ALL SELECT time FROM events) u", "as many columns");
     assert_rejected(

@@ -34,6 +34,12 @@ fn every_nexmark_pipeline_runs_in_engine_over_its_sources() {
     let mut seen = 0;
     for entry in std::fs::read_dir(config("")).unwrap() {
         let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n == "q5-hot.yaml") {
+            // Two stateful operators: measured end to end only, and the benchmark says so.
+            let e = in_engine(&path, &dir, 1_000).unwrap_err().to_string();
+            assert!(e.contains("runs queries of one stateful operator"), "{e}");
+            continue;
+        }
         let r = in_engine(&path, &dir, 1_000).unwrap();
         let expected = match r.query.as_str() {
             "q3" | "q8" => count("person") + count("auction"),

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use super::json;
 use crate::common::*;
 use eddy::gen::rng::Rng;
 
@@ -46,12 +47,6 @@ fn data(hours: i64, loads: u64, seed: u64) -> (Readings, Readings) {
     (number(temps), number(load_events))
 }
 
-fn json(kind: &str, (id, l, t): (u64, u64, i64)) -> String {
-    let mut ts = String::new();
-    eddy::time::format_timestamp(t, &mut ts);
-    format!(r#"{{"{kind}_id":{id},"{kind}_location_id":{l},"{kind}_taken_time":"{ts}"}}"#)
-}
-
 const QUERY: &str = "
       WITH pairs AS (
         SELECT t.temp_location_id AS location, t.temp_taken_time AS time, l.load_id
@@ -66,34 +61,15 @@ const QUERY: &str = "
 
 fn pipeline(app: &str, bootstrap: &str, temps: &str, loads: &str, out: &str, state: &std::path::Path) -> String {
     let sql: String = QUERY.lines().map(|l| format!("      {}\n", l.trim_start())).collect();
+    let sources = super::temps_and_loads(app, bootstrap, temps, loads, state);
     format!(
-        r#"app: {app}
-kafka:
-  bootstrap_servers: "{bootstrap}"
-  static_membership: true
-  properties: {{ "session.timeout.ms": "6000" }}
-state: {{ dir: "{state}" }}
-commit_interval: 100ms
-http: {{ listen: "127.0.0.1:0" }}
-sources:
-  temps:
-    topic: {temps}
-    schema: {{ temp_id: long, temp_location_id: long, temp_taken_time: timestamp }}
-    event_time: temp_taken_time
-    watermark_delay: 1h
-  loads:
-    topic: {loads}
-    schema: {{ load_id: long, load_location_id: long, load_taken_time: timestamp }}
-    event_time: load_taken_time
-    watermark_delay: 2h
-sinks:
+        r#"{sources}sinks:
   hourly: {{ topic: {out} }}
 queries:
   - name: busiest
     sink: hourly
     sql: |
-{sql}"#,
-        state = state.display()
+{sql}"#
     )
 }
 

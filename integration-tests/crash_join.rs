@@ -58,7 +58,8 @@ fn json(kind: &str, (id, l, t): (u64, u64, i64)) -> String {
     format!(r#"{{"{kind}_id":{id},"{kind}_location_id":{l},"{kind}_taken_time":"{ts}"}}"#)
 }
 
-fn pipeline(app: &str, bootstrap: &str, temps: &str, loads: &str, joined: &str, sessions: &str, state: &std::path::Path) -> String {
+/// A pipeline file up to its sinks: the temps and loads sources of these tests.
+fn temps_and_loads(app: &str, bootstrap: &str, temps: &str, loads: &str, state: &std::path::Path) -> String {
     format!(
         r#"app: {app}
 kafka:
@@ -79,7 +80,15 @@ sources:
     schema: {{ load_id: long, load_location_id: long, load_taken_time: timestamp }}
     event_time: load_taken_time
     watermark_delay: 2h
-sinks:
+"#,
+        state = state.display()
+    )
+}
+
+fn pipeline(app: &str, bootstrap: &str, temps: &str, loads: &str, joined: &str, sessions: &str, state: &std::path::Path) -> String {
+    let sources = temps_and_loads(app, bootstrap, temps, loads, state);
+    format!(
+        r#"{sources}sinks:
   joined: {{ topic: {joined} }}
   sessions: {{ topic: {sessions} }}
 queries:
@@ -97,7 +106,6 @@ queries:
       FROM loads
       GROUP BY load_location_id, session_window(load_taken_time, '3 minutes')
 "#,
-        state = state.display()
     )
 }
 

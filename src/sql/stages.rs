@@ -20,7 +20,7 @@ use datafusion_expr::logical_plan::{Projection, TableScanBuilder};
 use datafusion_expr::{Expr, LogicalPlan};
 
 use super::error::SqlError;
-use super::plan::{EventTimeColumn, Exchange, Feed, PlanBody, QueryPlan};
+use super::plan::{EventTimeColumn, Exchange, Feed, InputPlan, PlanBody, QueryPlan};
 use super::planner::{PlanContext, SinkInfo, SourceInfo, Streaming};
 use crate::config::{EventTimeConfig, OutputMode, SourceKind};
 use crate::names::stage_name;
@@ -273,35 +273,19 @@ fn check_stage(root: &LogicalPlan) -> Result<(), SqlError> {
 
 /// The output column of `plan` that carries its rows' event time, if one does.
 fn stage_event_time(plan: &QueryPlan, schema: &DFSchema) -> Option<usize> {
+    // Where an input's event-time column (after its stateless steps) is among `exprs`.
+    let passed_on = |input: &InputPlan, exprs: &[crate::expr::Scalar]| -> Option<usize> {
+        let EventTimeColumn::Column(et) = input.scan.event_time? else { return None };
+        exprs.iter().position(|v| v.as_column() == Some(et))
+    };
     match &plan.body {
         PlanBody::Aggregate(a) if a.window.is_some() => schema.fields().iter().position(|f| is_window(f.data_type())),
-        PlanBody::Stateless { projection } => {
-            let et = match plan.inputs[0].scan.event_time? {
-                EventTimeColumn::Column(c) => c,
-                EventTimeColumn::KafkaTimestamp => return None,
-            };
-            projection.iter().position(|p| p.as_column() == Some(et))
-        }
-        PlanBody::Dedup(_) => {
-            let input = &plan.inputs[0];
-            let et = match input.scan.event_time? {
-                EventTimeColumn::Column(c) => c,
-                EventTimeColumn::KafkaTimestamp => return None,
-            };
-            input.values.iter().position(|v| v.as_column() == Some(et))
-        }
+        PlanBody::Stateless { projection } => passed_on(&plan.inputs[0], projection),
+        PlanBody::Dedup(_) => passed_on(&plan.inputs[0], &plan.inputs[0].values),
         PlanBody::Join(j) => {
             // The joined row is [left values..., right values...]; prefer the left's time.
-            let left = &plan.inputs[0];
-            let right = &plan.inputs[1];
-            let time_of = |input: &super::plan::InputPlan, offset: usize| -> Option<usize> {
-                let et = match input.scan.event_time? {
-                    EventTimeColumn::Column(c) => c,
-                    EventTimeColumn::KafkaTimestamp => return None,
-                };
-                input.values.iter().position(|v| v.as_column() == Some(et)).map(|i| i + offset)
-            };
-            let joined = time_of(left, 0).or_else(|| time_of(right, left.values.len()))?;
+            let (left, right) = (&plan.inputs[0], &plan.inputs[1]);
+            let joined = passed_on(left, &left.values).or_else(|| passed_on(right, &right.values).map(|i| i + left.values.len()))?;
             j.projection.iter().position(|p| p.as_column() == Some(joined))
         }
         _ => None,

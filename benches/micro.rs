@@ -81,7 +81,7 @@ fn window_update(c: &mut Criterion) {
     let mut g = c.benchmark_group("window_update");
     for (name, file, lines) in [
         ("tutorial_hourly", "config/tutorial.yaml", tutorial_lines(10_000)),
-        ("q5_sliding_10s_2s", "config/nexmark/q5.yaml", nexmark_lines(20_000, "bid")),
+        ("q5_sliding_10s_2s", "config/nexmark/q5-counts.yaml", nexmark_lines(20_000, "bid")),
     ] {
         let input: Vec<(usize, String)> = lines.into_iter().map(|l| (0, l)).collect();
         let (p, rows) = operator_rows(file, &input);
@@ -156,7 +156,7 @@ fn state_write_batch(c: &mut Criterion) {
 fn changelog_encoding(c: &mut Criterion) {
     let mut g = c.benchmark_group("changelog_encoding");
     let input: Vec<(usize, String)> = nexmark_lines(20_000, "bid").into_iter().map(|l| (0, l)).collect();
-    let (p, rows) = operator_rows("config/nexmark/q5.yaml", &input);
+    let (p, rows) = operator_rows("config/nexmark/q5-counts.yaml", &input);
     let mut op = build_operator(&p.queries[0]).unwrap();
     let mut out = Vec::new();
     let mut buf = Vec::new();

@@ -113,7 +113,16 @@ def run_query(spark, name, q, inputs, work):
         result = spark.sql(sql)
     rows = []
 
+    per_batch = q.get("spark_per_batch")
+    if per_batch:
+        sql = f"{sql}; per micro-batch, as {per_batch['view']}: {per_batch['sql']}"
+
     def collect(batch, batch_id):
+        if per_batch:
+            # Append mode emits each window's rows once, all in one micro-batch: ranking each
+            # batch ranks each window (Spark has no streaming window functions over rows).
+            batch.createOrReplaceTempView(per_batch["view"])
+            batch = batch.sparkSession.sql(per_batch["sql"])
         js = F.to_json(F.struct("*"), {"timestampFormat": TIMESTAMP_FORMAT, "ignoreNullFields": "false"})
         for r in batch.select(js.alias("j")).collect():
             rows.append(json.loads(r["j"]))
@@ -218,6 +227,7 @@ def main(only):
                 "micro_batches": len(progress),
                 "final_watermark": final_wm,
                 "spark_sql": None if dedup_only else q.get("spark_sql", q["sql"]),
+                "spark_per_batch": q.get("spark_per_batch"),
                 "spark_dataframe": None if "spark_dedup" not in q else q["spark_dedup"],
                 "seconds": round(seconds, 1),
             }

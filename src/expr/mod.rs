@@ -7,6 +7,7 @@ pub mod aggregate;
 pub mod cast;
 pub mod functions;
 pub mod listing;
+pub mod ranking;
 pub mod registry;
 pub mod udafs;
 

@@ -7,6 +7,7 @@ mod accumulator;
 pub mod dedup;
 pub mod join;
 pub mod session;
+pub mod topn;
 mod window;
 
 pub use accumulator::{Accumulator, CallSpec};

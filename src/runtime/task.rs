@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::operators::dedup::{Dedup, DedupMode};
 use crate::operators::join::{IntervalJoin, JoinType};
 use crate::operators::session::SessionAggregate;
+use crate::operators::topn::TopN;
 use crate::operators::{ChangeSink, Operator, Processed, WindowAggregate};
 use crate::sql::{DedupRule, EventTimeColumn, JoinKind, PlanBody, QueryPlan, WindowKind};
 use crate::state::codec::CodecError;
@@ -64,6 +65,9 @@ enum Post {
     Join { residual: Option<Scalar>, projection: Vec<Scalar>, row_schema: SchemaRef, fast: Option<Vec<RowExpr>> },
     /// Deduplicated rows are the output as they are.
     Dedup,
+    /// Ranked rows `[columns..., rank]`: each select list above the ranking, the condition on
+    /// the rank, then the projection.
+    TopN { row_schema: SchemaRef, layers: Vec<(Vec<Scalar>, SchemaRef)>, filter: Option<Scalar>, projection: Vec<Scalar> },
 }
 
 enum Body {
@@ -193,6 +197,16 @@ fn operator(plan: &QueryPlan) -> Option<(Box<dyn Operator>, Post)> {
                 DedupRule::WithinWatermark { delay } => DedupMode::WithinWatermark { delay },
             };
             Some((Box::new(Dedup::new(plan.inputs[0].keys.len(), mode)), Post::Dedup))
+        }
+        PlanBody::TopN(t) => {
+            let op = TopN::new(plan.inputs[0].keys.len(), t.order.clone(), t.ranking, t.limit, t.window_key);
+            let post = Post::TopN {
+                row_schema: t.row_schema.clone(),
+                layers: t.layers.clone(),
+                filter: t.filter.clone(),
+                projection: t.projection.clone(),
+            };
+            Some((Box::new(op), post))
         }
     }
 }
@@ -625,6 +639,14 @@ impl QueryTask {
                 let batch = rows_to_batch(row_schema, rows).map_err(setup)?;
                 post_process(&mut self.output, &batch, residual.as_ref(), projection, |_| None, ctx.out)?
             }
+            Post::TopN { row_schema, layers, filter, projection } => {
+                let mut batch = rows_to_batch(row_schema, rows).map_err(setup)?;
+                for (exprs, schema) in layers {
+                    batch =
+                        project_batch(&batch, exprs, schema).map_err(|e| RuntimeError::Setup(format!("query {}: {e}", self.plan.name)))?;
+                }
+                post_process(&mut self.output, &batch, filter.as_ref(), projection, |_| None, ctx.out)?
+            }
         };
         self.stats.output += sent;
         self.output.flush_feed(ctx.now, ctx.out)
@@ -675,6 +697,16 @@ impl QueryTask {
             feed.aborted();
         }
     }
+}
+
+/// `exprs` over `batch`, as a batch of `schema`'s column names (every column nullable: an
+/// expression's nullability is not the schema's business here).
+fn project_batch(batch: &RecordBatch, exprs: &[Scalar], schema: &SchemaRef) -> Result<RecordBatch, String> {
+    let arrays: Vec<ArrayRef> = exprs.iter().map(|e| e.eval(batch)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let fields: Vec<arrow::datatypes::Field> =
+        schema.fields().iter().zip(&arrays).map(|(f, a)| arrow::datatypes::Field::new(f.name(), a.data_type().clone(), true)).collect();
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(Arc::new(arrow::datatypes::Schema::new(fields)), arrays, &options).map_err(|e| e.to_string())
 }
 
 /// The rows of `batch` that pass `residual`, projected and sent; how many were.

@@ -69,8 +69,8 @@ impl ContextProvider for Provider {
         Registry::global().aggregate(name)
     }
 
-    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
-        None
+    fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
+        crate::expr::ranking::ranking_udf(name)
     }
 
     fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
@@ -94,7 +94,7 @@ impl ContextProvider for Provider {
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        Vec::new()
+        crate::expr::ranking::Ranking::ALL.iter().map(|r| r.name().to_string()).collect()
     }
 }
 

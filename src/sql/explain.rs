@@ -172,6 +172,20 @@ impl QueryPlan {
                 let _ = writeln!(s, "  project");
                 project(&mut s, &self.inputs[0].values, &self.output, &scan_names);
             }
+            PlanBody::TopN(t) => {
+                let _ = writeln!(s, "  top-n: {} ORDER BY {}, keep rank <= {}", t.text, t.order_text.join(", "), t.limit);
+                let closes =
+                    if t.window_key.is_some() { "the watermark reaches its window's end" } else { "the watermark reaches its event time" };
+                state(&mut s, &format!("one row per partition, holding its first {} rows (with ties for RANK and DENSE_RANK)", t.limit));
+                let _ = writeln!(s, "    emits each partition's rows once, numbered, when {closes}; then its state is deleted");
+                let last = t.layers.last().map_or(&t.row_schema, |(_, schema)| schema);
+                let row: Vec<String> = last.fields().iter().map(|f| f.name().clone()).collect();
+                if let Some(f) = &t.filter {
+                    let _ = writeln!(s, "  filter {}", fmt_expr(f, &row));
+                }
+                let _ = writeln!(s, "  project");
+                project(&mut s, &t.projection, &self.output, &row);
+            }
             PlanBody::TableJoin(t) => {
                 let scan_names = names(&self.scan().schema);
                 let keys: Vec<String> = t.stream_keys.iter().map(|k| fmt_expr(k, &scan_names)).collect();

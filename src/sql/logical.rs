@@ -28,6 +28,8 @@ pub fn logical_plan(statement: ast::Statement, provider: &Provider) -> Result<Lo
         enable_ident_normalization: false,
         map_string_types_to_utf8view: false,
         collect_spans: true,
+        // Spark's order: NULL is the smallest value (ASC NULLS FIRST, DESC NULLS LAST).
+        default_null_ordering: datafusion_sql::planner::NullOrdering::NullsMin,
         ..ParserOptions::default()
     };
     let planner = SqlToRel::new_with_options(provider, options);

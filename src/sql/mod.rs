@@ -17,6 +17,7 @@ mod plan;
 mod planner;
 mod scope;
 mod stages;
+mod topn;
 
 pub use error::SqlError;
 pub use plan::*;

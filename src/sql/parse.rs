@@ -735,6 +735,30 @@ fn check_regex(pattern: &ast::Expr) -> Option<SqlError> {
     ))
 }
 
+/// `<ranking>() OVER (PARTITION BY ... ORDER BY ...)` is a Window Top-N when the query around
+/// it keeps its first rows (the planner checks that); any other function over rows is not
+/// supported on a stream.
+fn check_over(f: &ast::Function) -> Option<SqlError> {
+    let name = function_name(f);
+    if crate::expr::ranking::Ranking::from_name(&name).is_none() {
+        return Some(SqlError::at(
+            f.span(),
+            format!("{name}() OVER (...) is not supported on a stream; aggregate with GROUP BY window(...), or rank rows per window with ROW_NUMBER(), RANK() or DENSE_RANK() OVER (PARTITION BY window ...) (a Window Top-N)"),
+        ));
+    }
+    match &f.over {
+        Some(ast::WindowType::WindowSpec(spec)) if spec.window_frame.is_none() => None,
+        Some(ast::WindowType::WindowSpec(_)) => Some(SqlError::at(
+            f.span(),
+            format!("{name}() OVER (...) takes no frame (ROWS/RANGE ...); it numbers the rows of each partition"),
+        )),
+        _ => Some(SqlError::at(
+            f.span(),
+            format!("{name}() OVER a named window is not supported; write the window as OVER (PARTITION BY ... ORDER BY ...)"),
+        )),
+    }
+}
+
 /// Rejects subqueries, window functions over rows, aggregates inside aggregates, and regular
 /// expressions that cannot run.
 fn check_expression(e: &ast::Expr) -> Result<(), SqlError> {
@@ -745,10 +769,7 @@ fn check_expression(e: &ast::Expr) -> Result<(), SqlError> {
                 inner.span(),
                 "subqueries are not supported in a streaming query; join the two streams, or chain queries through a topic",
             )),
-            ast::Expr::Function(f) if f.over.is_some() => Some(SqlError::at(
-                f.span(),
-                format!("{}() OVER (...) is not supported on a stream; use GROUP BY window(...)", function_name(f)),
-            )),
+            ast::Expr::Function(f) if f.over.is_some() => check_over(f),
             ast::Expr::RLike { pattern, .. } => check_regex(pattern),
             ast::Expr::Function(f) if REGEX_FUNCTIONS.contains(&function_name(f).as_str()) => match &f.args {
                 ast::FunctionArguments::List(list) => match list.args.get(1) {
@@ -886,7 +907,12 @@ impl Resolver<'_> {
 
     fn check_function(&self, f: &ast::Function, name: &str) -> Result<(), SqlError> {
         let reg = Registry::global();
-        if reg.scalar(name).is_some() || reg.aggregate(name).is_some() || PLANNER_FORMS.contains(&name) || f.name.0.len() > 1 {
+        if reg.scalar(name).is_some()
+            || reg.aggregate(name).is_some()
+            || PLANNER_FORMS.contains(&name)
+            || f.name.0.len() > 1
+            || (f.over.is_some() && crate::expr::ranking::Ranking::from_name(name).is_some())
+        {
             return Ok(());
         }
         let hint = reg.suggest(name).map_or(String::from("; `eddy functions` lists every function"), |s| format!("; did you mean {s}?"));

@@ -72,6 +72,7 @@ impl QueryPlan {
             PlanBody::Aggregate(_) => "aggregate",
             PlanBody::Join(_) => "join",
             PlanBody::Dedup(_) => "dedup",
+            PlanBody::TopN(_) => "topn",
         }
     }
 }
@@ -150,6 +151,8 @@ pub enum PlanBody {
     Dedup(DedupPlan),
     /// A stream joined with a table source (latest value per key).
     TableJoin(Box<TableJoinPlan>),
+    /// The first rows of each window (and keys) by a ranking.
+    TopN(TopNPlan),
 }
 
 /// The window of an aggregation.
@@ -237,6 +240,39 @@ pub struct DedupPlan {
     pub rule: DedupRule,
     /// The output row (the input's values).
     pub row_schema: SchemaRef,
+}
+
+/// A Window Top-N: `<ranking>() OVER (PARTITION BY <keys> ORDER BY <order>)` over a windowed
+/// input, kept while it is at most `limit`. The input's keys are the PARTITION BY expressions
+/// (one is the window, or the event time itself); its values are the ORDER BY expressions,
+/// then every column of the ranked relation. The operator emits `[columns..., rank]`
+/// (`row_schema`) once per partition, when the watermark closes it; then each of `layers`
+/// (the select lists between the ranking and the filter on it), `filter`, and `projection`.
+#[derive(Debug, Clone)]
+pub struct TopNPlan {
+    pub ranking: crate::expr::ranking::Ranking,
+    pub limit: u64,
+    pub order: Vec<SortKey>,
+    /// The key that is the partition's window, when one is (else the event time is a key).
+    pub window_key: Option<usize>,
+    pub row_schema: SchemaRef,
+    /// Select lists, lowest first, each over the row the previous one makes (with its schema).
+    pub layers: Vec<(Vec<Scalar>, SchemaRef)>,
+    /// Over the top layer's row: the condition on the rank (and any other of that WHERE).
+    pub filter: Option<Scalar>,
+    /// Over the top layer's row.
+    pub projection: Vec<Scalar>,
+    /// As written, for explain: the ranking call and its ORDER BY.
+    pub text: String,
+    pub order_text: Vec<String>,
+}
+
+/// One ORDER BY key of a ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortKey {
+    pub descending: bool,
+    /// Where NULL goes, whatever the direction.
+    pub nulls_first: bool,
 }
 
 /// A stream joined with a table: each stream row is looked up by key in the table's latest

@@ -1,6 +1,6 @@
 //! SELECT → [`QueryPlan`]: the checked statement is planned by DataFusion, and its logical
 //! plan is read as a stream: the scan and filter of each input, one stateful operator (window
-//! aggregation, session, join, deduplication; a chain of them is cut into stages first, see
+//! aggregation, session, join, deduplication, Window Top-N; a chain of them is cut into stages first, see
 //! `stages.rs`), the projection; where a repartition is needed; what a streaming query cannot do, with the reason and what to write instead.
 
 use std::collections::HashMap;
@@ -187,6 +187,9 @@ impl<'a> Streaming<'a> {
             LogicalPlan::Distinct(Distinct::On(on)) => self.dedup(&on.input, Some(on)),
             LogicalPlan::Projection(p) => {
                 let below = p.input.as_ref();
+                if let Some(shape) = super::topn::find(below) {
+                    return super::topn::plan_topn(self, p, shape);
+                }
                 let (having, agg_node) = match below {
                     LogicalPlan::Filter(f) if matches!(f.input.as_ref(), LogicalPlan::Aggregate(_)) => {
                         (Some(&f.predicate), f.input.as_ref())

@@ -1,6 +1,7 @@
 //! Chains of stateful operators: a query whose logical plan holds a stateful operator (an
 //! aggregation, a DISTINCT, a join) *below* its top operator — a subquery or CTE that
-//! aggregates, an aggregation over a join, a deduplication before an aggregation — is cut
+//! aggregates, an aggregation over a join, a deduplication before an aggregation, a ranking
+//! over a windowed aggregation (Window Top-N) — is cut
 //! into stages. Each stage below the top is planned as a query of its own (its own tasks,
 //! state tree and changelog) whose output rows feed the next stage through an internal topic,
 //! in the same transaction as everything else of the cycle. The next stage reads that output
@@ -122,7 +123,7 @@ struct Cutter<'c, 'a, 's> {
 }
 
 fn is_stateful(node: &LogicalPlan) -> bool {
-    matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) | LogicalPlan::Join(_))
+    matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) | LogicalPlan::Join(_) | LogicalPlan::Window(_))
 }
 
 /// True when `node` is the top of a plannable stage: a projection over an aggregation (with
@@ -130,6 +131,7 @@ fn is_stateful(node: &LogicalPlan) -> bool {
 fn is_stage_root(node: &LogicalPlan) -> bool {
     match node {
         LogicalPlan::Distinct(_) => true,
+        LogicalPlan::Projection(p) if super::topn::find(&p.input).is_some() => true,
         LogicalPlan::Projection(p) => match p.input.as_ref() {
             LogicalPlan::Aggregate(_) | LogicalPlan::Join(_) => true,
             LogicalPlan::Filter(f) => matches!(f.input.as_ref(), LogicalPlan::Aggregate(_) | LogicalPlan::Join(_)),
@@ -282,6 +284,7 @@ fn stage_event_time(plan: &QueryPlan, schema: &DFSchema) -> Option<usize> {
         PlanBody::Aggregate(a) if a.window.is_some() => schema.fields().iter().position(|f| is_window(f.data_type())),
         PlanBody::Stateless { projection } => passed_on(&plan.inputs[0], projection),
         PlanBody::Dedup(_) => passed_on(&plan.inputs[0], &plan.inputs[0].values),
+        PlanBody::TopN(t) => super::topn::event_time_column(plan, t),
         PlanBody::Join(j) => {
             // The joined row is [left values..., right values...]; prefer the left's time.
             let (left, right) = (&plan.inputs[0], &plan.inputs[1]);

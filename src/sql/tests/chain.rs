@@ -132,3 +132,106 @@ fn union_all_inputs_feed_one_stage_source() {
         "event time in the same column",
     );
 }
+
+/// The three busiest actions per 10-minute window.
+const TOP_ACTIONS: &str = "SELECT window.start AS ws, action, n, rn FROM (
+  SELECT w AS window, action, n, ROW_NUMBER() OVER (PARTITION BY w ORDER BY n DESC, action) AS rn
+  FROM (SELECT action, window(time, '10 minutes') AS w, count(*) AS n FROM events GROUP BY action, window(time, '10 minutes')) c
+) t WHERE rn <= 3";
+
+#[test]
+fn a_window_top_n_ranks_the_rows_of_a_windowed_aggregation() {
+    let f = Fixture::new();
+    let plan = f.plan(TOP_ACTIONS).unwrap();
+    assert_eq!(plan.stages.len(), 1);
+    assert!(matches!(plan.stages[0].body, PlanBody::Aggregate(_)));
+    let PlanBody::TopN(t) = &plan.body else { panic!("the top is not a Top-N: {:?}", plan.body) };
+    assert_eq!(t.ranking, crate::expr::ranking::Ranking::RowNumber);
+    assert_eq!(t.limit, 3);
+    assert_eq!(
+        t.order,
+        [SortKey { descending: true, nulls_first: false }, SortKey { descending: false, nulls_first: true }],
+        "Spark's null order"
+    );
+    assert_eq!(t.window_key, Some(0), "partitioned by the window, which is the stage's event time");
+    let input = &plan.inputs[0];
+    assert_eq!(input.keys.len(), 1);
+    assert_eq!(input.values.len(), 2 + 3, "the sort keys, then every column");
+    assert!(matches!(&input.exchange, Exchange::Repartition { .. }));
+    let names: Vec<&str> = plan.output.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["ws", "action", "n", "rn"]);
+    assert_eq!(plan.output[3].data_type, DataType::Int64);
+    for (bound, limit) in [("rn < 3", 2), ("rn = 1", 1), ("rn BETWEEN 2 AND 5", 5), ("3 >= rn AND n > 1", 3), ("rn <= 4 AND rn <= 2", 2)] {
+        let plan = f.plan(&TOP_ACTIONS.replace("rn <= 3", bound)).unwrap();
+        assert!(matches!(&plan.body, PlanBody::TopN(t) if t.limit == limit), "{bound}");
+    }
+    let rank = f.plan(&TOP_ACTIONS.replace("ROW_NUMBER()", "RANK()")).unwrap();
+    assert!(matches!(&rank.body, PlanBody::TopN(t) if t.ranking == crate::expr::ranking::Ranking::Rank));
+    let text = plan.explain("app");
+    assert!(text.contains("top-n: ROW_NUMBER() OVER (PARTITION BY"), "{text}");
+    assert!(text.contains("keep rank <= 3"), "{text}");
+}
+
+#[test]
+fn a_top_n_of_rows_per_window_needs_no_aggregation() {
+    let f = Fixture::new();
+    let plan = f
+        .plan("SELECT * FROM (SELECT time, id, amount, ROW_NUMBER() OVER (PARTITION BY window(time, '1 hour') ORDER BY amount DESC) AS rn FROM events) t WHERE rn <= 2")
+        .unwrap();
+    assert!(plan.stages.is_empty());
+    let PlanBody::TopN(t) = &plan.body else { panic!("not a Top-N") };
+    assert_eq!(t.window_key, Some(0), "the window over the event time closes the partition");
+}
+
+#[test]
+fn a_top_n_feeds_an_aggregation_above_it() {
+    let f = Fixture::new();
+    let sql = format!("SELECT window.start AS hour, sum(n) AS top_total FROM ({TOP_ACTIONS}) x GROUP BY window(x.ws, '1 hour')");
+    // ws is window.start, not the window: no event time passes through.
+    assert!(f.plan(&sql).is_err());
+    let sql = "SELECT window.start AS hour, sum(n) AS top_total FROM (SELECT w, n FROM (
+        SELECT w, action, n, ROW_NUMBER() OVER (PARTITION BY w ORDER BY n DESC) AS rn
+        FROM (SELECT action, window(time, '10 minutes') AS w, count(*) AS n FROM events GROUP BY action, window(time, '10 minutes')) c) t WHERE rn <= 3) x
+        GROUP BY window(x.w, '1 hour')";
+    let plan = f.plan(sql).unwrap();
+    assert_eq!(plan.stages.len(), 2, "aggregate -> top-n -> aggregate");
+    assert!(matches!(plan.stages[1].body, PlanBody::TopN(_)));
+    assert_eq!(plan.inputs[0].scan.event_time, Some(EventTimeColumn::Column(0)));
+}
+
+#[test]
+fn rankings_that_cannot_run_on_a_stream_are_rejected_with_what_to_write() {
+    let f = Fixture::new();
+    let inner =
+        "FROM (SELECT action, window(time, '10 minutes') AS w, count(*) AS n FROM events GROUP BY action, window(time, '10 minutes')) c";
+    assert_rejected(
+        &f,
+        &format!("SELECT w, action, ROW_NUMBER() OVER (PARTITION BY w ORDER BY n DESC) AS rn {inner}"),
+        "keep its first rows",
+    );
+    assert_rejected(
+        &f,
+        &format!("SELECT * FROM (SELECT w, action, ROW_NUMBER() OVER (PARTITION BY w ORDER BY n DESC) AS rn {inner}) t WHERE rn > 3"),
+        "WHERE rn <= N",
+    );
+    assert_rejected(
+        &f,
+        &format!("SELECT * FROM (SELECT w, action, ROW_NUMBER() OVER (PARTITION BY action ORDER BY n DESC) AS rn {inner}) t WHERE rn <= 3"),
+        "PARTITION BY the window",
+    );
+    assert_rejected(
+        &f,
+        &format!("SELECT * FROM (SELECT w, action, ROW_NUMBER() OVER (PARTITION BY w) AS rn {inner}) t WHERE rn <= 3"),
+        "needs ORDER BY",
+    );
+    assert_rejected(
+        &f,
+        &format!("SELECT * FROM (SELECT w, action, lag(n) OVER (PARTITION BY w ORDER BY n) AS p {inner}) t"),
+        "not supported on a stream",
+    );
+    assert_rejected(
+        &f,
+        &format!("SELECT * FROM (SELECT w, sum(n) OVER (PARTITION BY w ORDER BY n) AS s {inner}) t"),
+        "not supported on a stream",
+    );
+}

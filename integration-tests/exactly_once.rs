@@ -322,7 +322,7 @@ fn a_second_instance_with_the_same_id_fences_the_first() {
     };
     assert_eq!(status.code(), Some(1), "the fenced instance exits non-zero");
     let log_text = std::fs::read_to_string(&log).unwrap();
-    assert!(log_text.contains("fenced"), "it says why: {log_text}");
+    assert!(log_text.contains("another instance is running"), "it says why: {log_text}");
     produce(&broker.bootstrap, &topic, rest);
     let expected = hourly_counts(&events, i64::MAX);
     wait_for("the second instance to finish the work", Duration::from_secs(120), || count(&broker.bootstrap, &out) >= expected.len());
@@ -332,8 +332,8 @@ fn a_second_instance_with_the_same_id_fences_the_first() {
 }
 
 #[test]
-fn a_fenced_engine_reports_fenced() {
-    let Some(broker) = Broker::real("a_fenced_engine_reports_fenced") else { return };
+fn a_second_instance_with_the_same_id_ends_the_first_naming_another_instance() {
+    let Some(broker) = Broker::real("a_second_instance_with_the_same_id_ends_the_first") else { return };
     // The in-process view of the same rule: the engine's error says it was fenced.
     let topic = unique("fence-events");
     broker.create_topic(&topic, 1);
@@ -358,8 +358,11 @@ fn a_fenced_engine_reports_fenced() {
     let r = first.result();
     second.stop();
     match r {
-        Err(EngineError::Fenced { transactional_id, .. }) => assert_eq!(transactional_id, format!("{app}-dup")),
-        other => panic!("expected a fenced error, got {other:?}"),
+        Err(e @ EngineError::DuplicateInstance { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("another instance") && text.contains(&format!("{app}-dup")), "{text}");
+        }
+        other => panic!("expected a duplicate-instance error, got {other:?}"),
     }
 }
 

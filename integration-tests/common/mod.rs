@@ -10,6 +10,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod own_broker;
+
+#[allow(unused_imports)]
+pub use own_broker::OwnBroker;
+
 use eddy::engine::{self, EngineError, RunOptions, RunSummary};
 use eddy::gen::tutorial::{Event, TutorialSpec};
 use eddy::metrics::{Metrics, Status};

@@ -166,10 +166,10 @@ pub fn in_engine(path: &Path, data: &Path, commit_every: u64) -> anyhow::Result<
         let Some(record) = reader.next(&mut untimed)? else { break };
         driver.on_record(side, record);
         n += 1;
-        if n % driver::BATCH as u64 == 0 {
+        if n.is_multiple_of(driver::BATCH as u64) {
             driver.advance();
         }
-        if n % commit_every.max(1) == 0 {
+        if n.is_multiple_of(commit_every.max(1)) {
             driver.commit();
         }
     }

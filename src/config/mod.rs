@@ -84,6 +84,15 @@ pub struct KafkaConfig {
     /// variables. Default: plaintext, no authentication.
     #[serde(default)]
     pub security: Option<SecurityConfig>,
+    /// How long eddy keeps recovering in-process from faults that a new run of the engine
+    /// can fix (brokers unreachable, a transaction the coordinator timed out, a failed
+    /// consumer) before it exits 1. Default 5m.
+    #[serde(default = "default_recovery_limit")]
+    pub recovery_limit: ConfigDuration,
+}
+
+fn default_recovery_limit() -> ConfigDuration {
+    ConfigDuration::from_millis(300_000)
 }
 
 fn default_transaction_timeout() -> ConfigDuration {

@@ -1,18 +1,17 @@
-//! The engine proper: routes records to tasks, runs the commit cycle (sink, repartition and
-//! changelog records plus input offsets in one transaction, then the same state changes into
-//! sled), and aborts and rewinds on failure. Rebalances are in rebalance.rs.
+//! The engine proper: what it owns, and routing polled records (decoded, or read back from a
+//! repartition topic) to the queries' tasks. The commit cycle and its failures are in
+//! commit.rs, rebalances in rebalance.rs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::emit::{EngineOut, Txn};
-use super::progress::{Phases, ProgressTracker};
+use super::progress::ProgressTracker;
 use super::restore::Restorer;
 use super::source::{InputPartition, Reader, TopicKind, TopicRuntime};
 use super::table::TableSet;
@@ -20,24 +19,15 @@ use super::{EngineError, RunOptions, RunSummary};
 use crate::config::ProcessingGuarantee;
 use crate::kafka::admin::Admin;
 use crate::kafka::producer::Producer;
-use crate::kafka::{classify, ErrorClass};
 use crate::metrics::{Metrics, Status};
 use crate::names::changelog_topic;
 use crate::pipeline::Pipeline;
 use crate::runtime::internal::{decode_row, Marker, H_MARKER, H_ORIGINAL_KEY, H_ORIGINAL_POSITION, H_ORIGINAL_VALUE};
 use crate::runtime::prepare::PrepareTask;
 use crate::runtime::task::{Ctx, QueryTask};
-use crate::runtime::{Out, OutKind, Outgoing, RecordRef, RuntimeError, Tables};
+use crate::runtime::{RecordRef, RuntimeError};
 use crate::sql::QueryPlan;
-use crate::state::{Changes, StateStore, StateWriter};
-
-/// How a failed commit cycle ends.
-enum Failure {
-    /// Abort the transaction and rewind to the last commit.
-    Abort(EngineError),
-    /// Stop the process.
-    Fatal(EngineError),
-}
+use crate::state::{StateStore, StateWriter};
 
 /// One query as the engine runs it.
 pub struct QueryRuntime {
@@ -90,10 +80,10 @@ pub struct Engine {
     pub(super) inputs: BTreeMap<(usize, i32), InputPartition>,
     pub(super) txn: Txn,
     pub(super) next_slot: usize,
-    commit_interval: Duration,
-    commit_max_records: usize,
-    cycle_start: Instant,
-    cycle_records: usize,
+    pub(super) commit_interval: Duration,
+    pub(super) commit_max_records: usize,
+    pub(super) cycle_start: Instant,
+    pub(super) cycle_records: usize,
     pub(super) metrics: Arc<Metrics>,
     pub status: Arc<Status>,
     /// Incremented at every rebalance; see [`Engine::is_current`].
@@ -103,12 +93,14 @@ pub struct Engine {
     pub summary: RunSummary,
     pub(super) progress: ProgressTracker,
     /// Commit cycles that had something to commit.
-    cycles: u64,
+    pub(super) cycles: u64,
     /// The wall clock of the current batch (read once per batch, not per record).
     pub(super) clock: Instant,
-    last_idle_check: Instant,
-    last_purge: Instant,
-    static_membership: bool,
+    pub(super) last_idle_check: Instant,
+    pub(super) last_purge: Instant,
+    /// `kafka.transaction_timeout`: a transaction older than this may have been aborted by
+    /// its coordinator.
+    pub(super) transaction_timeout: Duration,
 }
 
 /// What the engine needs to be built.
@@ -167,7 +159,7 @@ impl Engine {
             commit_interval: config.commit_interval.std(),
             commit_max_records: config.commit_max_records,
             progress: ProgressTracker::new(&config.app),
-            static_membership: config.kafka.static_membership,
+            transaction_timeout: config.kafka.transaction_timeout.std(),
             queries: p.queries,
             opts: p.opts,
             transactional_id: p.transactional_id,
@@ -456,314 +448,6 @@ impl Engine {
     pub fn drain_state(&self) -> Result<(), EngineError> {
         Ok(self.writer.drain()?)
     }
-
-    /// Ends the commit cycle. Recoverable failures abort and rewind; only fatal ones return.
-    pub fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
-        match self.try_commit(consumer) {
-            Ok(()) => Ok(()),
-            Err(Failure::Fatal(e)) => Err(e),
-            Err(Failure::Abort(e)) => {
-                tracing::warn!(error = %e, "the commit cycle failed: {e}; aborting the transaction and rewinding to the last commit");
-                self.abort_and_rewind(consumer)
-            }
-        }
-    }
-
-    /// Handles an error raised while processing: abort and rewind, or stop.
-    pub fn recover<C: ConsumerContext>(&mut self, e: EngineError, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
-        match self.failure(e) {
-            Failure::Fatal(e) => Err(e),
-            Failure::Abort(e) => {
-                tracing::warn!(error = %e, "processing failed: {e}; aborting the transaction and rewinding to the last commit");
-                self.abort_and_rewind(consumer)
-            }
-        }
-    }
-
-    fn failure(&self, e: EngineError) -> Failure {
-        match e {
-            EngineError::Kafka { context, source } => match classify(&source) {
-                ErrorClass::Fatal => Failure::Fatal(self.fatal_kafka(context, source)),
-                ErrorClass::Abort | ErrorClass::Retry => Failure::Abort(EngineError::Kafka { context, source }),
-            },
-            other => Failure::Fatal(other),
-        }
-    }
-
-    /// A fatal consumer error; with static membership, another instance with our instance id
-    /// joining the group shows up here first.
-    pub fn consumer_fatal(&self, source: KafkaError) -> EngineError {
-        if self.exactly_once || self.static_membership {
-            let text = source.to_string();
-            if text.contains("enced") || matches!(source.rdkafka_error_code(), Some(rdkafka::error::RDKafkaErrorCode::FencedInstanceId)) {
-                return EngineError::Fenced { transactional_id: self.transactional_id.clone(), source };
-            }
-        }
-        EngineError::kafka("the consumer failed", source)
-    }
-
-    pub(super) fn fatal_kafka(&self, context: String, source: KafkaError) -> EngineError {
-        let fenced = matches!(
-            source.rdkafka_error_code(),
-            Some(
-                rdkafka::error::RDKafkaErrorCode::ProducerFenced
-                    | rdkafka::error::RDKafkaErrorCode::InvalidProducerEpoch
-                    | rdkafka::error::RDKafkaErrorCode::Fatal
-            )
-        ) || matches!(&source, KafkaError::Transaction(rd) if rd.is_fatal());
-        if fenced && self.exactly_once {
-            EngineError::Fenced { transactional_id: self.transactional_id.clone(), source }
-        } else {
-            EngineError::Kafka { context, source }
-        }
-    }
-
-    fn try_commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), Failure> {
-        let started = Instant::now();
-        let process_time = self.cycle_start.elapsed();
-        let mut pending: Vec<(usize, i32, Changes)> = Vec::new();
-        let result = {
-            let Engine { queries, producer, txn, tables, clock, .. } = &mut *self;
-            let mut out = EngineOut::new(producer, txn);
-            let r = emit_cycle_end(queries, &mut out, *clock, &*tables, &mut pending);
-            r.map_err(|e| out.error(e))
-        };
-        let produce_time = started.elapsed();
-        if let Err(e) = result {
-            return Err(self.failure(e));
-        }
-        let mut offsets = TopicPartitionList::new();
-        for ((ti, p), input) in &self.inputs {
-            if let Some(o) = input.uncommitted() {
-                let _ = offsets.add_partition_offset(&self.topics[*ti].topic, *p, Offset::Offset(o));
-            }
-        }
-        if !self.txn.open && offsets.count() == 0 && pending.is_empty() {
-            self.start_cycle();
-            return Ok(());
-        }
-        self.cycles += 1;
-        if self.opts.inject_abort_every.is_some_and(|n| n > 0 && self.cycles % n == 0) {
-            // The worst case: the cycle's records are on the broker when it fails.
-            let _ = self.producer.flush();
-            return Err(Failure::Abort(EngineError::Setup(format!("fault injection: aborting commit cycle {}", self.cycles))));
-        }
-        if self.exactly_once {
-            if !self.txn.open {
-                self.producer.begin().map_err(|e| self.failure(EngineError::kafka("cannot begin a transaction", e)))?;
-                self.txn.open = true;
-            }
-            if offsets.count() > 0 {
-                let group = consumer
-                    .group_metadata()
-                    .ok_or_else(|| Failure::Abort(EngineError::Setup("the consumer has no group metadata yet".into())))?;
-                retry(|| self.producer.send_offsets(&offsets, &group))
-                    .map_err(|e| self.failure(EngineError::kafka("cannot add the input offsets to the transaction", e)))?;
-            }
-            retry(|| self.producer.commit()).map_err(|e| self.failure(EngineError::kafka("cannot commit the transaction", e)))?;
-            self.txn.open = false;
-        } else {
-            retry(|| self.producer.flush()).map_err(|e| self.failure(EngineError::kafka("cannot flush the producer", e)))?;
-            if let Some(e) = self.producer.take_log_error() {
-                return Err(self.failure(EngineError::kafka("a record could not be delivered", e)));
-            }
-            if offsets.count() > 0 {
-                consumer
-                    .commit(&offsets, CommitMode::Sync)
-                    .map_err(|e| self.failure(EngineError::kafka("cannot commit the input offsets", e)))?;
-            }
-            self.txn.open = false;
-        }
-        let log = self.producer.take_log();
-        // Kafka has the changes; now sled gets the same ones, with the changelog offset reached.
-        for (q, p, changes) in pending {
-            let Some(Some(task)) = self.queries[q].tasks.get(p as usize) else { continue };
-            let Some(tree) = &task.tree else { continue };
-            let offset = log.changelog_ends.get(&task.slot).copied();
-            self.writer.apply(tree, changes, offset).map_err(|e| Failure::Fatal(e.into()))?;
-        }
-        for input in self.inputs.values_mut() {
-            if input.next_offset.is_some() {
-                input.committed = input.next_offset;
-            }
-        }
-        for q in self.queries.iter_mut() {
-            for p in q.prepare.iter_mut().flatten().flatten() {
-                p.committed();
-            }
-            for t in q.tasks.iter_mut().flatten() {
-                t.committed();
-            }
-        }
-        if self.txn.internal > 0 {
-            // Records went to these repartition topic partitions: their ends moved (and only
-            // theirs: a partition that got nothing sees no new end to report).
-            let touched = &self.txn.internal_partitions;
-            for ((ti, p), input) in self.inputs.iter_mut() {
-                let topic = &self.topics[*ti];
-                if matches!(topic.kind, TopicKind::Repartition { .. }) && touched.iter().any(|(t, q)| *q == *p && **t == *topic.topic) {
-                    input.at_end = false;
-                }
-            }
-        }
-        let commit_time = started.elapsed();
-        self.metrics.transactions.with_label_values(&["committed"]).inc();
-        self.metrics.transaction_duration.observe(commit_time.as_secs_f64());
-        self.summary.commits += 1;
-        self.summary.records_out += self.txn.output;
-        self.publish(Phases { cycle: process_time, produce: produce_time, commit: commit_time });
-        self.purge_repartition_topics(false);
-        self.txn = Txn::default();
-        self.start_cycle();
-        Ok(())
-    }
-
-    fn start_cycle(&mut self) {
-        self.cycle_start = Instant::now();
-        self.cycle_records = 0;
-        self.progress.poll = Duration::ZERO;
-    }
-
-    /// Deletes repartition records every owner has committed past (DeleteRecords), so
-    /// repartition topics hold only unprocessed data: every 10 s, and `now` at a clean stop.
-    pub(super) fn purge_repartition_topics(&mut self, now: bool) {
-        if !now && self.last_purge.elapsed() < Duration::from_secs(10) {
-            return;
-        }
-        self.last_purge = Instant::now();
-        let mut tpl = TopicPartitionList::new();
-        for ((ti, p), input) in self.inputs.iter_mut() {
-            if !matches!(self.topics[*ti].kind, TopicKind::Repartition { .. }) {
-                continue;
-            }
-            if let Some(c) = input.committed {
-                if input.purged.is_none_or(|done| c > done) {
-                    let _ = tpl.add_partition_offset(&self.topics[*ti].topic, *p, Offset::Offset(c));
-                    input.purged = Some(c);
-                }
-            }
-        }
-        if tpl.count() > 0 {
-            if let Err(e) = self.admin.delete_records(&tpl) {
-                tracing::warn!(error = %e, "cannot purge consumed repartition records: {e}");
-            }
-        }
-    }
-
-    /// Aborts the open transaction, drops uncommitted state, and seeks every input back.
-    pub fn abort_and_rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
-        if self.exactly_once && self.txn.open {
-            if let Err(e) = self.producer.abort() {
-                // A producer that cannot abort cannot be trusted with another transaction; a
-                // restart fences it and aborts the transaction on the broker.
-                return Err(self.fatal_kafka("cannot abort the transaction".into(), e));
-            }
-        }
-        let _ = self.producer.take_log();
-        self.txn = Txn::default();
-        self.metrics.transactions.with_label_values(&["aborted"]).inc();
-        self.summary.aborts += 1;
-        self.writer.drain()?;
-        for q in &mut self.queries {
-            for t in q.tasks.iter_mut().flatten() {
-                t.clear();
-                if let Some(tree) = t.tree.clone() {
-                    let name = tree.name().to_string();
-                    tree.for_each(|k, v| t.restore(k, Some(v)).map_err(|source| EngineError::Restore { tree: name.clone(), source }))?;
-                }
-            }
-            for p in q.prepare.iter_mut().flatten().flatten() {
-                p.aborted();
-            }
-        }
-        for ((ti, p), input) in self.inputs.iter_mut() {
-            if let Some(o) = input.rewind_to() {
-                let topic = &self.topics[*ti].topic;
-                consumer
-                    .seek(topic, *p, Offset::Offset(o), Duration::from_secs(10))
-                    .map_err(|e| EngineError::kafka(format!("cannot rewind {topic}[{p}] to offset {o}"), e))?;
-            }
-            // Only an input with records to read again can reach a new end (and a new EOF).
-            if input.next_offset != input.committed {
-                input.at_end = false;
-            }
-            input.next_offset = input.committed;
-            // Records of the aborted cycle are read again; count them once, when committed.
-            input.consumed = 0;
-        }
-        self.start_cycle();
-        Ok(())
-    }
-
-    /// Metrics and /progress after a commit.
-    fn publish(&mut self, phases: Phases) {
-        let now_ms = super::emit::now_millis();
-        let now_s = now_ms as f64 / 1000.0;
-        for t in self.queries.iter_mut().flat_map(|q| q.tasks.iter_mut().flatten()) {
-            t.observe_latencies(now_ms);
-            let p = t.partition.to_string();
-            let wm = t.watermark();
-            if wm != crate::time::NO_WATERMARK && wm != i64::MAX {
-                let wm_s = wm as f64 / 1e6;
-                self.metrics.watermark.with_label_values(&[&t.plan.name, &p]).set(wm_s);
-                self.metrics.watermark_delay.with_label_values(&[&t.plan.name, &p]).set(now_s - wm_s);
-            }
-            if t.is_stateful() {
-                self.metrics.state_entries.with_label_values(&[&t.plan.name, t.operator_name(), &p]).set(t.state_entries() as i64);
-                self.metrics.state_bytes.with_label_values(&[&t.plan.name, t.operator_name(), &p]).set(t.state_bytes() as i64);
-            }
-        }
-        for ((ti, p), input) in &mut self.inputs {
-            if input.consumed > 0 && matches!(self.topics[*ti].kind, TopicKind::Source { .. }) {
-                self.metrics.records_consumed.with_label_values(&[&*self.topics[*ti].topic, p.to_string().as_str()]).inc_by(input.consumed);
-            }
-        }
-        if let Ok(mut progress) = self.status.progress.lock() {
-            self.progress.record(&mut self.queries, &self.inputs, &self.topics, phases, &mut progress);
-        }
-        for input in self.inputs.values_mut() {
-            input.consumed = 0;
-        }
-    }
-}
-
-/// The end of a cycle inside the transaction: markers, update/complete output, changelog.
-fn emit_cycle_end(
-    queries: &mut [QueryRuntime],
-    out: &mut EngineOut<'_>,
-    now: Instant,
-    tables: &dyn Tables,
-    pending: &mut Vec<(usize, i32, Changes)>,
-) -> Result<(), RuntimeError> {
-    for (q, runtime) in queries.iter_mut().enumerate() {
-        for p in runtime.prepare.iter_mut().flatten().flatten() {
-            p.send_markers(now, out)?;
-        }
-        for t in runtime.tasks.iter_mut().flatten() {
-            t.on_commit(&mut Ctx { out, now, tables })?;
-            if t.tree.is_none() {
-                continue;
-            }
-            let mut changes: Changes = Vec::new();
-            t.take_changes(&mut |k, v| changes.push((k.to_vec(), v.map(<[u8]>::to_vec))));
-            for (k, v) in &changes {
-                out.send(&Outgoing {
-                    topic: &runtime.changelog,
-                    partition: Some(t.partition),
-                    key: Some(k),
-                    payload: v.as_deref(),
-                    headers: &[],
-                    timestamp: None,
-                    slot: t.slot,
-                    kind: OutKind::Changelog,
-                })?;
-            }
-            if !changes.is_empty() {
-                pending.push((q, t.partition, changes));
-            }
-        }
-    }
-    Ok(())
 }
 
 fn not_copartitioned(query: &str, topic: &str, partition: i32) -> EngineError {
@@ -778,21 +462,4 @@ fn parse_position(text: &str) -> Option<(&str, i32, i64)> {
     let (rest, offset) = text.rsplit_once('/')?;
     let (topic, partition) = rest.rsplit_once('/')?;
     Some((topic, partition.parse().ok()?, offset.parse().ok()?))
-}
-
-/// Retries a transactional call while its error is retriable (rdkafka's guidance).
-fn retry<T>(mut f: impl FnMut() -> Result<T, KafkaError>) -> Result<T, KafkaError> {
-    let mut delay = Duration::from_millis(50);
-    let mut attempt = 0;
-    loop {
-        match f() {
-            Err(e) if classify(&e) == ErrorClass::Retry && attempt < 8 => {
-                tracing::debug!(error = %e, attempt, "retrying after a transient error: {e}");
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_secs(2));
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
 }

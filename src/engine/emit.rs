@@ -15,6 +15,8 @@ pub use crate::runtime::watermark_text;
 pub struct Txn {
     /// `begin_transaction` was called and neither commit nor abort since.
     pub open: bool,
+    /// When it was begun (a fence after the transaction timeout is the coordinator's).
+    pub opened_at: Option<std::time::Instant>,
     /// Records sent in this cycle.
     pub sent: u64,
     /// Of those, rows written to sinks.
@@ -43,6 +45,7 @@ impl<'a> EngineOut<'a> {
         if self.producer.transactional && !self.txn.open {
             self.producer.begin().map_err(|e| EngineError::kafka("cannot begin a transaction", e))?;
             self.txn.open = true;
+            self.txn.opened_at = Some(std::time::Instant::now());
         }
         self.producer.send(r).map_err(|e| EngineError::kafka(format!("cannot send to {}", r.topic), e))?;
         self.txn.sent += 1;

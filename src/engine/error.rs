@@ -1,9 +1,14 @@
-//! Engine failures. Each is fatal for the process (exit 1); recoverable Kafka errors never
-//! reach this type, they are retried or turned into an abort-and-rewind inside the engine.
+//! Engine failures. Each ends one run of the engine; [`EngineError::cause`] says whether the
+//! supervisor (recovery.rs) starts a new run in-process or the process exits 1. Recoverable
+//! Kafka errors inside a run never reach this type: they are retried or turned into an
+//! abort-and-rewind by the commit cycle.
+
+use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 
 use crate::kafka::admin::AdminError;
+use crate::kafka::{classify, ErrorClass};
 use crate::state::codec::CodecError;
 use crate::state::StateError;
 
@@ -15,8 +20,17 @@ pub enum EngineError {
     State(#[from] StateError),
     #[error("{context}: {source}")]
     Kafka { context: String, source: KafkaError },
-    #[error("this instance was fenced: another instance with transactional id {transactional_id} took over ({source}). Each instance needs its own --instance-id")]
-    Fenced { transactional_id: String, source: KafkaError },
+    /// A second process runs with this instance's identity: it fenced this one.
+    #[error("another instance is running with {identity} and took over ({source}); each instance needs its own --instance-id")]
+    DuplicateInstance { identity: String, source: KafkaError },
+    /// The coordinator aborted a transaction that stayed open past the transaction timeout
+    /// (a broker restart, a frozen process) and bumped the producer epoch (KIP-588).
+    #[error("the transaction of {transactional_id} was open for {age:?}, longer than the transaction timeout, and the coordinator aborted it ({source})")]
+    TransactionTimedOut { transactional_id: String, age: Duration, source: KafkaError },
+    /// The group consumer is unusable (for example after its group generation changed
+    /// while this instance was cut off).
+    #[error("the consumer failed: {source}")]
+    ConsumerFatal { source: KafkaError },
     #[error("record {topic}/{partition}@{offset} cannot be decoded ({message}) and source {source_name} has on_error: fail")]
     DecodeFailure { source_name: String, topic: String, partition: i32, offset: i64, message: String },
     #[error("cannot restore state tree {tree}: {source}")]
@@ -27,8 +41,83 @@ pub enum EngineError {
     Setup(String),
 }
 
+/// Why a run of the engine ended, when a new run in the same process can continue it; the
+/// `cause` label of `eddy_recoveries_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The coordinator aborted an open transaction that outlived its timeout.
+    TransactionTimeout,
+    /// The producer hit an error librdkafka calls fatal that is not a fence (an idempotence
+    /// sequence gap, for one): a new producer starts clean.
+    ProducerFailed,
+    /// The group consumer failed.
+    ConsumerFailed,
+    /// The brokers could not be reached or did not answer in time.
+    BrokerUnavailable,
+    /// Reading a changelog made no progress (an open transaction of a crashed instance).
+    RestoreStalled,
+}
+
+impl Cause {
+    pub fn label(self) -> &'static str {
+        match self {
+            Cause::TransactionTimeout => "transaction_timeout",
+            Cause::ProducerFailed => "producer_failed",
+            Cause::ConsumerFailed => "consumer_failed",
+            Cause::BrokerUnavailable => "broker_unavailable",
+            Cause::RestoreStalled => "restore_stalled",
+        }
+    }
+
+    /// Every label, for zero-valued series from the start.
+    pub const ALL: [Cause; 5] =
+        [Cause::TransactionTimeout, Cause::ProducerFailed, Cause::ConsumerFailed, Cause::BrokerUnavailable, Cause::RestoreStalled];
+}
+
 impl EngineError {
     pub fn kafka(context: impl Into<String>, source: KafkaError) -> EngineError {
         EngineError::Kafka { context: context.into(), source }
+    }
+
+    /// The cause to recover from in-process, or `None` when the process must exit: a second
+    /// instance, a bad pipeline or input under `on_error: fail`, a refused authorization, a
+    /// missing topic, a state store that fails while running.
+    pub fn cause(&self) -> Option<Cause> {
+        match self {
+            EngineError::TransactionTimedOut { .. } => Some(Cause::TransactionTimeout),
+            EngineError::ConsumerFatal { .. } => Some(Cause::ConsumerFailed),
+            EngineError::RestoreStalled { .. } => Some(Cause::RestoreStalled),
+            EngineError::Kafka { source, .. } => kafka_cause(source),
+            EngineError::Admin(AdminError::Metadata { source, .. } | AdminError::Create { source, .. }) => {
+                kafka_cause(source).map(|_| Cause::BrokerUnavailable)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn kafka_cause(source: &KafkaError) -> Option<Cause> {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    let code = match source {
+        KafkaError::Transaction(rd) => Some(rd.code()),
+        other => other.rdkafka_error_code(),
+    };
+    match code {
+        // Configuration and permission problems do not go away by trying again.
+        Some(
+            C::TopicAuthorizationFailed
+            | C::GroupAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::TransactionalIdAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::Authentication
+            | C::InvalidTransactionTimeout
+            | C::UnsupportedForMessageFormat
+            | C::InvalidConfig,
+        ) => None,
+        _ => Some(match classify(source) {
+            ErrorClass::Fatal => Cause::ProducerFailed,
+            ErrorClass::Retry | ErrorClass::Abort => Cause::BrokerUnavailable,
+        }),
     }
 }

@@ -1,21 +1,25 @@
 //! The engine: joins the consumer group, feeds polled records to every query's tasks (the
 //! Kafka-free `runtime`) on one thread, and commits output, state changes and offsets in one
-//! transaction per cycle (DESIGN sections 2, 4, 5). Depends on every lower module; `app` and
+//! transaction per cycle (DESIGN sections 2, 4, 5); a supervisor starts a new run of it
+//! in-process after a fault a new run can fix (recovery.rs). Depends on every lower module; `app` and
 //! the CLI are its only callers.
 
+mod commit;
 mod core;
 mod emit;
 mod error;
 mod progress;
 mod rebalance;
+mod recovery;
 mod restore;
 mod run;
 mod source;
 mod table;
 
 pub use crate::runtime::{H_ERROR_KIND, H_ERROR_MESSAGE, H_QUERY, H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC, H_WATERMARK};
-pub use error::EngineError;
-pub use run::{layout, required_topics, run, Layout};
+pub use error::{Cause, EngineError};
+pub use recovery::run;
+pub use run::{layout, required_topics, Layout};
 
 /// How this process runs the pipeline.
 #[derive(Debug, Clone)]

@@ -51,25 +51,45 @@ impl Restorer {
             .consumer
             .fetch_watermarks(changelog, partition, self.timeout)
             .map_err(|e| EngineError::kafka(format!("cannot read the offsets of changelog {changelog}[{partition}]"), e))?;
-        let stored = tree.changelog_offset()?;
+        // A tree whose bookkeeping or entries cannot be read is damaged: it is rebuilt from
+        // the whole changelog (Kafka holds every byte of it).
+        let damaged = |what: String| {
+            tracing::warn!(tree = tree.name(), "state tree {} is damaged ({what}); rebuilding it from the changelog", tree.name());
+        };
+        let (stored, written_at) = match (tree.changelog_offset(), tree.written_at_ms()) {
+            (Ok(s), Ok(w)) => (s, w),
+            (Err(e), _) | (_, Err(e)) => {
+                damaged(e.to_string());
+                (None, None)
+            }
+        };
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        let stale = tree.written_at_ms()?.is_some_and(|t| now_ms - t > STALE_AFTER.as_millis() as i64);
-        let wipe = match stored {
+        let stale = written_at.is_some_and(|t| now_ms - t > STALE_AFTER.as_millis() as i64);
+        let mut wipe = match stored {
             None => !tree.is_empty(),
             Some(s) => s < low || s > high || (s < high && stale),
         };
-        let mut result = Restored { wiped: wipe, ..Restored::default() };
         if wipe {
             tracing::info!(
                 tree = tree.name(),
-                "state tree {} is behind its changelog beyond what compaction keeps; rebuilding it from the changelog",
+                "state tree {} is behind its changelog beyond what compaction keeps, or damaged; rebuilding it from the changelog",
                 tree.name()
             );
             tree.clear()?;
         }
         let tree_name = tree.name().to_string();
-        result.from_sled =
-            tree.for_each(|k, v| task.restore(k, Some(v)).map_err(|source| EngineError::Restore { tree: tree_name.clone(), source }))?;
+        let mut result = Restored { wiped: wipe, ..Restored::default() };
+        match tree.for_each(|k, v| task.restore(k, Some(v)).map_err(|source| EngineError::Restore { tree: tree_name.clone(), source })) {
+            Ok(n) => result.from_sled = n,
+            Err(e @ (EngineError::Restore { .. } | EngineError::State(_))) => {
+                damaged(e.to_string());
+                task.clear();
+                tree.clear()?;
+                wipe = true;
+                result = Restored { wiped: true, ..Restored::default() };
+            }
+            Err(e) => return Err(e),
+        }
         let from = if wipe { low } else { stored.unwrap_or(low).max(low) };
         if from >= high {
             return Ok(result);
@@ -84,7 +104,7 @@ impl Restorer {
         let outcome = loop {
             match self.consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
-                    if result.from_changelog % 4096 == 0 {
+                    if result.from_changelog.is_multiple_of(4096) {
                         last_progress = Instant::now();
                     }
                     position = m.offset() + 1;

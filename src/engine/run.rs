@@ -178,14 +178,29 @@ pub fn required_topics(pipeline: &Pipeline, source_partitions: impl Fn(&str) -> 
     layout(pipeline, source_partitions).map(|l| l.specs).unwrap_or_default()
 }
 
-/// Runs the pipeline until `shutdown` is set (or, with `stop_at_end`, the input is consumed).
-pub fn run(
-    pipeline: Arc<Pipeline>,
-    opts: RunOptions,
-    shutdown: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
-    status: Arc<Status>,
-) -> Result<RunSummary, EngineError> {
+/// What one run of the engine needs (recovery.rs starts a new run after a fault).
+pub struct RunContext<'a> {
+    pub pipeline: &'a Arc<Pipeline>,
+    pub opts: &'a RunOptions,
+    pub shutdown: &'a AtomicBool,
+    pub metrics: &'a Arc<Metrics>,
+    pub status: &'a Arc<Status>,
+    /// The state store, opened once for the process.
+    pub store: &'a StateStore,
+}
+
+/// One run of the engine: new clients, a new group membership, every task restored from
+/// sled and the changelogs; until `shutdown` is set, the input is consumed (`stop_at_end`),
+/// or a failure. The summary counts what this run did, whatever its end.
+pub fn run_once(cx: &RunContext<'_>) -> (Result<(), EngineError>, RunSummary) {
+    let mut summary = RunSummary::default();
+    let result = run_inner(cx, &mut summary);
+    (result, summary)
+}
+
+fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), EngineError> {
+    let RunContext { pipeline, opts, shutdown, metrics, status, store } = *cx;
+    let (pipeline, opts, metrics, status) = (pipeline.clone(), opts.clone(), metrics.clone(), status.clone());
     let config = pipeline.config();
     let exactly_once = config.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
     let admin = Admin::new(&client::admin(config))?;
@@ -210,9 +225,6 @@ pub fn run(
         }
         admin.ensure(spec)?;
     }
-    std::fs::create_dir_all(&config.state.dir)
-        .map_err(|e| EngineError::Setup(format!("cannot create the state directory {}: {e}", config.state.dir.display())))?;
-    let store = StateStore::open(&config.state.dir, config.state.cache_bytes)?;
     let transactional_id = client::transactional_id(&config.app, &opts.instance_id);
     let timeout = config.kafka.transaction_timeout.std().max(Duration::from_secs(30));
     let producer = Producer::new(&client::producer(config, &opts.instance_id, exactly_once), exactly_once, timeout)
@@ -351,7 +363,7 @@ pub fn run(
     consumer.subscribe(&topic_refs).map_err(|e| EngineError::kafka("cannot subscribe to the source topics", e))?;
     tracing::info!(app = %config.app, instance = %opts.instance_id, topics = ?topic_names, "joining consumer group {} as instance {}", config.app, opts.instance_id);
 
-    let result = main_loop(&consumer, &shutdown, &opts);
+    let result = main_loop(&consumer, shutdown, &opts);
     let summary = {
         let mut e = consumer.context().handler.lock();
         if result.is_ok() {
@@ -373,7 +385,6 @@ pub fn run(
     }
     consumer.unsubscribe();
     drop(consumer);
-    status.set_stopped();
     tracing::info!(
         records_in = summary.records_in,
         records_out = summary.records_out,
@@ -383,7 +394,8 @@ pub fn run(
         summary.records_out,
         summary.commits
     );
-    result.map(|()| summary)
+    *summary_out = summary;
+    result
 }
 
 fn init_transactions(producer: &Producer, transactional_id: &str) -> Result<(), EngineError> {

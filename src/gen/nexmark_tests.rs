@@ -61,7 +61,7 @@ fn hot_auctions_get_about_half_the_bids() {
     for e in s.events() {
         if let Event::Bid(b) = e {
             bids += 1;
-            hot += u64::from((b.auction - FIRST_AUCTION_ID) % 100 == 0);
+            hot += u64::from((b.auction - FIRST_AUCTION_ID).is_multiple_of(100));
         }
     }
     // 1 in 2 bids goes to a hot auction (plus the random ones that hit a multiple of 100).

@@ -114,7 +114,9 @@ impl Admin {
     }
 }
 
-/// Creates `topic` with `partitions` partitions if it does not exist (for `eddy gen`).
+/// Creates `topic` with `partitions` partitions if it does not exist (for `eddy gen`), with
+/// time retention off: generated records carry their event times (2016 for the tutorial) as
+/// Kafka timestamps, which the broker's default 7-day retention would delete within minutes.
 pub fn ensure_topic(bootstrap_servers: &str, topic: &str, partitions: i32) -> Result<(), AdminError> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap_servers);
@@ -122,7 +124,15 @@ pub fn ensure_topic(bootstrap_servers: &str, topic: &str, partitions: i32) -> Re
     if admin.partitions(topic)?.is_some() {
         return Ok(());
     }
-    admin.ensure(&output_spec(topic.to_string(), partitions.max(1) as usize, "requested by eddy gen".into()))
+    admin.ensure(&generated_spec(topic.to_string(), partitions.max(1) as usize))
+}
+
+/// A topic `eddy gen` writes: time retention off (see [`ensure_topic`]).
+pub fn generated_spec(name: String, partitions: usize) -> TopicSpec {
+    let mut config = BTreeMap::new();
+    config.insert("retention.ms", "-1".to_string());
+    let why = "requested by eddy gen; time retention off, since its records carry old event times as timestamps".into();
+    TopicSpec { name, partitions, config, why }
 }
 
 /// A changelog topic: compacted, never deleted by time, tombstones kept a day.

@@ -101,6 +101,8 @@ pub fn producer(c: &PipelineConfig, instance: &str, exactly_once: bool) -> Clien
 /// does not install), so without it a wrong password reads as a bare transport failure.
 pub fn forward_error(client: &str, error: &KafkaError, reason: &str) {
     match error.rdkafka_error_code() {
+        // The end of a partition is news, not trouble (bounded runs ask for it).
+        Some(RDKafkaErrorCode::PartitionEOF) => tracing::debug!(target: "librdkafka", client, error = %error, "{reason}"),
         Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed | RDKafkaErrorCode::SSL) => {
             tracing::error!(target: "librdkafka", client, error = %error, "Kafka authentication or TLS failed: {reason}")
         }

@@ -34,6 +34,11 @@ pub struct Metrics {
     pub assigned_partitions: IntGaugeVec,
     /// 1 when /readyz answers 200; refreshed at every scrape.
     pub ready: IntGauge,
+    /// Runs of the engine ended by a fault and started again in-process, by cause; and the
+    /// end of trying (`gave_up`, `duplicate_instance`).
+    pub recoveries: IntCounterVec,
+    /// State directories moved aside and rebuilt from the changelogs, by reason.
+    pub state_rebuilds: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -138,6 +143,18 @@ impl Metrics {
             end_to_end_latency,
             assigned_partitions: int_gauge(&r, ASSIGNED_PARTITIONS, "Source partitions assigned to this instance.", &["topic"])?,
             ready,
+            recoveries: counter(
+                &r,
+                RECOVERIES,
+                "Runs of the engine ended by a fault, by outcome: the cause recovered from in-process (transaction_timeout, producer_failed, consumer_failed, broker_unavailable, restore_stalled) or why the process exits (gave_up, duplicate_instance).",
+                &["outcome"],
+            )?,
+            state_rebuilds: counter(
+                &r,
+                STATE_REBUILDS,
+                "State directories moved aside and rebuilt from the changelogs (reason: open_failed).",
+                &["reason"],
+            )?,
             registry: r,
         };
         // Known label values start at zero, so rates and alerts see them before they happen.
@@ -147,6 +164,18 @@ impl Metrics {
         for outcome in ["assigned", "revoked", "lost"] {
             m.rebalances.with_label_values(&[outcome]);
         }
+        for outcome in [
+            "transaction_timeout",
+            "producer_failed",
+            "consumer_failed",
+            "broker_unavailable",
+            "restore_stalled",
+            "gave_up",
+            "duplicate_instance",
+        ] {
+            m.recoveries.with_label_values(&[outcome]);
+        }
+        m.state_rebuilds.with_label_values(&["open_failed"]);
         Ok(m)
     }
 
@@ -192,6 +221,8 @@ pub struct Status {
     restoring: AtomicUsize,
     /// Set when the engine stops for good.
     stopped: AtomicBool,
+    /// Why the engine is between two runs (a fault it is recovering from), if it is.
+    recovering: Mutex<Option<&'static str>>,
     /// Per-query progress (Spark's lastProgress and recentProgress), updated at every commit.
     pub progress: Mutex<progress::Progress>,
 }
@@ -201,7 +232,28 @@ impl Status {
         self.ready.store(ready, Ordering::Release);
     }
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.restoring.load(Ordering::Acquire) == 0 && !self.is_stopped()
+        self.ready.load(Ordering::Acquire)
+            && self.restoring.load(Ordering::Acquire) == 0
+            && !self.is_stopped()
+            && self.recovering().is_none()
+    }
+    /// A run of the engine ended with `cause`: not ready until a new run is assigned and
+    /// restored (the run's restore counts start over).
+    pub fn set_recovering(&self, cause: &'static str) {
+        self.ready.store(false, Ordering::Release);
+        self.restoring.store(0, Ordering::Release);
+        if let Ok(mut r) = self.recovering.lock() {
+            *r = Some(cause);
+        }
+    }
+    /// A new run of the engine has started.
+    pub fn clear_recovering(&self) {
+        if let Ok(mut r) = self.recovering.lock() {
+            *r = None;
+        }
+    }
+    pub fn recovering(&self) -> Option<&'static str> {
+        self.recovering.lock().ok().and_then(|r| *r)
     }
     pub fn restoring(&self, delta: isize) {
         if delta >= 0 {

@@ -17,3 +17,5 @@ pub const REBALANCES: &str = "eddy_rebalances_total";
 pub const END_TO_END_LATENCY: &str = "eddy_end_to_end_latency_seconds";
 pub const ASSIGNED_PARTITIONS: &str = "eddy_assigned_partitions";
 pub const READY: &str = "eddy_ready";
+pub const RECOVERIES: &str = "eddy_recoveries_total";
+pub const STATE_REBUILDS: &str = "eddy_state_rebuilds_total";

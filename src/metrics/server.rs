@@ -86,6 +86,8 @@ fn route(path: &str, metrics: &Metrics, status: &Status) -> (u16, &'static str, 
         "/readyz" => {
             if status.is_ready() {
                 (200, "text/plain", "ready\n".into())
+            } else if let Some(cause) = status.recovering() {
+                (503, "text/plain", format!("not ready: recovering in-process from {cause}\n"))
             } else {
                 (503, "text/plain", "not ready: joining the group or restoring state\n".into())
             }

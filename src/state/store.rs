@@ -18,8 +18,14 @@ const WRITTEN_AT: &[u8] = b"\x00written_at_ms";
 /// State store failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot open the state directory {dir}: {source} (is another eddy using it? each instance needs its own state.dir)")]
+    #[error("cannot open the state directory {dir}: {source}")]
     Open { dir: PathBuf, source: sled::Error },
+    #[error(
+        "the state directory {dir} is in use by another process (it holds the lock on {dir}/db); each instance needs its own state.dir"
+    )]
+    InUse { dir: PathBuf },
+    #[error("cannot move the damaged state directory {dir} aside: {source}")]
+    MoveAside { dir: PathBuf, source: std::io::Error },
     #[error("state tree {tree}: {source}")]
     Io { tree: String, source: sled::Error },
     #[error("state tree {tree} holds a bad bookkeeping entry")]
@@ -46,6 +52,32 @@ impl StateStore {
         Ok(StateStore { db })
     }
 
+    /// Opens `dir`, treating it as the cache it is: a directory sled cannot open (a torn
+    /// write, a bad disk, files from another version) is moved aside to
+    /// `<dir>.damaged-<unix ms>` (the newest `keep` are kept for inspection), and an empty one
+    /// takes its place, which restore fills from the changelogs. A directory another process
+    /// holds is refused: that is a second instance, not damage. Returns the store and where
+    /// the damaged directory went, if it was.
+    pub fn open_or_rebuild(dir: &Path, cache_bytes: u64, keep: usize) -> Result<(StateStore, Option<(PathBuf, String)>), StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::MoveAside { dir: dir.to_path_buf(), source })?;
+        if held_by_another(dir) {
+            return Err(StateError::InUse { dir: dir.to_path_buf() });
+        }
+        // sled panics on some damage instead of returning an error; both mean the same here.
+        let first = std::panic::catch_unwind(|| StateStore::open(dir, cache_bytes));
+        let why = match first {
+            Ok(Ok(store)) => return Ok((store, None)),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("cannot open the state directory {}: sled panicked reading it", dir.display()),
+        };
+        if held_by_another(dir) {
+            return Err(StateError::InUse { dir: dir.to_path_buf() });
+        }
+        let aside = move_aside(dir, keep)?;
+        let store = StateStore::open(dir, cache_bytes)?;
+        Ok((store, Some((aside, why))))
+    }
+
     /// The tree `name`, created if needed.
     pub fn tree(&self, name: &str) -> Result<StateTree, StateError> {
         let tree = self.db.open_tree(name).map_err(|source| StateError::Io { tree: name.to_string(), source })?;
@@ -60,6 +92,39 @@ impl StateStore {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+}
+
+/// True when another process (or another store in this one) holds sled's lock on `dir/db`.
+fn held_by_another(dir: &Path) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(dir.join("db")) else { return false };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+/// Renames `dir` to `<dir>.damaged-<unix ms>`, deleting all but the newest `keep` such
+/// directories; returns the new name.
+fn move_aside(dir: &Path, keep: usize) -> Result<PathBuf, StateError> {
+    let err = |source| StateError::MoveAside { dir: dir.to_path_buf(), source };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
+    let aside = dir.with_file_name(format!("{name}.damaged-{now:013}"));
+    std::fs::rename(dir, &aside).map_err(err)?;
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let parent = aside.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let prefix = format!("{name}.damaged-");
+    let mut old: Vec<PathBuf> = std::fs::read_dir(&parent)
+        .map_err(err)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    old.sort();
+    let excess = old.len().saturating_sub(keep);
+    for d in &old[..excess] {
+        if let Err(e) = std::fs::remove_dir_all(d) {
+            tracing::warn!(dir = %d.display(), error = %e, "cannot delete the old damaged state directory {}: {e}", d.display());
+        }
+    }
+    Ok(aside)
 }
 
 /// One operator's state for one partition.
@@ -179,6 +244,61 @@ mod tests {
         assert!(t.written_at_ms().unwrap().is_some());
         let other = store.tree("q/aggregate/1").unwrap();
         assert!(other.is_empty(), "trees are independent");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn damaged_dirs(dir: &Path) -> Vec<PathBuf> {
+        let prefix = format!("{}.damaged-", dir.file_name().unwrap().to_string_lossy());
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_directory_sled_cannot_open_is_moved_aside_and_replaced_by_an_empty_one() {
+        let dir = temp_dir("damaged");
+        for d in damaged_dirs(&dir) {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+        for round in 0..4 {
+            {
+                let (store, rebuilt) = StateStore::open_or_rebuild(&dir, 1 << 20, 2).unwrap();
+                assert_eq!(rebuilt.is_some(), round > 0, "round {round}: only a damaged directory is moved");
+                let t = store.tree("q/aggregate/0").unwrap();
+                assert!(t.is_empty(), "a rebuilt directory starts empty");
+                t.apply([(&b"\x01a"[..], Some(&b"1"[..]))], Some(7)).unwrap();
+                store.flush().unwrap();
+            }
+            // Scribble over sled's config: its checksum no longer matches.
+            let conf = dir.join("conf");
+            let len = std::fs::metadata(&conf).unwrap().len() as usize;
+            std::fs::write(&conf, vec![0xA5u8; len]).unwrap();
+        }
+        let aside = damaged_dirs(&dir);
+        assert_eq!(aside.len(), 2, "only the newest `keep` damaged directories are kept: {aside:?}");
+        assert!(aside.iter().all(|d| d.join("conf").exists()), "what was moved aside is the damaged directory itself");
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in aside {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+
+    #[test]
+    fn a_directory_in_use_is_refused_not_moved() {
+        let dir = temp_dir("in-use");
+        let (held, _) = StateStore::open_or_rebuild(&dir, 1 << 20, 2).unwrap();
+        match StateStore::open_or_rebuild(&dir, 1 << 20, 2) {
+            Err(e @ StateError::InUse { .. }) => assert!(e.to_string().contains("in use by another process"), "{e}"),
+            Err(e) => panic!("expected InUse, got {e}"),
+            Ok(_) => panic!("a directory in use was opened twice"),
+        }
+        assert!(damaged_dirs(&dir).is_empty(), "a directory in use is not damage");
+        drop(held);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

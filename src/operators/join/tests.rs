@@ -267,7 +267,7 @@ fn scripted_stream() -> Vec<(usize, Vec<Value>)> {
         x ^= x << 17;
         let side = (x % 2) as usize;
         let key = ["a", "b", "c"][(x >> 8) as usize % 3];
-        let key = if (x >> 16) % 11 == 0 { None } else { Some(key) };
+        let key = if (x >> 16).is_multiple_of(11) { None } else { Some(key) };
         let ts = i * 2 * M + ((x >> 24) % 60) as i64 * M;
         s.push((side, row(ts, key, (x >> 32) as i64 % 5)));
     }

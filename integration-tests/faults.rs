@@ -1,0 +1,266 @@
+//! Faults eddy must survive in-process (issue: routine faults), each against a broker the
+//! test starts, kills and restarts itself (127.0.0.1 only), bounded in time: the broker
+//! SIGKILLed and restarted three times mid-stream for longer than the transaction timeout;
+//! eddy frozen with SIGSTOP past the transaction and session timeouts; the state directory
+//! garbled or deleted while eddy is down. In each, the read_committed output equals the batch
+//! answer exactly, and the eddy process never exits by itself: only the test ends it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::*;
+use eddy::gen::rng::Rng;
+
+/// The transaction timeout of these pipelines; every outage and freeze lasts longer.
+const TXN_TIMEOUT_S: u64 = 4;
+
+fn pipeline(app: &str, bootstrap: &str, topic: &str, out: &str, state: &Path) -> String {
+    tutorial_pipeline(app, bootstrap, topic, out, state, "exactly_once", "\"session.timeout.ms\": \"6000\"")
+        .replace("  properties:", &format!("  transaction_timeout: {TXN_TIMEOUT_S}s\n  recovery_limit: 5m\n  properties:"))
+}
+
+struct Setup {
+    broker: OwnBroker,
+    topic: String,
+    out: String,
+    app: String,
+    file: String,
+    log: std::path::PathBuf,
+    state: std::path::PathBuf,
+    partitions: i32,
+}
+
+fn setup(test: &str, partitions: i32) -> Option<Setup> {
+    let broker = OwnBroker::start(test)?;
+    let topic = unique("fault-events");
+    broker.create_topic(&topic, partitions);
+    let (out, app) = (unique("fault-out"), unique("fault-app"));
+    let state = temp_dir("fault-state");
+    let file = write_pipeline(&pipeline(&app, &broker.bootstrap, &topic, &out, &state)).to_str().unwrap().to_string();
+    let log = temp_dir("fault-log").join("eddy.log");
+    eprintln!("{test}: eddy's log is {}", log.display());
+    Some(Setup { broker, topic, out, app, file, log, state, partitions })
+}
+
+impl Setup {
+    fn committed(&self) -> i64 {
+        group_offsets_uncommitted(&self.broker.bootstrap, &self.app, &self.topic, self.partitions).iter().map(|o| o.max(&0)).sum()
+    }
+
+    fn spawn(&self, extra: &[&str]) -> Child {
+        let mut args = vec!["run", "-c", &self.file, "--instance-id", "i", "--log", "warn"];
+        args.extend_from_slice(extra);
+        spawn_eddy(&args, &self.log)
+    }
+
+    /// Waits until the group has committed `target` input records, asserting that eddy is
+    /// still running all the while.
+    fn wait_committed(&self, child: &mut Child, target: i64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.committed() < target {
+            assert!(child.try_wait().unwrap().is_none(), "eddy exited by itself; see {}", self.log.display());
+            assert!(Instant::now() < deadline, "no committed progress to {target} within {limit:?}; see {}", self.log.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM: eddy commits and exits 0 (it was running until now).
+    fn stop(&self, mut child: Child) {
+        assert!(child.try_wait().unwrap().is_none(), "eddy exited by itself; see {}", self.log.display());
+        assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "no exit within 60 s of SIGTERM; see {}", self.log.display());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(0), "a stopped eddy exits 0; see {}", self.log.display());
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+use std::process::Command;
+
+/// Committed offsets read with read_uncommitted (see `Killer`: a read_committed look waits
+/// while the group has a transaction open).
+fn group_offsets_uncommitted(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("isolation.level", "read_uncommitted")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    match c.committed_offsets(tpl, Duration::from_secs(10)) {
+        Ok(got) => (0..partitions)
+            .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+                Some(rdkafka::Offset::Offset(o)) => o,
+                _ => -1,
+            })
+            .collect(),
+        Err(_) => vec![-1; partitions as usize],
+    }
+}
+
+#[test]
+fn broker_killed_and_restarted_three_times_mid_stream_output_exact_and_eddy_never_exits() {
+    let Some(s) = setup("broker_killed_and_restarted_three_times", 2) else { return };
+    let total = 1_000_000u64;
+    let events = tutorial(total, 41);
+    produce(&s.broker.bootstrap, &s.topic, tutorial_records(&events));
+    let mut child = s.spawn(&[]);
+    let mut rng = Rng::new(7);
+    for (k, share) in [15u64, 40, 65].into_iter().enumerate() {
+        let target = (total * (share + rng.below(10)) / 100) as i64;
+        s.wait_committed(&mut child, target, Duration::from_secs(180));
+        s.broker.kill();
+        eprintln!("broker killed ({} of 3) with {} of {total} input records committed", k + 1, s.committed().max(target));
+        // The outage itself: longer than the transaction timeout, so the coordinator aborts
+        // the open transaction when it comes back.
+        std::thread::sleep(Duration::from_secs(TXN_TIMEOUT_S + 3));
+        assert!(child.try_wait().unwrap().is_none(), "eddy exited while the broker was down; see {}", s.log.display());
+        s.broker.restart();
+    }
+    s.wait_committed(&mut child, total as i64, Duration::from_secs(300));
+    s.stop(child);
+    let log = s.log_text();
+    assert!(log.contains("starting the engine again in-process"), "eddy recovered in-process at least once; see {}", s.log.display());
+    assert!(!log.contains("another instance"), "no outage is a second instance; see {}", s.log.display());
+    run_to_end(&s.file, "i", &s.log);
+    assert_eq!(output_counts(&read(&s.broker.bootstrap, &s.out)), hourly_counts(&events, i64::MAX), "the output is exact");
+}
+
+#[test]
+fn eddy_frozen_past_the_transaction_and_session_timeouts_resumes_in_process() {
+    let Some(s) = setup("eddy_frozen_past_the_transaction_and_session_timeouts", 2) else { return };
+    let total = 600_000u64;
+    let events = tutorial(total, 43);
+    produce(&s.broker.bootstrap, &s.topic, tutorial_records(&events));
+    let mut child = s.spawn(&[]);
+    s.wait_committed(&mut child, (total / 3) as i64, Duration::from_secs(180));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    // The freeze: past the transaction timeout and the session timeout (6 s).
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    s.wait_committed(&mut child, total as i64, Duration::from_secs(300));
+    s.stop(child);
+    assert!(!s.log_text().contains("another instance"), "a freeze is not a second instance; see {}", s.log.display());
+    run_to_end(&s.file, "i", &s.log);
+    assert_eq!(output_counts(&read(&s.broker.bootstrap, &s.out)), hourly_counts(&events, i64::MAX), "the output is exact");
+}
+
+/// Runs the first half of the input to its end, damages the state directory with `damage`,
+/// then runs the rest: the output must be exact.
+fn damaged_state(test: &str, damage: impl Fn(&Path)) -> Option<String> {
+    let s = setup(test, 2)?;
+    let events = tutorial(300_000, 47);
+    let (first, second) = events.split_at(150_000);
+    produce(&s.broker.bootstrap, &s.topic, tutorial_records(first));
+    let mut run = s.spawn(&["--stop-at-end"]);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(st) = run.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the first run did not finish; see {}", s.log.display());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "the first run failed; see {}", s.log.display());
+    damage(&s.state);
+    produce(&s.broker.bootstrap, &s.topic, tutorial_records(second));
+    run_to_end(&s.file, "i", &s.log);
+    assert_eq!(output_counts(&read(&s.broker.bootstrap, &s.out)), hourly_counts(&events, i64::MAX), "the output is exact");
+    Some(s.log_text())
+}
+
+#[test]
+fn a_garbled_state_directory_is_moved_aside_and_rebuilt_from_the_changelog() {
+    let state_parent = std::cell::RefCell::new(None);
+    let log = damaged_state("a_garbled_state_directory_is_moved_aside", |dir| {
+        *state_parent.borrow_mut() = Some(dir.to_path_buf());
+        let mut rng = Rng::new(5);
+        for entry in walk(dir) {
+            let mut bytes = std::fs::read(&entry).unwrap();
+            if bytes.is_empty() {
+                continue;
+            }
+            // A torn, scribbled-over region in every file, sled's config included.
+            let start = rng.below(bytes.len() as u64 / 2 + 1) as usize;
+            for b in bytes.iter_mut().skip(start).take(4096) {
+                *b = rng.below(256) as u8;
+            }
+            std::fs::write(&entry, bytes).unwrap();
+        }
+    });
+    let Some(log) = log else { return };
+    let dir = state_parent.into_inner().unwrap();
+    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    let aside = std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with(&format!("{name}.damaged-")));
+    assert!(aside && log.contains("moved it to"), "the damaged directory was kept aside and the move logged: {log}");
+}
+
+#[test]
+fn a_deleted_state_directory_is_rebuilt_from_the_changelog() {
+    damaged_state("a_deleted_state_directory_is_rebuilt", |dir| std::fs::remove_dir_all(dir).unwrap());
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_frozen_instance_whose_partitions_moved_rejoins_without_writing_and_without_exiting() {
+    let Some(s) = setup("a_frozen_instance_whose_partitions_moved_rejoins", 2) else { return };
+    let total = 600_000u64;
+    let events = tutorial(total, 53);
+    produce(&s.broker.bootstrap, &s.topic, tutorial_records(&events));
+    let b_file = write_pipeline(&pipeline(&s.app, &s.broker.bootstrap, &s.topic, &s.out, &temp_dir("fault-state-b")));
+    let b_file = b_file.to_str().unwrap();
+    let mut a = s.spawn(&[]);
+    s.wait_committed(&mut a, (total / 5) as i64, Duration::from_secs(180));
+    let pid = a.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    // B joins while A is frozen; once A's session (6 s) expires, B owns every partition and
+    // carries on from A's last commit.
+    let mut b = spawn_eddy(&["run", "-c", b_file, "--instance-id", "b", "--log", "warn"], &s.log);
+    let before = s.committed();
+    s.wait_committed(&mut b, before + (total / 10) as i64, Duration::from_secs(180));
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    // A wakes with a transaction its coordinator aborted and a group that moved on: it
+    // must neither write anything that counts nor exit.
+    s.wait_committed(&mut a, total as i64, Duration::from_secs(300));
+    assert!(b.try_wait().unwrap().is_none(), "instance b exited by itself; see {}", s.log.display());
+    s.stop(a);
+    assert!(Command::new("kill").args(["-TERM", &b.id().to_string()]).status().unwrap().success());
+    assert_eq!(b.wait().unwrap().code(), Some(0), "b stops cleanly; see {}", s.log.display());
+    assert!(!s.log_text().contains("another instance"), "two instance ids are not duplicates; see {}", s.log.display());
+    run_to_end(&s.file, "i", &s.log);
+    assert_eq!(output_counts(&read(&s.broker.bootstrap, &s.out)), hourly_counts(&events, i64::MAX), "the output is exact");
+}

@@ -85,16 +85,19 @@ fn gen_is_deterministic_and_counts_right() {
 }
 
 #[test]
-fn run_against_an_unreachable_broker_fails_with_exit_1() {
+fn run_against_an_unreachable_broker_retries_for_the_recovery_limit_then_exits_1() {
     let good = std::fs::read_to_string(example("tutorial.yaml")).unwrap();
-    let path = write_temp("unreachable.yaml", &good.replace("localhost:9092", "127.0.0.1:1").replace("127.0.0.1:9464", "127.0.0.1:0"));
+    let text = good.replace("localhost:9092", "127.0.0.1:1\n  recovery_limit: 20s").replace("127.0.0.1:9464", "127.0.0.1:0");
+    let path = write_temp("unreachable.yaml", &text);
     let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
         .args(["run", "-c", &path])
         .env("EDDY_STATE_DIR", std::env::temp_dir().join(format!("eddy-cli-state-{}", std::process::id())))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unreachable or did not answer in time; starting the engine again in-process"), "it retried first: {stderr}");
+    assert!(stderr.contains("error: gave up recovering after"), "the last line says why it stopped: {stderr}");
 }
 
 #[test]
@@ -105,4 +108,30 @@ fn the_demo_prints_the_tutorial_results() {
     assert!(text.contains("totals: Open 10000, Close 10000"), "{text}");
     assert!(text.contains("(96 rows;"), "{text}");
     assert!(text.contains("Opens (#) and Closes (=) per hour"), "{text}");
+}
+
+/// `eddy gen` stamps records with their 2016 event times: the topic it creates must not
+/// delete them by time (the broker's default retention is 7 days). Needs the real broker.
+#[test]
+fn a_topic_written_by_gen_has_time_retention_off() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP_SERVERS") else {
+        eprintln!("SKIPPED a_topic_written_by_gen_has_time_retention_off: KAFKA_BOOTSTRAP_SERVERS is not set");
+        return;
+    };
+    let topic = format!(
+        "gen-retention-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    );
+    let out = eddy(&["gen", "tutorial", "--events", "1000", "--topic", &topic, "--bootstrap-servers", &bootstrap]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let spec = ResourceSpecifier::Topic(&topic);
+    let described = rt.block_on(admin.describe_configs([&spec], &AdminOptions::new())).unwrap();
+    let resource = described.into_iter().next().unwrap().unwrap();
+    let retention = resource.get("retention.ms").and_then(|e| e.value.clone());
+    assert_eq!(retention.as_deref(), Some("-1"), "time retention is off");
 }

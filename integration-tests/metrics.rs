@@ -375,3 +375,37 @@ fn validate(root: &Json, schema: &Json, v: &Json, path: &str, errors: &mut Vec<S
         }
     }
 }
+
+/// Lag is reported for every assigned partition as soon as it is assigned: before
+/// librdkafka's first statistics report (turned off here) and for partitions with no records.
+#[test]
+fn lag_is_reported_for_every_assigned_partition_right_after_assignment() {
+    let broker = Broker::mock();
+    let topic = unique("lag-events");
+    broker.create_topic(&topic, 3);
+    // Records in partition 0 only; 1 and 2 stay empty.
+    let records: Vec<_> = tutorial_records(&tutorial(500, 5)).into_iter().map(|(k, v, _)| (k, v, Some(0))).collect();
+    produce(&broker.bootstrap, &topic, records);
+    let out = unique("lag-out");
+    let text = tutorial_pipeline(
+        &unique("lag-app"),
+        &broker.bootstrap,
+        &topic,
+        &out,
+        &temp_dir("lag"),
+        "at_least_once",
+        "\"statistics.interval.ms\": \"600000\"",
+    );
+    let run = Running::start(broker.plan(&text, 3), "lag", false, false);
+    wait_for("the engine to be assigned and ready", Duration::from_secs(60), || run.status.is_ready());
+    let lag = samples(&run.metrics.render(), "eddy_consumer_lag_records");
+    for p in 0..3 {
+        let key = format!("partition=\"{p}\",topic=\"{topic}\"");
+        let v = lag.get(&key).copied();
+        assert!(v.is_some(), "no lag series for partition {p}: {lag:?}");
+        if p > 0 {
+            assert_eq!(v, Some(0.0), "an empty partition has no lag");
+        }
+    }
+    run.stop();
+}

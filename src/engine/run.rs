@@ -33,6 +33,8 @@ const BATCH: usize = 1024;
 pub struct EngineHandle {
     engine: Mutex<Engine>,
     metrics: Arc<Metrics>,
+    /// Every source starts from the latest offset when the group has none.
+    latest: bool,
 }
 
 impl EngineHandle {
@@ -49,7 +51,9 @@ impl RebalanceHandler for EngineHandle {
         }
     }
 
-    fn on_assign(&self, _consumer: &BaseConsumer<GroupContext<Self>>, partitions: &TopicPartitionList) {
+    fn on_assign(&self, consumer: &BaseConsumer<GroupContext<Self>>, partitions: &TopicPartitionList) {
+        // Before the assignment marks the engine ready, so a ready engine shows its lag.
+        self.seed_lag(consumer, partitions);
         let mut e = self.lock();
         if let Err(err) = e.assign(partitions) {
             e.fatal.get_or_insert(err);
@@ -73,6 +77,27 @@ impl RebalanceHandler for EngineHandle {
                     }
                 }
             }
+        }
+    }
+}
+
+impl EngineHandle {
+    /// Lag of every newly assigned partition from the start, before librdkafka's first
+    /// statistics report (5 s) and for partitions with no records yet: the end offset (the
+    /// last stable offset, for a read_committed consumer) minus the group's committed offset,
+    /// or minus the start when nothing is committed.
+    fn seed_lag(&self, consumer: &BaseConsumer<GroupContext<Self>>, partitions: &TopicPartitionList) {
+        let timeout = Duration::from_secs(5);
+        let committed = consumer.committed_offsets(partitions.clone(), timeout).ok();
+        for el in partitions.elements() {
+            let (topic, p) = (el.topic(), el.partition());
+            let Ok((low, high)) = consumer.fetch_watermarks(topic, p, timeout) else { continue };
+            let from = match committed.as_ref().and_then(|c| c.find_partition(topic, p)).map(|e| e.offset()) {
+                Some(rdkafka::Offset::Offset(o)) => o,
+                _ if self.latest => high,
+                _ => low,
+            };
+            self.metrics.consumer_lag.with_label_values(&[topic, &p.to_string()]).set((high - from).max(0));
         }
     }
 }
@@ -348,7 +373,7 @@ fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), En
         metrics: metrics.clone(),
         status: status.clone(),
     });
-    let handle = EngineHandle { engine: Mutex::new(engine), metrics };
+    let handle = EngineHandle { engine: Mutex::new(engine), metrics, latest: start == StartFrom::Latest };
     let mut consumer_config = client::group_consumer(config, &opts.instance_id, exactly_once, start);
     if opts.stop_at_end && !config.kafka.properties.contains_key("fetch.wait.max.ms") {
         // A bounded run asks the broker for each partition's end when it reaches it; that

@@ -355,6 +355,7 @@ fn a_second_instance_with_the_same_id_ends_the_first_naming_another_instance() {
         first.metric_sum("eddy_records_consumed_total") > 0.0 || first.metric_sum("eddy_transactions_total") > 0.0
     });
     let second = Running::start(broker.plan(&text("f2"), 1), "dup", false, false);
+    wait_for("the first engine to stop", Duration::from_secs(120), || first.handle.is_finished());
     let r = first.result();
     second.stop();
     match r {

@@ -83,6 +83,11 @@ impl Engine {
             KafkaError::Transaction(rd) => Some(rd.code()),
             other => other.rdkafka_error_code(),
         };
+        // A generic fatal code stands for the producer's own fatal error: judge that one.
+        let code = match code {
+            Some(RDKafkaErrorCode::Fatal) => self.producer.fatal_error().or(code),
+            other => other,
+        };
         let fenced =
             matches!(code, Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch | RDKafkaErrorCode::Fenced));
         if !fenced || !self.exactly_once {

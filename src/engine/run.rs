@@ -490,7 +490,14 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
                     polled_batch.clear();
                     e.on_eof(consumer, p);
                 }
-                Err(err @ KafkaError::MessageConsumptionFatal(_)) => return Err(e.consumer_fatal(err)),
+                Err(KafkaError::MessageConsumptionFatal(code)) => {
+                    // A generic fatal code stands for the client's fatal error: name that one.
+                    let code = match (code, consumer.client().fatal_error()) {
+                        (rdkafka::error::RDKafkaErrorCode::Fatal, Some((underlying, _))) => underlying,
+                        _ => code,
+                    };
+                    return Err(e.consumer_fatal(KafkaError::MessageConsumptionFatal(code)));
+                }
                 Err(err) => tracing::warn!(error = %err, "consumer error: {err}"),
             }
         }

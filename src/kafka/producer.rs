@@ -175,6 +175,12 @@ impl Producer {
         self.inner.context().log.lock().ok().and_then(|mut l| l.error.take())
     }
 
+    /// The error that made the producer unusable, when librdkafka reports a generic fatal
+    /// error (RD_KAFKA_RESP_ERR__FATAL) in its place.
+    pub fn fatal_error(&self) -> Option<RDKafkaErrorCode> {
+        self.inner.client().fatal_error().map(|(code, _)| code)
+    }
+
     /// Messages queued or in flight.
     pub fn in_flight(&self) -> i32 {
         self.inner.in_flight_count()

@@ -73,15 +73,20 @@ impl Setup {
     fn stop(&self, mut child: Child) {
         assert!(child.try_wait().unwrap().is_none(), "eddy exited by itself; see {}", self.log.display());
         assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "no exit within 60 s of SIGTERM; see {}", self.log.display());
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = self.wait_exit(&mut child, Duration::from_secs(60), "eddy to exit after SIGTERM");
         assert_eq!(status.code(), Some(0), "a stopped eddy exits 0; see {}", self.log.display());
+    }
+
+    /// Waits at most `limit` for `child` to exit.
+    fn wait_exit(&self, child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}; see {}", self.log.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn log_text(&self) -> String {
@@ -172,14 +177,7 @@ fn damaged_state(test: &str, damage: impl Fn(&Path)) -> Option<String> {
     let (first, second) = events.split_at(150_000);
     produce(&s.broker.bootstrap, &s.topic, tutorial_records(first));
     let mut run = s.spawn(&["--stop-at-end"]);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(st) = run.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < deadline, "the first run did not finish; see {}", s.log.display());
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = s.wait_exit(&mut run, Duration::from_secs(300), "the first run to finish");
     assert!(status.success(), "the first run failed; see {}", s.log.display());
     damage(&s.state);
     produce(&s.broker.bootstrap, &s.topic, tutorial_records(second));

@@ -68,10 +68,6 @@ impl Cause {
             Cause::RestoreStalled => "restore_stalled",
         }
     }
-
-    /// Every label, for zero-valued series from the start.
-    pub const ALL: [Cause; 5] =
-        [Cause::TransactionTimeout, Cause::ProducerFailed, Cause::ConsumerFailed, Cause::BrokerUnavailable, Cause::RestoreStalled];
 }
 
 impl EngineError {

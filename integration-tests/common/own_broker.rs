@@ -32,13 +32,15 @@ fn assembled() -> PathBuf {
     cache.join("kafka-4.1.0").join("kafka_2.13-4.1.0")
 }
 
-/// Two free ports in a row (the broker's and its controller's).
+/// Two free ports in a row (the broker's and its controller's), below the kernel's ephemeral
+/// range: a port from there could be taken by an outgoing connection before the JVM binds it.
 fn free_ports() -> u16 {
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64 ^ u64::from(std::process::id());
+    let mut rng = eddy::gen::rng::Rng::new(seed);
     for _ in 0..200 {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = probe.local_addr().unwrap().port();
-        drop(probe);
-        if p < 65000 && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+        let p = 20_000 + rng.below(12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
             return p;
         }
     }
@@ -57,22 +59,45 @@ impl OwnBroker {
         }
         let dir = super::temp_dir("own-broker");
         std::os::unix::fs::symlink(&home, dir.join("kafka_2.13-4.1.0")).unwrap();
-        let port = free_ports();
-        let b = OwnBroker { bootstrap: format!("127.0.0.1:{port}"), dir, port, script: script(), _serial: serial };
-        b.launch();
-        Some(b)
+        let mut b = OwnBroker { bootstrap: String::new(), dir, port: 0, script: script(), _serial: serial };
+        // A port taken between the check and the JVM's bind fails the start: try another.
+        for attempt in 1..=3 {
+            b.port = free_ports();
+            b.bootstrap = format!("127.0.0.1:{}", b.port);
+            match b.try_launch() {
+                Ok(()) => return Some(b),
+                Err(why) if attempt < 3 => {
+                    eprintln!("own broker on port {} did not start, trying another: {why}", b.port);
+                    b.kill();
+                }
+                Err(why) => panic!("the test's broker did not start: {why}"),
+            }
+        }
+        None
+    }
+
+    /// Starts the broker; on failure, the script's reason and the broker log's tail.
+    fn try_launch(&self) -> Result<(), String> {
+        let started = Instant::now();
+        let out = Command::new("timeout")
+            .args(["150", self.script.to_str().unwrap(), self.dir.to_str().unwrap(), &self.port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            let log = std::fs::read_to_string(self.dir.join("logs/kafka.out")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(format!("{}\n{}", String::from_utf8_lossy(&out.stderr), tail.join("\n")));
+        }
+        eprintln!("own broker on {} ready after {:?}", self.bootstrap, started.elapsed());
+        Ok(())
     }
 
     fn launch(&self) {
-        let started = Instant::now();
-        let status = Command::new("timeout")
-            .args(["150", self.script.to_str().unwrap(), self.dir.to_str().unwrap(), &self.port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "the test's broker did not start; see {}/logs", self.dir.display());
-        eprintln!("own broker on {} ready after {:?}", self.bootstrap, started.elapsed());
+        if let Err(why) = self.try_launch() {
+            panic!("the test's broker did not start again: {why}");
+        }
     }
 
     fn pid(&self) -> Option<i32> {

@@ -2,7 +2,8 @@
 //! test starts, kills and restarts itself (127.0.0.1 only), bounded in time: the broker
 //! SIGKILLed and restarted three times mid-stream for longer than the transaction timeout;
 //! eddy frozen with SIGSTOP past the transaction and session timeouts; the state directory
-//! garbled or deleted while eddy is down. In each, the read_committed output equals the batch
+//! garbled or deleted while eddy is down; the disk under the state directory filled up and
+//! emptied again while eddy runs. In each, the read_committed output equals the batch
 //! answer exactly, and the eddy process never exits by itself: only the test ends it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -259,6 +260,86 @@ fn a_frozen_instance_whose_partitions_moved_rejoins_without_writing_and_without_
     assert!(Command::new("kill").args(["-TERM", &b.id().to_string()]).status().unwrap().success());
     assert_eq!(b.wait().unwrap().code(), Some(0), "b stops cleanly; see {}", s.log.display());
     assert!(!s.log_text().contains("another instance"), "two instance ids are not duplicates; see {}", s.log.display());
+    run_to_end(&s.file, "i", &s.log);
+    assert_eq!(output_counts(&read(&s.broker.bootstrap, &s.out)), hourly_counts(&events, i64::MAX), "the output is exact");
+}
+
+/// True when this machine lets the test give eddy a disk of its own: a small tmpfs mounted
+/// in a private mount namespace (`unshare -rm`, no privileges needed where user namespaces
+/// are allowed).
+fn private_mounts_work() -> bool {
+    Command::new("unshare").args(["-rm", "true"]).status().is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_full_state_disk_stops_the_engine_not_ready_until_there_is_room_then_output_exact() {
+    if !private_mounts_work() {
+        eprintln!("SKIPPED: this machine does not allow `unshare -rm` (user and mount namespaces), which the test needs to give eddy a small disk");
+        return;
+    }
+    let Some(s) = setup("a_full_state_disk_stops_the_engine", 2) else { return };
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let text = pipeline(&s.app, &s.broker.bootstrap, &s.topic, &s.out, &s.state).replace("127.0.0.1:0", &addr.to_string());
+    std::fs::write(&s.file, text).unwrap();
+    std::fs::create_dir_all(&s.state).unwrap();
+    let total = 600_000u64;
+    let events = tutorial(total, 59);
+    produce(&s.broker.bootstrap, &s.topic, tutorial_records(&events));
+    // eddy's state directory is a 64 MiB tmpfs only eddy sees; the test reaches it through
+    // /proc/<pid>/root.
+    let script = format!(
+        "mount -t tmpfs -o size=64m eddy-state '{}' && exec '{}' run -c '{}' --instance-id i --log warn",
+        s.state.display(),
+        env!("CARGO_BIN_EXE_eddy"),
+        s.file
+    );
+    let err = std::fs::OpenOptions::new().create(true).append(true).open(&s.log).unwrap();
+    let mut child =
+        Command::new("unshare").args(["-rm", "sh", "-c", &script]).stdout(std::process::Stdio::null()).stderr(err).spawn().unwrap();
+    s.wait_committed(&mut child, (total / 4) as i64, Duration::from_secs(180));
+    let filler = Path::new(&format!("/proc/{}/root", child.id())).join(s.state.strip_prefix("/").unwrap()).join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0x5Au8; 1 << 20];
+        let mut written = 0usize;
+        while f.write_all(&chunk).is_ok() {
+            written += chunk.len();
+            assert!(written < 128 << 20, "the private tmpfs should have filled up by now");
+        }
+        let _ = f.sync_all();
+        eprintln!("filled eddy's state disk with {written} bytes");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "eddy exited when its disk filled up; see {}", s.log.display());
+        if let Some((503, body)) = http_get(addr, "/readyz") {
+            assert!(body.contains("storage_full"), "/readyz names the full disk: {body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "eddy did not report not-ready within 60 s of its disk filling; see {}", s.log.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Not ready means stopped: no cycle commits while the disk stays full.
+    let stopped_at = s.committed();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(s.committed(), stopped_at, "no input is committed while the state disk is full");
+    assert!(stopped_at < total as i64, "the disk filled before the input was done");
+    let (_, metrics) = http_get(addr, "/metrics").expect("/metrics answers while waiting");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("eddy_recoveries_total{outcome=\"storage_full\"}") && !l.ends_with(" 0")),
+        "the full disk is counted"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    s.wait_committed(&mut child, total as i64, Duration::from_secs(300));
+    wait_for("/readyz to answer 200 again", Duration::from_secs(60), || http_get(addr, "/readyz").is_some_and(|(c, _)| c == 200));
+    s.stop(child);
+    let log = s.log_text();
+    assert!(
+        log.contains("the disk under the state directory is full") && log.contains("has room again"),
+        "the log says what happened: {log}"
+    );
     run_to_end(&s.file, "i", &s.log);
     assert_eq!(output_counts(&read(&s.broker.bootstrap, &s.out)), hourly_counts(&events, i64::MAX), "the output is exact");
 }

@@ -12,8 +12,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -26,14 +25,7 @@ const HOUR_US: i64 = 3_600_000_000;
 
 /// `GET path` over a fresh connection: (status code, body).
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("a status code");
-    (code, body.to_string())
+    http_get(addr, path).expect("eddy answers HTTP")
 }
 
 /// Samples of `name` in the Prometheus text: label set (as written) → value.

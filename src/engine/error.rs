@@ -56,6 +56,11 @@ pub enum Cause {
     BrokerUnavailable,
     /// Reading a changelog made no progress (an open transaction of a crashed instance).
     RestoreStalled,
+    /// The disk under the state directory is full: wait for room, then reopen the store.
+    StorageFull,
+    /// sled failed reading or writing (damage under a running store): reopen the store,
+    /// moving it aside if it no longer opens, and restore from the changelogs.
+    StateFailed,
 }
 
 impl Cause {
@@ -66,6 +71,8 @@ impl Cause {
             Cause::ConsumerFailed => "consumer_failed",
             Cause::BrokerUnavailable => "broker_unavailable",
             Cause::RestoreStalled => "restore_stalled",
+            Cause::StorageFull => "storage_full",
+            Cause::StateFailed => "state_failed",
         }
     }
 }
@@ -77,9 +84,12 @@ impl EngineError {
 
     /// The cause to recover from in-process, or `None` when the process must exit: a second
     /// instance, a bad pipeline or input under `on_error: fail`, a refused authorization, a
-    /// missing topic, a state store that fails while running.
+    /// missing topic, a state directory another process holds.
     pub fn cause(&self) -> Option<Cause> {
         match self {
+            EngineError::State(e) if e.is_storage_full() => Some(Cause::StorageFull),
+            EngineError::State(StateError::InUse { .. } | StateError::MoveAside { .. }) => None,
+            EngineError::State(_) => Some(Cause::StateFailed),
             EngineError::TransactionTimedOut { .. } => Some(Cause::TransactionTimeout),
             EngineError::ConsumerFatal { .. } => Some(Cause::ConsumerFailed),
             EngineError::RestoreStalled { .. } => Some(Cause::RestoreStalled),
@@ -115,5 +125,27 @@ fn kafka_cause(source: &KafkaError) -> Option<Cause> {
             ErrorClass::Fatal => Cause::ProducerFailed,
             ErrorClass::Retry | ErrorClass::Abort => Cause::BrokerUnavailable,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(e: StateError) -> Option<Cause> {
+        EngineError::State(e).cause()
+    }
+
+    #[test]
+    fn a_full_disk_waits_damage_reopens_and_a_held_directory_exits() {
+        let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+        let io = StateError::Io { tree: "q/aggregate/0".into(), source: sled::Error::Io(full) };
+        assert_eq!(state(io), Some(Cause::StorageFull));
+        let quota = StateError::WriterFailed { tree: "t".into(), reason: "quota".into(), full: true };
+        assert_eq!(state(quota), Some(Cause::StorageFull));
+        let broken = StateError::WriterFailed { tree: "t".into(), reason: "Read corrupted data".into(), full: false };
+        assert_eq!(state(broken), Some(Cause::StateFailed));
+        assert_eq!(state(StateError::Corrupt { tree: "t".into() }), Some(Cause::StateFailed));
+        assert_eq!(state(StateError::InUse { dir: "/s".into() }), None, "another process holds it: a second instance");
     }
 }

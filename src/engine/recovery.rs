@@ -7,10 +7,17 @@
 //! the output stays exactly once. The state directory is opened here, once, and moved aside
 //! when it is damaged (sled is a cache of the changelogs).
 //!
+//! A full disk under the state directory stops the engine (the consumer leaves the group, so
+//! another instance may take the partitions, and /readyz says why) until there is room
+//! again; then the store is reopened and restored like after any fault. sled refuses every
+//! write once one failed, so any state failure reopens the store.
+//!
 //! The process exits only for a fault no new run fixes: a second instance with the same
 //! identity, a bad pipeline, or runs that keep failing for longer than
-//! `kafka.recovery_limit`. Depends on the engine's run and the metrics.
+//! `kafka.recovery_limit` (waiting for disk space has no limit). A stop asked for while
+//! recovering is a clean stop. Depends on the engine's run, state and the metrics.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +27,7 @@ use super::run::{run_once, RunContext};
 use super::{EngineError, RunOptions, RunSummary};
 use crate::metrics::{Metrics, Status};
 use crate::pipeline::Pipeline;
-use crate::state::StateStore;
+use crate::state::{has_room, StateStore};
 
 /// Damaged state directories kept for inspection.
 const KEEP_DAMAGED: usize = 3;
@@ -28,6 +35,8 @@ const KEEP_DAMAGED: usize = 3;
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
+/// Room the state directory needs before a run starts again after the disk was full.
+const ROOM_TO_RESUME: usize = 8 << 20;
 
 /// Runs the pipeline until `shutdown` is set (or, with `stop_at_end`, the input is consumed),
 /// recovering in-process from the faults [`EngineError::cause`] names.
@@ -51,17 +60,25 @@ fn supervise(
     status: &Arc<Status>,
 ) -> Result<RunSummary, EngineError> {
     let config = pipeline.config();
-    let store = open_state(&config.state.dir, config.state.cache_bytes, metrics)?;
+    let dir = &config.state.dir;
     let limit = config.kafka.recovery_limit.std();
-    let cx = RunContext { pipeline, opts, shutdown, metrics, status, store: &store };
+    // Opened before each run that has none: after a state failure the store is dropped and
+    // reopened (sled refuses every write once one failed).
+    let mut store: Option<StateStore> = None;
     let mut total = RunSummary::default();
     let mut failing_since: Option<Instant> = None;
     let mut backoff = FIRST_BACKOFF;
     let mut attempts = 0u32;
     loop {
         let started = Instant::now();
-        status.clear_recovering();
-        let (result, summary) = run_once(&cx);
+        let (result, summary) = match open_once(&mut store, dir, config.state.cache_bytes, metrics) {
+            Err(e) => (Err(e), RunSummary::default()),
+            Ok(opened) => {
+                status.clear_recovering();
+                let cx = RunContext { pipeline, opts, shutdown, metrics, status, store: opened };
+                run_once(&cx)
+            }
+        };
         add(&mut total, &summary);
         let error = match result {
             Ok(()) => return Ok(total),
@@ -73,13 +90,43 @@ fn supervise(
             }
             return Err(error);
         };
+        if matches!(cause, Cause::StorageFull | Cause::StateFailed) {
+            // Every tree and the writer went with the run: this is the last handle.
+            store = None;
+        }
         if shutdown.load(Ordering::Acquire) {
-            return Err(error);
+            return stopped_while(cause, total);
         }
         if summary.commits > 0 || started.elapsed() >= HEALTHY_AFTER {
             failing_since = None;
             backoff = FIRST_BACKOFF;
             attempts = 0;
+        }
+        metrics.recoveries.with_label_values(&[cause.label()]).inc();
+        status.set_recovering(cause.label());
+        if cause == Cause::StorageFull {
+            // Not a failing recovery: nothing can be done but wait, and exiting would not
+            // make room. The consumer has left the group, so another instance may take over.
+            tracing::warn!(
+                cause = cause.label(),
+                dir = %dir.display(),
+                error = %error,
+                "{}: stopped taking input and not ready until {ROOM_TO_RESUME} bytes can be written there again; then the store is reopened and restored from the changelogs: {error}",
+                describe(cause)
+            );
+            let waited = Instant::now();
+            if !wait_for_room(dir, shutdown) {
+                return stopped_while(cause, total);
+            }
+            tracing::warn!(
+                cause = cause.label(),
+                waited_ms = waited.elapsed().as_millis() as u64,
+                "the state directory {} has room again after {:?}; starting the engine again in-process from the last commit",
+                dir.display(),
+                waited.elapsed()
+            );
+            (failing_since, backoff, attempts) = (None, FIRST_BACKOFF, 0);
+            continue;
         }
         let since = *failing_since.get_or_insert(started);
         attempts += 1;
@@ -99,8 +146,6 @@ fn supervise(
                 limit
             )));
         }
-        metrics.recoveries.with_label_values(&[cause.label()]).inc();
-        status.set_recovering(cause.label());
         tracing::warn!(
             cause = cause.label(),
             attempt = attempts,
@@ -109,9 +154,48 @@ fn supervise(
             describe(cause)
         );
         if !sleep_unless(shutdown, backoff) {
-            return Err(error);
+            return stopped_while(cause, total);
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// A stop asked for while recovering: nothing uncommitted is lost, so it is a clean stop.
+fn stopped_while(cause: Cause, total: RunSummary) -> Result<RunSummary, EngineError> {
+    tracing::info!(cause = cause.label(), "stopping while recovering from {}", cause.label());
+    Ok(total)
+}
+
+/// The open store, opening it first when there is none.
+fn open_once<'s>(
+    store: &'s mut Option<StateStore>,
+    dir: &Path,
+    cache_bytes: u64,
+    metrics: &Metrics,
+) -> Result<&'s StateStore, EngineError> {
+    if store.is_none() {
+        *store = Some(open_state(dir, cache_bytes, metrics)?);
+    }
+    store.as_ref().ok_or_else(|| EngineError::Setup("the state store is not open".into()))
+}
+
+/// Waits until `ROOM_TO_RESUME` bytes can be written in `dir`, looking every second and
+/// saying so every minute; false when `shutdown` is set first.
+fn wait_for_room(dir: &Path, shutdown: &AtomicBool) -> bool {
+    let mut said = Instant::now();
+    loop {
+        let room = std::fs::create_dir_all(dir).and_then(|()| has_room(dir, ROOM_TO_RESUME));
+        match room {
+            Ok(()) => return true,
+            Err(e) if said.elapsed() >= Duration::from_secs(60) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "still no room in the state directory {}: {e}", dir.display());
+                said = Instant::now();
+            }
+            Err(_) => {}
+        }
+        if !sleep_unless(shutdown, Duration::from_secs(1)) {
+            return false;
+        }
     }
 }
 
@@ -123,6 +207,8 @@ fn describe(cause: Cause) -> &'static str {
         Cause::ConsumerFailed => "the group consumer failed",
         Cause::BrokerUnavailable => "the Kafka cluster is unreachable or did not answer in time",
         Cause::RestoreStalled => "restoring state from a changelog made no progress",
+        Cause::StorageFull => "the disk under the state directory is full",
+        Cause::StateFailed => "the state store failed reading or writing its directory (it is reopened, and moved aside if it no longer opens)",
     }
 }
 
@@ -138,7 +224,7 @@ fn sleep_unless(shutdown: &AtomicBool, d: Duration) -> bool {
     !shutdown.load(Ordering::Acquire)
 }
 
-fn open_state(dir: &std::path::Path, cache_bytes: u64, metrics: &Metrics) -> Result<StateStore, EngineError> {
+fn open_state(dir: &Path, cache_bytes: u64, metrics: &Metrics) -> Result<StateStore, EngineError> {
     let (store, rebuilt) = StateStore::open_or_rebuild(dir, cache_bytes, KEEP_DAMAGED)?;
     if let Some((aside, why)) = rebuilt {
         metrics.state_rebuilds.with_label_values(&["open_failed"]).inc();

@@ -389,6 +389,8 @@ fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), En
     tracing::info!(app = %config.app, instance = %opts.instance_id, topics = ?topic_names, "joining consumer group {} as instance {}", config.app, opts.instance_id);
 
     let result = main_loop(&consumer, shutdown, &opts);
+    // After a state failure draining and flushing fail the same way: the supervisor says it once.
+    let state_failed = matches!(result, Err(EngineError::State(_)));
     let summary = {
         let mut e = consumer.context().handler.lock();
         if result.is_ok() {
@@ -401,12 +403,16 @@ fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), En
             }
         }
         if let Err(err) = e.drain_state() {
-            tracing::warn!(error = %err, "state writes failed: {err}; the next start replays the changelog");
+            if !state_failed {
+                tracing::warn!(error = %err, "state writes failed: {err}; the next start replays the changelog");
+            }
         }
         e.summary.clone()
     };
     if let Err(e) = store.flush() {
-        tracing::warn!(error = %e, "flushing state to disk failed: {e}; it will be restored from the changelog");
+        if !state_failed {
+            tracing::warn!(error = %e, "flushing state to disk failed: {e}; it will be restored from the changelog");
+        }
     }
     consumer.unsubscribe();
     drop(consumer);

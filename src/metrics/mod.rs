@@ -170,6 +170,8 @@ impl Metrics {
             "consumer_failed",
             "broker_unavailable",
             "restore_stalled",
+            "storage_full",
+            "state_failed",
             "gave_up",
             "duplicate_instance",
         ] {

@@ -6,5 +6,5 @@ pub mod codec;
 mod store;
 mod writer;
 
-pub use store::{StateError, StateStore, StateTree, META_PREFIX};
+pub use store::{has_room, StateError, StateStore, StateTree, META_PREFIX};
 pub use writer::{Changes, StateWriter};

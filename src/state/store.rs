@@ -15,6 +15,9 @@ pub const META_PREFIX: u8 = 0x00;
 const CHANGELOG_OFFSET: &[u8] = b"\x00changelog_offset";
 const WRITTEN_AT: &[u8] = b"\x00written_at_ms";
 
+/// Free space that must be writable before a directory sled could not open counts as damaged.
+const ROOM_TO_OPEN: usize = 1 << 20;
+
 /// State store failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -30,8 +33,55 @@ pub enum StateError {
     Io { tree: String, source: sled::Error },
     #[error("state tree {tree} holds a bad bookkeeping entry")]
     Corrupt { tree: String },
-    #[error("writing state tree {tree} to sled failed earlier (see the log); stopping so a restart can restore from the changelog")]
-    WriterFailed { tree: String },
+    #[error("writing state tree {tree} to sled failed ({reason}); the store is reopened and the state restored from the changelog")]
+    WriterFailed { tree: String, reason: String, full: bool },
+    /// The disk under the state directory has no room (or the process hit its file size
+    /// limit or a quota): nothing is wrong with the state, it cannot be written now.
+    #[error("the disk under the state directory {dir} is full ({reason})")]
+    Full { dir: PathBuf, reason: String },
+}
+
+impl StateError {
+    /// True when the failure is the disk being full (ENOSPC, a quota, the file size
+    /// limit), which waits for space, rather than damage, which rebuilds.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StateError::Open { source, .. } | StateError::Io { source, .. } => sled_full(source),
+            StateError::WriterFailed { full, .. } => *full,
+            StateError::Full { .. } => true,
+            StateError::MoveAside { source, .. } => io_full(source),
+            StateError::InUse { .. } | StateError::Corrupt { .. } => false,
+        }
+    }
+}
+
+/// True for the I/O errors that mean "no room to write".
+pub fn io_full(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(e.kind(), K::StorageFull | K::QuotaExceeded | K::FileTooLarge)
+}
+
+fn sled_full(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io_full(io))
+}
+
+/// Writes and deletes `bytes` of scratch in `dir`: room for at least that much, now.
+pub fn has_room(dir: &Path, bytes: usize) -> Result<(), std::io::Error> {
+    use std::io::Write;
+    let path = dir.join(".eddy-space-probe");
+    let result = (|| {
+        let mut f = std::fs::File::create(&path)?;
+        let chunk = vec![0u8; 64 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            f.write_all(&chunk[..n])?;
+            left -= n;
+        }
+        f.sync_all()
+    })();
+    let _ = std::fs::remove_file(&path);
+    result
 }
 
 /// The process's sled database.
@@ -67,11 +117,19 @@ impl StateStore {
         let first = std::panic::catch_unwind(|| StateStore::open(dir, cache_bytes));
         let why = match first {
             Ok(Ok(store)) => return Ok((store, None)),
+            Ok(Err(e)) if e.is_storage_full() => return Err(e),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("cannot open the state directory {}: sled panicked reading it", dir.display()),
         };
         if held_by_another(dir) {
             return Err(StateError::InUse { dir: dir.to_path_buf() });
+        }
+        // A full disk is not damage (sled may fail in other ways when it cannot write).
+        if let Err(e) = has_room(dir, ROOM_TO_OPEN) {
+            return Err(StateError::Full {
+                dir: dir.to_path_buf(),
+                reason: format!("{why}; and writing {ROOM_TO_OPEN} bytes failed: {e}"),
+            });
         }
         let aside = move_aside(dir, keep)?;
         let store = StateStore::open(dir, cache_bytes)?;

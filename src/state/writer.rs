@@ -21,13 +21,31 @@ enum Job {
 /// The writer thread and its queue.
 pub struct StateWriter {
     tx: Option<SyncSender<Job>>,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<Failed>>>,
     /// Queued jobs per tree name, so that restoring one tree need not wait for the others.
     pending: Pending,
     handle: Option<JoinHandle<()>>,
 }
 
 type Pending = Arc<Mutex<HashMap<String, usize>>>;
+
+/// The first write that failed: its tree, why, and whether the disk was full.
+#[derive(Clone)]
+struct Failed {
+    tree: String,
+    reason: String,
+    full: bool,
+}
+
+impl Failed {
+    fn error(self) -> StateError {
+        StateError::WriterFailed { tree: self.tree, reason: self.reason, full: self.full }
+    }
+}
+
+fn stopped(tree: &StateTree) -> StateError {
+    StateError::WriterFailed { tree: tree.name().to_string(), reason: "the writer thread has stopped".into(), full: false }
+}
 
 fn count(pending: &Pending, tree: &str, delta: isize) {
     if let Ok(mut p) = pending.lock() {
@@ -52,7 +70,7 @@ impl StateWriter {
 
     fn failed(&self) -> Result<(), StateError> {
         match self.failure.lock().ok().and_then(|f| f.clone()) {
-            Some(tree) => Err(StateError::WriterFailed { tree }),
+            Some(failed) => Err(failed.error()),
             None => Ok(()),
         }
     }
@@ -60,11 +78,11 @@ impl StateWriter {
     /// Queues `changes` and then `changelog_offset` for `tree`.
     pub fn apply(&self, tree: &StateTree, changes: Changes, changelog_offset: Option<i64>) -> Result<(), StateError> {
         self.failed()?;
-        let tx = self.tx.as_ref().ok_or_else(|| StateError::WriterFailed { tree: tree.name().to_string() })?;
+        let tx = self.tx.as_ref().ok_or_else(|| stopped(tree))?;
         count(&self.pending, tree.name(), 1);
         tx.send(Job::Apply { tree: tree.clone(), changes, changelog_offset }).map_err(|_| {
             count(&self.pending, tree.name(), -1);
-            StateError::WriterFailed { tree: tree.name().to_string() }
+            stopped(tree)
         })
     }
 
@@ -98,14 +116,20 @@ impl Drop for StateWriter {
     }
 }
 
-fn run(rx: Receiver<Job>, failure: Arc<Mutex<Option<String>>>, pending: Pending) {
+fn run(rx: Receiver<Job>, failure: Arc<Mutex<Option<Failed>>>, pending: Pending) {
     for job in rx {
         match job {
             Job::Apply { tree, changes, changelog_offset } => {
+                // After a failure sled refuses every write: the queue is only drained.
+                let failed = failure.lock().map_or(true, |f| f.is_some());
+                if failed {
+                    count(&pending, tree.name(), -1);
+                    continue;
+                }
                 if let Err(e) = tree.apply(changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())), changelog_offset) {
-                    tracing::error!(error = %e, "cannot write state to sled: {e}");
+                    tracing::debug!(error = %e, "cannot write state to sled: {e}");
                     if let Ok(mut f) = failure.lock() {
-                        f.get_or_insert_with(|| tree.name().to_string());
+                        f.get_or_insert_with(|| Failed { tree: tree.name().to_string(), reason: e.to_string(), full: e.is_storage_full() });
                     }
                 }
                 count(&pending, tree.name(), -1);

@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use rdkafka::mocking::MockCluster;
 
 use crate::engine::{self, RunOptions};
 use crate::gen::{self, tutorial::TutorialSpec, Destination, Output};
+use crate::kafka::mock::MockBroker;
 use crate::metrics::{Metrics, Status};
 use crate::pipeline;
 use crate::tail::read_to_end;
@@ -63,9 +63,9 @@ queries:
 
 pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let cluster = MockCluster::new(1).context("cannot start the in-process Kafka broker")?;
+    let cluster = MockBroker::start(1).context("cannot start the in-process Kafka broker")?;
     let bootstrap = cluster.bootstrap_servers();
-    cluster.create_topic("events", a.partitions, 1).context("cannot create topic events")?;
+    cluster.create_topic("events", a.partitions).context("cannot create topic events")?;
     let state = std::env::temp_dir().join(format!("eddy-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
 
@@ -92,7 +92,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
     }
     // The in-process broker cannot create topics on request; create what the engine needs.
     for spec in engine::required_topics(&p, |_| a.partitions as usize) {
-        cluster.create_topic(&spec.name, spec.partitions as i32, 1).with_context(|| format!("cannot create topic {}", spec.name))?;
+        cluster.create_topic(&spec.name, spec.partitions as i32).with_context(|| format!("cannot create topic {}", spec.name))?;
     }
     let opts = RunOptions { instance_id: "demo".into(), stop_at_end: true, flush_at_end: true, inject_abort_every: None };
     let engine_started = Instant::now();

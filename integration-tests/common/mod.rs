@@ -21,14 +21,13 @@ use eddy::metrics::{Metrics, Status};
 use eddy::pipeline::{self, Pipeline};
 use eddy::tail::{read_to_end, TailRecord};
 use rdkafka::config::ClientConfig;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 /// A broker for one test.
 pub struct Broker {
     pub bootstrap: String,
     pub real: bool,
-    _mock: Option<MockCluster<'static, rdkafka::producer::DefaultProducerContext>>,
+    _mock: Option<eddy::kafka::mock::MockBroker>,
 }
 
 /// Logs go to the test's output; EDDY_TEST_LOG sets the filter (default: warnings).
@@ -43,7 +42,7 @@ pub fn init_logs() {
 impl Broker {
     pub fn mock() -> Broker {
         init_logs();
-        let mock = MockCluster::new(1).expect("mock cluster");
+        let mock = eddy::kafka::mock::MockBroker::start(1).expect("mock cluster");
         Broker { bootstrap: mock.bootstrap_servers(), real: false, _mock: Some(mock) }
     }
 
@@ -64,7 +63,7 @@ impl Broker {
     /// Creates a topic with `partitions` partitions.
     pub fn create_topic(&self, topic: &str, partitions: i32) {
         if let Some(m) = &self._mock {
-            m.create_topic(topic, partitions, 1).expect("create topic");
+            m.create_topic(topic, partitions).expect("create topic");
         } else {
             eddy::kafka::admin::ensure_topic(&self.bootstrap, topic, partitions).expect("create topic");
         }
@@ -148,7 +147,7 @@ impl Broker {
         let p = plan(text);
         if let Some(m) = &self._mock {
             for spec in engine::required_topics(&p, |_| partitions as usize) {
-                let _ = m.create_topic(&spec.name, spec.partitions as i32, 1);
+                let _ = m.create_topic(&spec.name, spec.partitions as i32);
             }
         }
         p

@@ -285,7 +285,12 @@ fn a_full_state_disk_stops_the_engine_not_ready_until_there_is_room_then_output_
     std::fs::create_dir_all(&s.state).unwrap();
     let total = 600_000u64;
     let events = tutorial(total, 59);
-    produce(&s.broker.bootstrap, &s.topic, tutorial_records(&events));
+    // A fifth of the input first; the rest arrives in chunks while the disk is full, so that
+    // there is always input the engine could take.
+    let (first, rest) = events.split_at(total as usize / 5);
+    let mut chunks = rest.chunks(10_000);
+    let mut produced = first.len() as i64;
+    produce(&s.broker.bootstrap, &s.topic, tutorial_records(first));
     // eddy's state directory is a 64 MiB tmpfs only eddy sees; the test reaches it through
     // /proc/<pid>/root.
     let script = format!(
@@ -297,7 +302,7 @@ fn a_full_state_disk_stops_the_engine_not_ready_until_there_is_room_then_output_
     let err = std::fs::OpenOptions::new().create(true).append(true).open(&s.log).unwrap();
     let mut child =
         Command::new("unshare").args(["-rm", "sh", "-c", &script]).stdout(std::process::Stdio::null()).stderr(err).spawn().unwrap();
-    s.wait_committed(&mut child, (total / 4) as i64, Duration::from_secs(180));
+    s.wait_committed(&mut child, produced / 2, Duration::from_secs(180));
     let filler = Path::new(&format!("/proc/{}/root", child.id())).join(s.state.strip_prefix("/").unwrap()).join("filler");
     {
         use std::io::Write;
@@ -319,19 +324,30 @@ fn a_full_state_disk_stops_the_engine_not_ready_until_there_is_room_then_output_
             break;
         }
         assert!(Instant::now() < deadline, "eddy did not report not-ready within 60 s of its disk filling; see {}", s.log.display());
-        std::thread::sleep(Duration::from_millis(50));
+        // More input: writing its state is what meets the full disk.
+        if let Some(c) = chunks.next() {
+            produce(&s.broker.bootstrap, &s.topic, tutorial_records(c));
+            produced += c.len() as i64;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    // Not ready means stopped: no cycle commits while the disk stays full.
+    let next = chunks.next().expect("input left for the time the disk is full");
+    produce(&s.broker.bootstrap, &s.topic, tutorial_records(next));
+    produced += next.len() as i64;
+    // Not ready means stopped: no cycle commits while the disk stays full, with input waiting.
     let stopped_at = s.committed();
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(s.committed(), stopped_at, "no input is committed while the state disk is full");
-    assert!(stopped_at < total as i64, "the disk filled before the input was done");
+    assert!(stopped_at < produced, "input waits while the disk is full");
     let (_, metrics) = http_get(addr, "/metrics").expect("/metrics answers while waiting");
     assert!(
         metrics.lines().any(|l| l.starts_with("eddy_recoveries_total{outcome=\"storage_full\"}") && !l.ends_with(" 0")),
         "the full disk is counted"
     );
     std::fs::remove_file(&filler).unwrap();
+    for c in chunks {
+        produce(&s.broker.bootstrap, &s.topic, tutorial_records(c));
+    }
     s.wait_committed(&mut child, total as i64, Duration::from_secs(300));
     wait_for("/readyz to answer 200 again", Duration::from_secs(60), || http_get(addr, "/readyz").is_some_and(|(c, _)| c == 200));
     s.stop(child);

@@ -38,7 +38,8 @@ pub struct PipelineConfig {
     /// How often a commit cycle (one transaction) ends. Default 100ms.
     #[serde(default = "default_commit_interval")]
     pub commit_interval: ConfigDuration,
-    /// A commit cycle also ends after this many input records. Default 50000.
+    /// A commit cycle also ends after this many input records. Default 100000 (chosen by
+    /// measurement: see docs/benchmarks.md).
     #[serde(default = "default_commit_max_records")]
     pub commit_max_records: usize,
     /// The HTTP server for /metrics, /healthz, /readyz and /progress.
@@ -57,7 +58,7 @@ fn default_commit_interval() -> ConfigDuration {
 }
 
 fn default_commit_max_records() -> usize {
-    50_000
+    100_000
 }
 
 /// Connection to the Kafka cluster.

@@ -11,6 +11,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::committer::{retry, CommitError, CommitResult, Sealed};
 use super::core::{Engine, QueryRuntime};
 use super::emit::{EngineOut, Txn};
 use super::progress::Phases;
@@ -30,12 +31,63 @@ enum Failure {
 }
 
 impl Engine {
-    /// Ends the commit cycle. Recoverable failures abort and rewind; only fatal ones return.
+    /// Ends the commit cycle and waits for its commit: when this returns Ok, everything
+    /// processed so far is committed. Recoverable failures abort and rewind; only fatal ones
+    /// return.
     pub fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
-        match self.try_commit(consumer) {
+        self.commit_async(consumer)?;
+        self.await_commit(consumer)
+    }
+
+    /// Ends the commit cycle without waiting for its commit (exactly once): the cycle is
+    /// sealed and its transaction committed on the committer thread while the engine goes on
+    /// with the next one, whose records are held until then. A commit still in flight is
+    /// waited for first: one at a time.
+    pub fn commit_async<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
+        self.await_commit(consumer)?;
+        match self.seal(consumer) {
+            Ok(None) => Ok(()),
+            Ok(Some(sealed)) if sealed.reply.is_some() => {
+                self.in_flight = Some(sealed);
+                Ok(())
+            }
+            Ok(Some(sealed)) => self.finish(sealed, Ok(()), consumer),
+            Err(f) => self.handle(f, consumer),
+        }
+    }
+
+    /// Waits for the commit in flight, if any, and completes it.
+    pub fn await_commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
+        let Some(mut sealed) = self.in_flight.take() else { return Ok(()) };
+        let result = sealed.wait();
+        self.finish(sealed, result, consumer)
+    }
+
+    /// Completes the commit in flight if its outcome is in; never waits.
+    pub fn poll_commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
+        let Some(result) = self.in_flight.as_mut().and_then(Sealed::try_result) else { return Ok(()) };
+        match self.in_flight.take() {
+            Some(sealed) => self.finish(sealed, result, consumer),
+            None => Ok(()),
+        }
+    }
+
+    /// True while a sealed cycle's commit is in flight.
+    pub fn committing(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    fn finish<C: ConsumerContext>(&mut self, sealed: Sealed, result: CommitResult, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
+        match self.complete(sealed, result, true) {
             Ok(()) => Ok(()),
-            Err(Failure::Fatal(e)) => Err(e),
-            Err(Failure::Abort(e)) => {
+            Err(f) => self.handle(f, consumer),
+        }
+    }
+
+    fn handle<C: ConsumerContext>(&mut self, f: Failure, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
+        match f {
+            Failure::Fatal(e) => Err(e),
+            Failure::Abort(e) => {
                 tracing::warn!(error = %e, "the commit cycle failed: {e}; aborting the transaction and rewinding to the last commit");
                 self.abort_and_rewind(consumer)
             }
@@ -109,7 +161,10 @@ impl Engine {
         self.transaction_timeout.saturating_sub(age).max(Duration::from_secs(1))
     }
 
-    fn try_commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), Failure> {
+    /// Ends the cycle: its closing output and changelog go into its transaction, and (exactly
+    /// once) its commit starts on the committer thread; at least once, its records are flushed
+    /// and its offsets committed here. `None` when there was nothing to commit.
+    fn seal<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<Option<Sealed>, Failure> {
         let started = Instant::now();
         let process_time = self.cycle_start.elapsed();
         let mut pending: Vec<(usize, i32, Changes)> = Vec::new();
@@ -124,37 +179,45 @@ impl Engine {
             return Err(self.failure(e));
         }
         let mut offsets = TopicPartitionList::new();
+        let mut committing = Vec::new();
         for ((ti, p), input) in &self.inputs {
             if let Some(o) = input.uncommitted() {
                 let _ = offsets.add_partition_offset(&self.topics[*ti].topic, *p, Offset::Offset(o));
+                committing.push(((*ti, *p), o));
             }
         }
         if !self.txn.open && offsets.count() == 0 && pending.is_empty() {
             self.start_cycle();
-            return Ok(());
+            return Ok(None);
         }
         self.cycles += 1;
-        if self.opts.inject_abort_every.is_some_and(|n| n > 0 && self.cycles.is_multiple_of(n)) {
+        let inject = self
+            .opts
+            .inject_abort_every
+            .is_some_and(|n| n > 0 && self.cycles.is_multiple_of(n))
+            .then(|| format!("fault injection: aborting commit cycle {}", self.cycles));
+        if let (Some(why), false) = (&inject, self.exactly_once) {
             // The worst case: the cycle's records are on the broker when it fails.
             let _ = self.producer.flush();
-            return Err(Failure::Abort(EngineError::Setup(format!("fault injection: aborting commit cycle {}", self.cycles))));
+            return Err(Failure::Abort(EngineError::Setup(why.clone())));
         }
+        let mut reply = None;
         if self.exactly_once {
             if !self.txn.open {
                 self.producer.begin().map_err(|e| self.failure(EngineError::kafka("cannot begin a transaction", e)))?;
                 self.txn.open = true;
                 self.txn.opened_at = Some(Instant::now());
             }
-            if offsets.count() > 0 {
-                let group = consumer
-                    .group_metadata()
-                    .ok_or_else(|| Failure::Abort(EngineError::Setup("the consumer has no group metadata yet".into())))?;
-                retry(self.retry_for(), || self.producer.send_offsets(&offsets, &group))
-                    .map_err(|e| self.failure(EngineError::kafka("cannot add the input offsets to the transaction", e)))?;
-            }
-            retry(self.retry_for(), || self.producer.commit())
-                .map_err(|e| self.failure(EngineError::kafka("cannot commit the transaction", e)))?;
-            self.txn.open = false;
+            let group = match offsets.count() {
+                0 => None,
+                _ => Some(
+                    consumer
+                        .group_metadata()
+                        .ok_or_else(|| Failure::Abort(EngineError::Setup("the consumer has no group metadata yet".into())))?,
+                ),
+            };
+            // Injected, the commit fails on the committer thread while the next cycle runs.
+            reply = Some(self.committer.submit(offsets, group, self.retry_for(), inject));
         } else {
             retry(self.retry_for(), || self.producer.flush())
                 .map_err(|e| self.failure(EngineError::kafka("cannot flush the producer", e)))?;
@@ -166,7 +229,42 @@ impl Engine {
                     .commit(&offsets, CommitMode::Sync)
                     .map_err(|e| self.failure(EngineError::kafka("cannot commit the input offsets", e)))?;
             }
-            self.txn.open = false;
+        }
+        for q in self.queries.iter_mut() {
+            for p in q.prepare.iter_mut().flatten().flatten() {
+                p.seal();
+            }
+            for t in q.tasks.iter_mut().flatten() {
+                t.seal();
+            }
+        }
+        for input in self.inputs.values_mut() {
+            input.sealed_consumed += std::mem::take(&mut input.consumed);
+        }
+        let txn = std::mem::take(&mut self.txn);
+        if reply.is_some() {
+            self.txn.held = Some(Vec::new());
+        }
+        self.start_cycle();
+        Ok(Some(Sealed { reply, txn, offsets: committing, pending, sealed_at: started, process_time, produce_time }))
+    }
+
+    /// A sealed cycle's outcome. Committed: sled gets its state changes, its offsets count as
+    /// committed, its metrics are published, and (with `release`) the records held meanwhile
+    /// open the next transaction. Failed: its transaction, still open, is what the abort that
+    /// follows aborts, and the held records go with it.
+    fn complete(&mut self, sealed: Sealed, result: CommitResult, release: bool) -> Result<(), Failure> {
+        let Sealed { txn, offsets, pending, sealed_at, process_time, produce_time, .. } = sealed;
+        match result {
+            Ok(()) => {}
+            Err(CommitError::Kafka(context, e)) => {
+                self.txn = txn;
+                return Err(self.failure(EngineError::kafka(context, e)));
+            }
+            Err(CommitError::Injected(why)) => {
+                self.txn = txn;
+                return Err(Failure::Abort(EngineError::Setup(why)));
+            }
         }
         let log = self.producer.take_log();
         // Kafka has the changes; now sled gets the same ones, with the changelog offset reached.
@@ -176,9 +274,9 @@ impl Engine {
             let offset = log.changelog_ends.get(&task.slot).copied();
             self.writer.apply(tree, changes, offset).map_err(|e| Failure::Fatal(e.into()))?;
         }
-        for input in self.inputs.values_mut() {
-            if input.next_offset.is_some() {
-                input.committed = input.next_offset;
+        for (key, offset) in offsets {
+            if let Some(input) = self.inputs.get_mut(&key) {
+                input.committed = Some(offset);
             }
         }
         for q in self.queries.iter_mut() {
@@ -189,10 +287,10 @@ impl Engine {
                 t.committed();
             }
         }
-        if self.txn.internal > 0 {
+        if txn.internal > 0 {
             // Records went to these repartition topic partitions: their ends moved (and only
             // theirs: a partition that got nothing sees no new end to report).
-            let touched = &self.txn.internal_partitions;
+            let touched = &txn.internal_partitions;
             for ((ti, p), input) in self.inputs.iter_mut() {
                 let topic = &self.topics[*ti];
                 if matches!(topic.kind, TopicKind::Repartition { .. }) && touched.iter().any(|(t, q)| *q == *p && **t == *topic.topic) {
@@ -200,16 +298,34 @@ impl Engine {
                 }
             }
         }
-        let commit_time = started.elapsed();
+        let commit_time = sealed_at.elapsed();
         self.metrics.transactions.with_label_values(&["committed"]).inc();
         self.metrics.transaction_duration.observe(commit_time.as_secs_f64());
         self.summary.commits += 1;
-        self.summary.records_out += self.txn.output;
+        self.summary.records_out += txn.output;
         self.publish(Phases { cycle: process_time, produce: produce_time, commit: commit_time });
         self.purge_repartition_topics(false);
-        self.txn = Txn::default();
-        self.start_cycle();
-        Ok(())
+        if release {
+            self.release_held()
+        } else {
+            self.txn.held = None;
+            Ok(())
+        }
+    }
+
+    /// Sends the records held while the last commit was in flight, opening the transaction
+    /// of the cycle they belong to.
+    fn release_held(&mut self) -> Result<(), Failure> {
+        let Some(held) = self.txn.held.take() else { return Ok(()) };
+        let failed = {
+            let Engine { producer, txn, .. } = &mut *self;
+            let mut out = EngineOut::new(producer, txn);
+            held.iter().find_map(|h| h.with(|r| out.produce(r)).err())
+        };
+        match failed {
+            Some(e) => Err(self.failure(e)),
+            None => Ok(()),
+        }
     }
 
     fn start_cycle(&mut self) {
@@ -245,7 +361,15 @@ impl Engine {
     }
 
     /// Aborts the open transaction, drops uncommitted state, and seeks every input back.
+    /// A commit still in flight is waited for: committed, it stands (only the cycles after it
+    /// are dropped); failed, its transaction is aborted with the rest.
     pub fn abort_and_rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
+        if let Some(mut sealed) = self.in_flight.take() {
+            let result = sealed.wait();
+            if let Err(Failure::Fatal(e)) = self.complete(sealed, result, false) {
+                return Err(e);
+            }
+        }
         if self.exactly_once && self.txn.open {
             if let Err(e) = self.producer.abort() {
                 // A producer that cannot abort cannot be trusted with another transaction; a
@@ -282,8 +406,9 @@ impl Engine {
                 input.at_end = false;
             }
             input.next_offset = input.committed;
-            // Records of the aborted cycle are read again; count them once, when committed.
+            // Records of the aborted cycles are read again; count them once, when committed.
             input.consumed = 0;
+            input.sealed_consumed = 0;
         }
         self.start_cycle();
         Ok(())
@@ -308,15 +433,18 @@ impl Engine {
             }
         }
         for ((ti, p), input) in &mut self.inputs {
-            if input.consumed > 0 && matches!(self.topics[*ti].kind, TopicKind::Source { .. }) {
-                self.metrics.records_consumed.with_label_values(&[&*self.topics[*ti].topic, p.to_string().as_str()]).inc_by(input.consumed);
+            if input.sealed_consumed > 0 && matches!(self.topics[*ti].kind, TopicKind::Source { .. }) {
+                self.metrics
+                    .records_consumed
+                    .with_label_values(&[&*self.topics[*ti].topic, p.to_string().as_str()])
+                    .inc_by(input.sealed_consumed);
             }
         }
         if let Ok(mut progress) = self.status.progress.lock() {
             self.progress.record(&mut self.queries, &self.inputs, &self.topics, phases, &mut progress);
         }
         for input in self.inputs.values_mut() {
-            input.consumed = 0;
+            input.sealed_consumed = 0;
         }
     }
 }
@@ -358,24 +486,4 @@ fn emit_cycle_end(
         }
     }
     Ok(())
-}
-
-/// Retries a transactional call while its error is retriable (rdkafka's guidance), for at
-/// most `limit`: past the transaction timeout the coordinator aborts the transaction anyway,
-/// and the run ends for the supervisor to start again.
-fn retry<T>(limit: Duration, mut f: impl FnMut() -> Result<T, KafkaError>) -> Result<T, KafkaError> {
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(50);
-    let mut attempt = 0;
-    loop {
-        match f() {
-            Err(e) if classify(&e) == ErrorClass::Retry && started.elapsed() + delay < limit => {
-                tracing::debug!(error = %e, attempt, "retrying after a transient error: {e}");
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_secs(2));
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
 }

@@ -10,6 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::committer::{Committer, Sealed};
 use super::emit::{EngineOut, Txn};
 use super::progress::ProgressTracker;
 use super::restore::Restorer;
@@ -70,7 +71,11 @@ pub struct Engine {
     pub opts: RunOptions,
     pub(super) exactly_once: bool,
     pub(super) transactional_id: String,
-    pub(super) producer: Producer,
+    pub(super) producer: Arc<Producer>,
+    /// Commits sealed cycles while the engine works on the next.
+    pub(super) committer: Committer,
+    /// The sealed cycle whose commit is in flight.
+    pub(super) in_flight: Option<Sealed>,
     pub(super) restorer: Restorer,
     pub(super) store: StateStore,
     pub(super) writer: StateWriter,
@@ -154,7 +159,11 @@ impl QueryRuntime {
 impl Engine {
     pub fn new(p: EngineParts) -> Engine {
         let config = p.pipeline.config();
+        let producer = Arc::new(p.producer);
         Engine {
+            committer: Committer::start(producer.clone()),
+            in_flight: None,
+            producer,
             exactly_once: config.processing_guarantee == ProcessingGuarantee::ExactlyOnce,
             commit_interval: config.commit_interval.std(),
             commit_max_records: config.commit_max_records,
@@ -163,7 +172,6 @@ impl Engine {
             queries: p.queries,
             opts: p.opts,
             transactional_id: p.transactional_id,
-            producer: p.producer,
             restorer: p.restorer,
             store: p.store,
             writer: StateWriter::start(1024),
@@ -360,6 +368,15 @@ impl Engine {
     /// A partition reached its end: commit past any trailing transaction markers, and note
     /// the end for bounded runs.
     pub fn on_eof<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, partition: i32) {
+        if self.opts.stop_at_end && self.in_flight.as_ref().is_some_and(|s| s.txn.internal > 0) {
+            // A commit in flight wrote to repartition topics: its records may be visible to
+            // this consumer already. Its end decides which partitions have new records, so
+            // it comes first; then the end offsets below include them.
+            if let Err(e) = self.await_commit(consumer) {
+                self.fatal.get_or_insert(e);
+                return;
+            }
+        }
         let Ok(positions) = consumer.position() else { return };
         for ((ti, p), input) in self.inputs.iter_mut() {
             if *p != partition {
@@ -423,6 +440,7 @@ impl Engine {
         !self.inputs.is_empty()
             && self.inputs.values().all(|i| i.at_end)
             && !self.txn.open
+            && self.in_flight.is_none()
             && self.inputs.values().all(|i| i.uncommitted().is_none())
     }
 

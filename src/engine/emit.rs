@@ -1,9 +1,11 @@
 //! The runtime's [`Out`] inside the current transaction: every record tasks hand over goes to
-//! the transactional producer (beginning the transaction on the first one), counted by kind.
+//! the transactional producer (beginning the transaction on the first one), or is held while
+//! the previous cycle's commit is in flight, counted by kind.
 //! A refused record keeps its Kafka error here for the commit path to classify.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::committer::Held;
 use super::EngineError;
 use crate::kafka::producer::Producer;
 use crate::runtime::{Out, OutKind, Outgoing, RuntimeError, SendFailed};
@@ -13,6 +15,9 @@ pub use crate::runtime::watermark_text;
 /// The transaction of the current commit cycle.
 #[derive(Debug, Default)]
 pub struct Txn {
+    /// While the previous cycle's commit is in flight: this cycle's records, sent once it
+    /// is done (a producer has one transaction at a time).
+    pub held: Option<Vec<Held>>,
     /// `begin_transaction` was called and neither commit nor abort since.
     pub open: bool,
     /// When it was begun (a fence after the transaction timeout is the coordinator's).
@@ -42,12 +47,25 @@ impl<'a> EngineOut<'a> {
     }
 
     fn try_send(&mut self, r: &Outgoing<'_>) -> Result<(), EngineError> {
+        match &mut self.txn.held {
+            Some(held) => held.push(Held::of(r)),
+            None => self.produce(r)?,
+        }
+        self.count(r);
+        Ok(())
+    }
+
+    /// Sends `r` in the transaction, beginning it if needed.
+    pub fn produce(&mut self, r: &Outgoing<'_>) -> Result<(), EngineError> {
         if self.producer.transactional && !self.txn.open {
             self.producer.begin().map_err(|e| EngineError::kafka("cannot begin a transaction", e))?;
             self.txn.open = true;
             self.txn.opened_at = Some(std::time::Instant::now());
         }
-        self.producer.send(r).map_err(|e| EngineError::kafka(format!("cannot send to {}", r.topic), e))?;
+        self.producer.send(r).map_err(|e| EngineError::kafka(format!("cannot send to {}", r.topic), e))
+    }
+
+    fn count(&mut self, r: &Outgoing<'_>) {
         self.txn.sent += 1;
         match r.kind {
             OutKind::Sink => self.txn.output += 1,
@@ -62,7 +80,6 @@ impl<'a> EngineOut<'a> {
             }
             OutKind::Forward | OutKind::Changelog => {}
         }
-        Ok(())
     }
 
     /// The engine's error for a runtime failure (a refused record's own Kafka error).

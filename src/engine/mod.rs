@@ -5,6 +5,7 @@
 //! the CLI are its only callers.
 
 mod commit;
+mod committer;
 mod core;
 mod emit;
 mod error;
@@ -33,7 +34,8 @@ pub struct RunOptions {
     /// exiting, like Flink does at the end of a bounded source. The final watermark is saved.
     pub flush_at_end: bool,
     /// Fault injection for tests and chaos drills: abort every Nth commit cycle (after its
-    /// records and changelog were sent) instead of committing it. `None` in production.
+    /// records and changelog were sent) instead of committing it; exactly once, the commit
+    /// fails on the committer thread while the next cycle is processed. `None` in production.
     pub inject_abort_every: Option<u64>,
 }
 

@@ -108,7 +108,7 @@ impl ProgressTracker {
                 let topic = topics[ti].topic.to_string();
                 let (mut rows, mut end) = (0, BTreeMap::new());
                 for ((_, p), i) in inputs.range((ti, i32::MIN)..=(ti, i32::MAX)) {
-                    rows += i.consumed;
+                    rows += i.sealed_consumed;
                     if let Some(o) = i.committed {
                         end.insert(p.to_string(), o);
                     }

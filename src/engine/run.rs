@@ -459,7 +459,9 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
         let wait = {
             let mut e = handle.lock();
             e.tick();
-            e.time_to_commit().clamp(Duration::from_millis(1), Duration::from_millis(100))
+            // With a commit in flight, look again soon: its end releases the held records.
+            let most = if e.committing() { Duration::from_millis(5) } else { Duration::from_millis(100) };
+            e.time_to_commit().clamp(Duration::from_millis(1), most)
         };
         // Poll up to BATCH records, then hand them over as one batch per partition. Each
         // record remembers the assignment it was polled under: one polled before a rebalance
@@ -527,8 +529,10 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
         if let Err(err) = e.advance() {
             e.recover(err, consumer)?;
         }
+        // A commit in flight completes here (its held records then open the next transaction).
+        e.poll_commit(consumer)?;
         if e.commit_due() {
-            e.commit(consumer)?;
+            e.commit_async(consumer)?;
         }
         if opts.stop_at_end && e.caught_up() {
             // The flush is only done once its commit went through: an aborted flush reloads

@@ -123,7 +123,10 @@ pub struct InputPartition {
     pub purged: Option<i64>,
     /// The end was reached and nothing arrived since.
     pub at_end: bool,
+    /// Records read in the current cycle, and in the sealed one whose commit is in flight
+    /// (reported when it is committed).
     pub consumed: u64,
+    pub sealed_consumed: u64,
     /// The engine's assignment epoch when this partition was assigned: records polled before
     /// it belong to an earlier assignment and are dropped (the consumer reads them again).
     pub since_epoch: u64,

@@ -50,7 +50,12 @@ pub struct PrepareTask {
     /// watermark, set by the task that owns this feed, not derived from the rows' times.
     external: Option<(i64, bool)>,
     external_committed: Option<(i64, bool)>,
+    /// What the cycle whose commit is in flight saw (`sent`, `external`, max event time):
+    /// committed when that commit succeeds, while the next cycle already runs.
+    sealed: Option<Sealed>,
 }
+
+type Sealed = (Option<(i64, bool)>, Option<(i64, bool)>, i64);
 
 impl PrepareTask {
     pub fn new(
@@ -85,6 +90,7 @@ impl PrepareTask {
             since_marker: 0,
             external: None,
             external_committed: None,
+            sealed: None,
         }
     }
 
@@ -235,16 +241,23 @@ impl PrepareTask {
         Ok(())
     }
 
-    /// The transaction with the last markers committed.
+    /// The cycle ends: its transaction is about to be committed (see [`Self::committed`]).
+    pub fn seal(&mut self) {
+        self.sealed = Some((self.sent, self.external, self.watermark.max_event_time()));
+    }
+
+    /// The transaction of the last sealed cycle committed (or, unsealed, of everything so far).
     pub fn committed(&mut self) {
-        self.committed = self.sent;
-        self.external_committed = self.external;
-        self.committed_max = self.watermark.max_event_time();
+        let (sent, external, max) = self.sealed.take().unwrap_or((self.sent, self.external, self.watermark.max_event_time()));
+        self.committed = sent;
+        self.external_committed = external;
+        self.committed_max = max;
     }
 
     /// The transaction aborted: forget what it saw, so no marker claims more than what was
     /// committed downstream.
     pub fn aborted(&mut self) {
+        self.sealed = None;
         self.sent = self.committed;
         self.external = self.external_committed;
         self.watermark = PartitionWatermark::new(self.delay, self.idle_timeout, Instant::now());

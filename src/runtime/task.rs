@@ -549,6 +549,13 @@ impl QueryTask {
     }
 
     /// The cycle committed.
+    /// The cycle ends; its commit follows (see `PrepareTask::seal`).
+    pub fn seal(&mut self) {
+        if let Some(feed) = self.output.feed_mut() {
+            feed.seal();
+        }
+    }
+
     pub fn committed(&mut self) {
         if let Some(feed) = self.output.feed_mut() {
             feed.committed();

@@ -335,15 +335,24 @@ pub fn write_pipeline(text: &str) -> PathBuf {
     path
 }
 
-/// Starts `eddy` with `args`, its stderr going to `log`.
+/// Starts `eddy` with `args`, its stderr going to `log`. The process is killed when the
+/// test's thread ends, so a failed test leaves no eddy running (PR_SET_PDEATHSIG follows the
+/// thread that spawned it: spawn from the test's own thread).
 pub fn spawn_eddy(args: &[&str], log: &Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
     let err = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("start eddy")
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"));
+    cmd.args(args).stdout(std::process::Stdio::null()).stderr(err);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("start eddy")
 }
 
 /// Crash-test driver: `kills` runs of `eddy run -c file --instance-id id`, each killed with

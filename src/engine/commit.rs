@@ -14,6 +14,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::committer::{retry, CommitError, CommitResult, Sealed};
 use super::core::{Engine, QueryRuntime};
 use super::emit::{EngineOut, Txn};
+use super::events::{AbortReason, InternalEvent, RepartitionPurgeFailed, TransactionAborted, TransactionCommitted};
+use super::ids::TaskId;
 use super::progress::Phases;
 use super::source::TopicKind;
 use super::EngineError;
@@ -87,10 +89,7 @@ impl Engine {
     fn handle<C: ConsumerContext>(&mut self, f: Failure, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
         match f {
             Failure::Fatal(e) => Err(e),
-            Failure::Abort(e) => {
-                tracing::warn!(error = %e, "the commit cycle failed: {e}; aborting the transaction and rewinding to the last commit");
-                self.abort_and_rewind(consumer)
-            }
+            Failure::Abort(e) => self.abort_and_rewind(consumer, AbortReason::CommitFailed(&e)),
         }
     }
 
@@ -98,10 +97,7 @@ impl Engine {
     pub fn recover<C: ConsumerContext>(&mut self, e: EngineError, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
         match self.failure(e) {
             Failure::Fatal(e) => Err(e),
-            Failure::Abort(e) => {
-                tracing::warn!(error = %e, "processing failed: {e}; aborting the transaction and rewinding to the last commit");
-                self.abort_and_rewind(consumer)
-            }
+            Failure::Abort(e) => self.abort_and_rewind(consumer, AbortReason::ProcessingFailed(&e)),
         }
     }
 
@@ -167,7 +163,7 @@ impl Engine {
     fn seal<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<Option<Sealed>, Failure> {
         let started = Instant::now();
         let process_time = self.cycle_start.elapsed();
-        let mut pending: Vec<(usize, i32, Changes)> = Vec::new();
+        let mut pending: Vec<(TaskId, Changes)> = Vec::new();
         let result = {
             let Engine { queries, producer, txn, tables, clock, .. } = &mut *self;
             let mut out = EngineOut::new(producer, txn);
@@ -180,10 +176,10 @@ impl Engine {
         }
         let mut offsets = TopicPartitionList::new();
         let mut committing = Vec::new();
-        for ((ti, p), input) in &self.inputs {
+        for (id, input) in &self.inputs {
             if let Some(o) = input.uncommitted() {
-                let _ = offsets.add_partition_offset(&self.topics[*ti].topic, *p, Offset::Offset(o));
-                committing.push(((*ti, *p), o));
+                let _ = offsets.add_partition_offset(&self.topics[id.topic].topic, id.partition, Offset::Offset(o));
+                committing.push((*id, o));
             }
         }
         if !self.txn.open && offsets.count() == 0 && pending.is_empty() {
@@ -268,8 +264,8 @@ impl Engine {
         }
         let log = self.producer.take_log();
         // Kafka has the changes; now sled gets the same ones, with the changelog offset reached.
-        for (q, p, changes) in pending {
-            let Some(Some(task)) = self.queries[q].tasks.get(p as usize) else { continue };
+        for (id, changes) in pending {
+            let Some(Some(task)) = self.queries[id.query].tasks.get(id.partition as usize) else { continue };
             let Some(tree) = &task.tree else { continue };
             let offset = log.changelog_ends.get(&task.slot).copied();
             self.writer.apply(tree, changes, offset).map_err(|e| Failure::Fatal(e.into()))?;
@@ -291,16 +287,17 @@ impl Engine {
             // Records went to these repartition topic partitions: their ends moved (and only
             // theirs: a partition that got nothing sees no new end to report).
             let touched = &txn.internal_partitions;
-            for ((ti, p), input) in self.inputs.iter_mut() {
-                let topic = &self.topics[*ti];
-                if matches!(topic.kind, TopicKind::Repartition { .. }) && touched.iter().any(|(t, q)| *q == *p && **t == *topic.topic) {
+            for (id, input) in self.inputs.iter_mut() {
+                let topic = &self.topics[id.topic];
+                if matches!(topic.kind, TopicKind::Repartition { .. })
+                    && touched.iter().any(|(t, q)| *q == id.partition && **t == *topic.topic)
+                {
                     input.at_end = false;
                 }
             }
         }
         let commit_time = sealed_at.elapsed();
-        self.metrics.transactions.with_label_values(&["committed"]).inc();
-        self.metrics.transaction_duration.observe(commit_time.as_secs_f64());
+        TransactionCommitted { duration: commit_time }.emit(&self.metrics);
         self.summary.commits += 1;
         self.summary.records_out += txn.output;
         self.publish(Phases { cycle: process_time, produce: produce_time, commit: commit_time });
@@ -342,20 +339,20 @@ impl Engine {
         }
         self.last_purge = Instant::now();
         let mut tpl = TopicPartitionList::new();
-        for ((ti, p), input) in self.inputs.iter_mut() {
-            if !matches!(self.topics[*ti].kind, TopicKind::Repartition { .. }) {
+        for (id, input) in self.inputs.iter_mut() {
+            if !matches!(self.topics[id.topic].kind, TopicKind::Repartition { .. }) {
                 continue;
             }
             if let Some(c) = input.committed {
                 if input.purged.is_none_or(|done| c > done) {
-                    let _ = tpl.add_partition_offset(&self.topics[*ti].topic, *p, Offset::Offset(c));
+                    let _ = tpl.add_partition_offset(&self.topics[id.topic].topic, id.partition, Offset::Offset(c));
                     input.purged = Some(c);
                 }
             }
         }
         if tpl.count() > 0 {
             if let Err(e) = self.admin.delete_records(&tpl) {
-                tracing::warn!(error = %e, "cannot purge consumed repartition records: {e}");
+                RepartitionPurgeFailed { error: &e }.emit(&self.metrics);
             }
         }
     }
@@ -363,7 +360,8 @@ impl Engine {
     /// Aborts the open transaction, drops uncommitted state, and seeks every input back.
     /// A commit still in flight is waited for: committed, it stands (only the cycles after it
     /// are dropped); failed, its transaction is aborted with the rest.
-    pub fn abort_and_rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), EngineError> {
+    pub fn abort_and_rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, reason: AbortReason<'_>) -> Result<(), EngineError> {
+        TransactionAborted { reason }.emit(&self.metrics);
         if let Some(mut sealed) = self.in_flight.take() {
             let result = sealed.wait();
             if let Err(Failure::Fatal(e)) = self.complete(sealed, result, false) {
@@ -379,7 +377,6 @@ impl Engine {
         }
         let _ = self.producer.take_log();
         self.txn = Txn::default();
-        self.metrics.transactions.with_label_values(&["aborted"]).inc();
         self.summary.aborts += 1;
         self.writer.drain()?;
         for q in &mut self.queries {
@@ -394,11 +391,11 @@ impl Engine {
                 p.aborted();
             }
         }
-        for ((ti, p), input) in self.inputs.iter_mut() {
+        for (id, input) in self.inputs.iter_mut() {
             if let Some(o) = input.rewind_to() {
-                let topic = &self.topics[*ti].topic;
+                let (topic, p) = (&self.topics[id.topic].topic, id.partition);
                 consumer
-                    .seek(topic, *p, Offset::Offset(o), Duration::from_secs(10))
+                    .seek(topic, p, Offset::Offset(o), Duration::from_secs(10))
                     .map_err(|e| EngineError::kafka(format!("cannot rewind {topic}[{p}] to offset {o}"), e))?;
             }
             // Only an input with records to read again can reach a new end (and a new EOF).
@@ -417,27 +414,12 @@ impl Engine {
     /// Metrics and /progress after a commit.
     fn publish(&mut self, phases: Phases) {
         let now_ms = super::emit::now_millis();
-        let now_s = now_ms as f64 / 1000.0;
         for t in self.queries.iter_mut().flat_map(|q| q.tasks.iter_mut().flatten()) {
-            t.observe_latencies(now_ms);
-            let p = t.partition.to_string();
-            let wm = t.watermark();
-            if wm != crate::time::NO_WATERMARK && wm != i64::MAX {
-                let wm_s = wm as f64 / 1e6;
-                self.metrics.watermark.with_label_values(&[&t.plan.name, &p]).set(wm_s);
-                self.metrics.watermark_delay.with_label_values(&[&t.plan.name, &p]).set(now_s - wm_s);
-            }
-            if t.is_stateful() {
-                self.metrics.state_entries.with_label_values(&[&t.plan.name, t.operator_name(), &p]).set(t.state_entries() as i64);
-                self.metrics.state_bytes.with_label_values(&[&t.plan.name, t.operator_name(), &p]).set(t.state_bytes() as i64);
-            }
+            t.publish_metrics(now_ms);
         }
-        for ((ti, p), input) in &mut self.inputs {
-            if input.sealed_consumed > 0 && matches!(self.topics[*ti].kind, TopicKind::Source { .. }) {
-                self.metrics
-                    .records_consumed
-                    .with_label_values(&[&*self.topics[*ti].topic, p.to_string().as_str()])
-                    .inc_by(input.sealed_consumed);
+        for input in self.inputs.values() {
+            if input.sealed_consumed > 0 {
+                input.series.consumed(input.sealed_consumed);
             }
         }
         if let Ok(mut progress) = self.status.progress.lock() {
@@ -455,7 +437,7 @@ fn emit_cycle_end(
     out: &mut EngineOut<'_>,
     now: Instant,
     tables: &dyn Tables,
-    pending: &mut Vec<(usize, i32, Changes)>,
+    pending: &mut Vec<(TaskId, Changes)>,
 ) -> Result<(), RuntimeError> {
     for (q, runtime) in queries.iter_mut().enumerate() {
         for p in runtime.prepare.iter_mut().flatten().flatten() {
@@ -481,7 +463,7 @@ fn emit_cycle_end(
                 })?;
             }
             if !changes.is_empty() {
-                pending.push((q, t.partition, changes));
+                pending.push((TaskId { query: q, partition: t.partition }, changes));
             }
         }
     }

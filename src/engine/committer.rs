@@ -15,6 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::TopicPartitionList;
 
 use super::emit::Txn;
+use super::ids::{InputId, TaskId};
 use crate::kafka::producer::Producer;
 use crate::kafka::{classify, ErrorClass};
 use crate::runtime::{OutKind, Outgoing};
@@ -81,15 +82,13 @@ impl Committer {
     ) -> Receiver<CommitResult> {
         let (reply, rx) = mpsc::sync_channel(1);
         let job = Job { offsets, group, retry_for, inject, reply };
-        match &self.tx {
-            Some(tx) => {
-                if let Err(mpsc::SendError(job)) = tx.send(job) {
-                    let _ = job.reply.send(Err(stopped()));
-                }
-            }
-            None => {
-                let _ = job.reply.send(Err(stopped()));
-            }
+        // A stopped thread cannot commit: the reply says so at once.
+        let unsent = match &self.tx {
+            Some(tx) => tx.send(job).err().map(|mpsc::SendError(job)| job),
+            None => Some(job),
+        };
+        if let Some(job) = unsent {
+            let _ = job.reply.send(Err(stopped()));
         }
         rx
     }
@@ -146,10 +145,10 @@ pub struct Sealed {
     pub reply: Option<Receiver<CommitResult>>,
     /// Its transaction's counters (open until the commit is done).
     pub txn: Txn,
-    /// Per input (topic index, partition): the offset it commits.
-    pub offsets: Vec<((usize, i32), i64)>,
-    /// Per query and partition: the state changes for sled once Kafka has them.
-    pub pending: Vec<(usize, i32, Changes)>,
+    /// Per input: the offset it commits.
+    pub offsets: Vec<(InputId, i64)>,
+    /// Per task: the state changes for sled once Kafka has them.
+    pub pending: Vec<(TaskId, Changes)>,
     pub sealed_at: Instant,
     pub process_time: Duration,
     pub produce_time: Duration,

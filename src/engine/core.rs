@@ -12,6 +12,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::committer::{Committer, Sealed};
 use super::emit::{EngineOut, Txn};
+use super::ids::{InputId, TopicId, Topics};
 use super::progress::ProgressTracker;
 use super::restore::Restorer;
 use super::source::{InputPartition, Reader, TopicKind, TopicRuntime};
@@ -39,9 +40,9 @@ pub struct QueryRuntime {
     pub prepare: Vec<Vec<Option<PrepareTask>>>,
     pub changelog: String,
     /// Per side: the source topic's index in the engine's topics.
-    pub source_topic: Vec<usize>,
+    pub source_topic: Vec<TopicId>,
     /// Per side: the repartition topic's index, when the side is repartitioned.
-    pub repartition: Vec<Option<usize>>,
+    pub repartition: Vec<Option<TopicId>>,
     /// The joined table's index, for stream-table joins.
     pub table: Option<usize>,
     /// The sink's encoder, when its format is not JSON.
@@ -80,9 +81,9 @@ pub struct Engine {
     pub(super) store: StateStore,
     pub(super) writer: StateWriter,
     pub(super) admin: Admin,
-    pub(super) topics: Vec<TopicRuntime>,
+    pub(super) topics: Topics<TopicRuntime>,
     pub(super) tables: TableSet,
-    pub(super) inputs: BTreeMap<(usize, i32), InputPartition>,
+    pub(super) inputs: BTreeMap<InputId, InputPartition>,
     pub(super) txn: Txn,
     pub(super) next_slot: usize,
     pub(super) commit_interval: Duration,
@@ -132,8 +133,8 @@ impl QueryRuntime {
         plan: Arc<QueryPlan>,
         operator_partitions: usize,
         source_partitions: &[usize],
-        source_topic: Vec<usize>,
-        repartition: Vec<Option<usize>>,
+        source_topic: Vec<TopicId>,
+        repartition: Vec<Option<TopicId>>,
         table: Option<usize>,
     ) -> QueryRuntime {
         let prepare = repartition
@@ -176,7 +177,7 @@ impl Engine {
             store: p.store,
             writer: StateWriter::start(1024),
             admin: p.admin,
-            topics: p.topics,
+            topics: Topics(p.topics),
             tables: p.tables,
             inputs: BTreeMap::new(),
             txn: Txn::default(),
@@ -195,14 +196,13 @@ impl Engine {
         }
     }
 
-    /// The offset committed for an assigned partition.
-    pub fn committed_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        let ti = self.topic_index(topic)?;
-        self.inputs.get(&(ti, partition))?.committed
+    /// An assigned partition of a consumed topic.
+    pub fn input(&self, topic: &str, partition: i32) -> Option<&InputPartition> {
+        self.inputs.get(&InputId::new(self.topic_index(topic)?, partition))
     }
 
-    pub(super) fn topic_index(&self, topic: &str) -> Option<usize> {
-        self.topics.iter().position(|t| &*t.topic == topic)
+    pub(super) fn topic_index(&self, topic: &str) -> Option<TopicId> {
+        self.topics.position(|t| &*t.topic == topic)
     }
 
     /// Reads the wall clock once for the records of the next batch; re-checks idleness.
@@ -225,18 +225,18 @@ impl Engine {
     /// the current assignment (a rebalance since may have re-created the partition's input,
     /// whose consumer position then starts over from the committed offset).
     pub fn is_current(&self, topic: &str, partition: i32, epoch: u64) -> bool {
-        self.topic_index(topic).and_then(|ti| self.inputs.get(&(ti, partition))).is_some_and(|i| i.since_epoch <= epoch)
+        self.topic_index(topic).and_then(|ti| self.inputs.get(&InputId::new(ti, partition))).is_some_and(|i| i.since_epoch <= epoch)
     }
 
     /// Processes a polled batch of records: each partition's in their order, as batches.
     pub fn on_messages(&mut self, msgs: &[&BorrowedMessage<'_>]) -> Result<(), EngineError> {
         // Group by partition, keeping each partition's order, skipping records already seen.
-        let mut groups: Vec<((usize, i32), Vec<usize>)> = Vec::new();
+        let mut groups: Vec<(InputId, Vec<usize>)> = Vec::new();
         for (i, m) in msgs.iter().enumerate() {
             let Some(ti) = self.topic_index(m.topic()) else { continue };
-            let partition = m.partition();
+            let id = InputId::new(ti, m.partition());
             let offset = m.offset();
-            let Some(input) = self.inputs.get_mut(&(ti, partition)) else { continue };
+            let Some(input) = self.inputs.get_mut(&id) else { continue };
             if input.next_offset.is_some_and(|n| offset < n) {
                 continue;
             }
@@ -248,12 +248,12 @@ impl Engine {
             input.consumed += 1;
             self.cycle_records += 1;
             self.summary.records_in += 1;
-            match groups.iter_mut().find(|(k, _)| *k == (ti, partition)) {
+            match groups.iter_mut().find(|(k, _)| *k == id) {
                 Some((_, v)) => v.push(i),
-                None => groups.push(((ti, partition), vec![i])),
+                None => groups.push((id, vec![i])),
             }
         }
-        for ((ti, partition), indices) in groups {
+        for (InputId { topic: ti, partition }, indices) in groups {
             let records: Vec<RecordRef<'_>> = indices
                 .iter()
                 .map(|&i| {
@@ -279,7 +279,7 @@ impl Engine {
         Ok(())
     }
 
-    fn on_source_records(&mut self, ti: usize, partition: i32, records: &[RecordRef<'_>]) -> Result<(), EngineError> {
+    fn on_source_records(&mut self, ti: TopicId, partition: i32, records: &[RecordRef<'_>]) -> Result<(), EngineError> {
         let Engine { topics, queries, producer, txn, tables, clock, .. } = self;
         let mut out = EngineOut::new(producer, txn);
         let topic_name = topics[ti].topic.clone();
@@ -323,7 +323,7 @@ impl Engine {
 
     fn on_repartition_records(
         &mut self,
-        ti: usize,
+        ti: TopicId,
         partition: i32,
         msgs: &[&BorrowedMessage<'_>],
         records: &[RecordRef<'_>],
@@ -378,11 +378,11 @@ impl Engine {
             }
         }
         let Ok(positions) = consumer.position() else { return };
-        for ((ti, p), input) in self.inputs.iter_mut() {
-            if *p != partition {
+        for (id, input) in self.inputs.iter_mut() {
+            if id.partition != partition {
                 continue;
             }
-            let topic = &self.topics[*ti].topic;
+            let topic = &self.topics[id.topic].topic;
             let position = match positions.find_partition(topic, partition).map(|e| e.offset()) {
                 Some(Offset::Offset(pos)) => Some(pos),
                 _ => None,

@@ -9,6 +9,8 @@ mod committer;
 mod core;
 mod emit;
 mod error;
+mod events;
+mod ids;
 mod progress;
 mod rebalance;
 mod recovery;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::core::QueryRuntime;
 use super::emit::{now_millis, watermark_text};
+use super::ids::{InputId, Topics};
 use super::source::{InputPartition, TopicRuntime};
 use crate::metrics::progress::{Progress, QueryProgress, SinkProgress, SourceProgress, StateOperatorProgress};
 use crate::time::{format_timestamp, NO_WATERMARK};
@@ -61,8 +62,8 @@ impl ProgressTracker {
     pub fn record(
         &mut self,
         queries: &mut [QueryRuntime],
-        inputs: &BTreeMap<(usize, i32), InputPartition>,
-        topics: &[TopicRuntime],
+        inputs: &BTreeMap<InputId, InputPartition>,
+        topics: &Topics<TopicRuntime>,
         phases: Phases,
         progress: &mut Progress,
     ) {
@@ -107,10 +108,10 @@ impl ProgressTracker {
                 seen.push(ti);
                 let topic = topics[ti].topic.to_string();
                 let (mut rows, mut end) = (0, BTreeMap::new());
-                for ((_, p), i) in inputs.range((ti, i32::MIN)..=(ti, i32::MAX)) {
+                for (id, i) in inputs.range(InputId::all_of(ti)) {
                     rows += i.sealed_consumed;
                     if let Some(o) = i.committed {
-                        end.insert(p.to_string(), o);
+                        end.insert(id.partition.to_string(), o);
                     }
                 }
                 let start: BTreeMap<String, i64> = previous

@@ -2,15 +2,18 @@
 //! tasks whose inputs are now all here and restores their state; on revocation it commits
 //! (or, when the partitions are already lost, aborts) before giving them up.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::TopicPartitionList;
 
 use super::core::Engine;
+use super::events::{AbortReason, InternalEvent, PartitionsAssigned, PartitionsRevoked, TaskRestored};
+use super::ids::InputId;
 use super::source::{InputPartition, TopicKind};
 use super::EngineError;
+use crate::metrics::InputSeries;
 use crate::runtime::clock::SideSpec;
 use crate::runtime::prepare::PrepareTask;
 use crate::runtime::task::{LateRoute, QueryTask};
@@ -18,25 +21,30 @@ use crate::sql::Exchange;
 
 impl Engine {
     /// Partitions were assigned: create their tasks and restore their state.
-    pub fn assign(&mut self, tpl: &TopicPartitionList) -> Result<(), EngineError> {
-        self.metrics.rebalances.with_label_values(&["assigned"]).inc();
+    /// `lags` holds the lag of each partition measured before (topic, partition → records).
+    pub fn assign(&mut self, tpl: &TopicPartitionList, lags: &HashMap<(String, i32), i64>) -> Result<(), EngineError> {
         self.assignment_epoch += 1;
         let mut added = BTreeSet::new();
         for e in tpl.elements() {
             let Some(ti) = self.topic_index(e.topic()) else { continue };
-            let key = (ti, e.partition());
+            let key = InputId::new(ti, e.partition());
             if let std::collections::btree_map::Entry::Vacant(slot) = self.inputs.entry(key) {
-                slot.insert(InputPartition { since_epoch: self.assignment_epoch, ..InputPartition::default() });
+                let source = matches!(self.topics[ti].kind, TopicKind::Source { .. });
+                let series = InputSeries::new(&self.metrics, e.topic(), e.partition(), source);
+                if let Some(&records) = lags.get(&(e.topic().to_string(), e.partition())) {
+                    series.set_lag(records);
+                }
+                slot.insert(InputPartition::new(self.assignment_epoch, series));
                 added.insert(key);
             }
         }
-        tracing::info!(partitions = added.len(), "assigned {} partition(s): {}", added.len(), self.describe(&added));
+        PartitionsAssigned { count: added.len(), described: &self.describe(&added) }.emit(&self.metrics);
         for qi in 0..self.queries.len() {
             self.create_prepare_tasks(qi, &added);
             let candidates: BTreeSet<i32> = added
                 .iter()
-                .filter(|(ti, _)| self.queries[qi].source_topic.contains(ti) || self.queries[qi].repartition.contains(&Some(*ti)))
-                .map(|(_, p)| *p)
+                .filter(|id| self.queries[qi].source_topic.contains(&id.topic) || self.queries[qi].repartition.contains(&Some(id.topic)))
+                .map(|id| id.partition)
                 .collect();
             for p in candidates {
                 if self.queries[qi].tasks.get(p as usize).is_none_or(Option::is_some) || !self.task_inputs_present(qi, p) {
@@ -52,22 +60,22 @@ impl Engine {
     }
 
     /// The inputs task (query, p) reads, per side.
-    fn task_inputs(&self, qi: usize, p: i32) -> Vec<(usize, i32)> {
+    fn task_inputs(&self, qi: usize, p: i32) -> Vec<InputId> {
         let q = &self.queries[qi];
-        (0..q.source_topic.len()).map(|side| (q.repartition[side].unwrap_or(q.source_topic[side]), p)).collect()
+        (0..q.source_topic.len()).map(|side| InputId::new(q.repartition[side].unwrap_or(q.source_topic[side]), p)).collect()
     }
 
     fn task_inputs_present(&self, qi: usize, p: i32) -> bool {
         self.task_inputs(qi, p).iter().all(|k| self.inputs.contains_key(k))
     }
 
-    fn create_prepare_tasks(&mut self, qi: usize, added: &BTreeSet<(usize, i32)>) {
+    fn create_prepare_tasks(&mut self, qi: usize, added: &BTreeSet<InputId>) {
         let q = &self.queries[qi];
         let mut created = Vec::new();
         for (side, rep) in q.repartition.iter().enumerate() {
             let Some(rep) = rep else { continue };
             let source = q.source_topic[side];
-            for &(ti, p) in added {
+            for &InputId { topic: ti, partition: p } in added {
                 if ti != source || q.prepare[side].get(p as usize).is_none_or(Option::is_some) {
                     continue;
                 }
@@ -131,23 +139,17 @@ impl Engine {
             let result = self.restorer.restore(&mut task, &self.queries[qi].changelog, &self.writer);
             self.status.restoring(-1);
             let restored = result?;
-            let n = restored.from_sled + restored.from_changelog;
-            self.metrics.restore_records.with_label_values(&[&plan.name]).inc_by(n);
-            self.metrics.restore_duration.with_label_values(&[&plan.name]).observe(started.elapsed().as_secs_f64());
             self.summary.restored_from_changelog += restored.from_changelog;
             self.summary.restored_from_sled += restored.from_sled;
-            tracing::info!(
-                query = %plan.name,
-                partition = p,
-                sled = restored.from_sled,
-                changelog = restored.from_changelog,
-                rebuilt = restored.wiped,
-                "restored query {} partition {p}: {} entries from sled, {} from the changelog in {:?}",
-                plan.name,
-                restored.from_sled,
-                restored.from_changelog,
-                started.elapsed()
-            );
+            TaskRestored {
+                query: &plan.name,
+                partition: p,
+                from_sled: restored.from_sled,
+                from_changelog: restored.from_changelog,
+                rebuilt: restored.wiped,
+                elapsed: started.elapsed(),
+            }
+            .emit(&self.metrics);
         }
         Ok(task)
     }
@@ -159,67 +161,54 @@ impl Engine {
         tpl: &TopicPartitionList,
         lost: bool,
     ) -> Result<(), EngineError> {
-        self.metrics.rebalances.with_label_values(&[if lost { "lost" } else { "revoked" }]).inc();
         self.assignment_epoch += 1;
-        let r = if lost { self.abort_and_rewind(consumer) } else { self.advance().and_then(|()| self.commit(consumer)) };
+        let r = if lost {
+            self.abort_and_rewind(consumer, AbortReason::PartitionsLost)
+        } else {
+            self.advance().and_then(|()| self.commit(consumer))
+        };
         let mut removed = BTreeSet::new();
         for e in tpl.elements() {
             let Some(ti) = self.topic_index(e.topic()) else { continue };
-            if self.inputs.remove(&(ti, e.partition())).is_some() {
-                let _ = self.metrics.consumer_lag.remove_label_values(&[e.topic(), &e.partition().to_string()]);
-                removed.insert((ti, e.partition()));
+            // Dropping the input removes its series.
+            if self.inputs.remove(&InputId::new(ti, e.partition())).is_some() {
+                removed.insert(InputId::new(ti, e.partition()));
             }
         }
         for qi in 0..self.queries.len() {
             for p in 0..self.queries[qi].tasks.len() as i32 {
                 if self.queries[qi].tasks[p as usize].is_some() && self.task_inputs(qi, p).iter().any(|k| removed.contains(k)) {
-                    if let Some(t) = self.queries[qi].tasks[p as usize].take() {
-                        self.clear_task_metrics(&t);
-                    }
+                    // Dropping the task removes its series.
+                    self.queries[qi].tasks[p as usize] = None;
                 }
             }
             for side in 0..self.queries[qi].prepare.len() {
                 let source = self.queries[qi].source_topic[side];
                 for p in 0..self.queries[qi].prepare[side].len() {
-                    if removed.contains(&(source, p as i32)) {
+                    if removed.contains(&InputId::new(source, p as i32)) {
                         self.queries[qi].prepare[side][p] = None;
                     }
                 }
             }
         }
-        tracing::info!(
-            partitions = removed.len(),
-            lost,
-            "{} {} partition(s): {}",
-            if lost { "lost" } else { "revoked" },
-            removed.len(),
-            self.describe(&removed)
-        );
+        PartitionsRevoked { lost, count: removed.len(), described: &self.describe(&removed) }.emit(&self.metrics);
         self.update_assignment_gauge();
         r
     }
 
     fn update_assignment_gauge(&self) {
-        for (ti, t) in self.topics.iter().enumerate() {
+        for (ti, t) in self.topics.iter() {
             if matches!(t.kind, TopicKind::Source { .. }) {
-                let n = self.inputs.keys().filter(|(i, _)| *i == ti).count();
+                let n = self.inputs.range(InputId::all_of(ti)).count();
                 self.metrics.assigned_partitions.with_label_values(&[&t.topic]).set(n as i64);
             }
         }
     }
 
-    fn clear_task_metrics(&self, t: &QueryTask) {
-        let p = t.partition.to_string();
-        let _ = self.metrics.watermark.remove_label_values(&[&t.plan.name, &p]);
-        let _ = self.metrics.watermark_delay.remove_label_values(&[&t.plan.name, &p]);
-        let _ = self.metrics.state_entries.remove_label_values(&[&t.plan.name, t.operator_name(), &p]);
-        let _ = self.metrics.state_bytes.remove_label_values(&[&t.plan.name, t.operator_name(), &p]);
-    }
-
-    fn describe(&self, parts: &BTreeSet<(usize, i32)>) -> String {
+    fn describe(&self, parts: &BTreeSet<InputId>) -> String {
         let mut by_topic: std::collections::BTreeMap<&str, Vec<i32>> = std::collections::BTreeMap::new();
-        for (ti, p) in parts {
-            by_topic.entry(&self.topics[*ti].topic).or_default().push(*p);
+        for id in parts {
+            by_topic.entry(&self.topics[id.topic].topic).or_default().push(id.partition);
         }
         by_topic.iter().map(|(t, ps)| format!("{t}{ps:?}")).collect::<Vec<_>>().join(", ")
     }

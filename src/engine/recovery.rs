@@ -23,6 +23,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::Cause;
+use super::events::{
+    DuplicateInstance, InternalEvent, RecoveryGaveUp, RoomAgain, RunFailed, StateDirectoryRebuilt, StillNoRoom, StoppedWhileRecovering,
+    StorageFull,
+};
 use super::run::{run_once, RunContext};
 use super::{EngineError, RunOptions, RunSummary};
 use crate::metrics::{Metrics, Status};
@@ -86,7 +90,7 @@ fn supervise(
         };
         let Some(cause) = error.cause() else {
             if matches!(error, EngineError::DuplicateInstance { .. }) {
-                metrics.recoveries.with_label_values(&["duplicate_instance"]).inc();
+                DuplicateInstance.emit(metrics);
             }
             return Err(error);
         };
@@ -95,74 +99,47 @@ fn supervise(
             store = None;
         }
         if shutdown.load(Ordering::Acquire) {
-            return stopped_while(cause, total);
+            return stopped_while(cause, total, metrics);
         }
         if summary.commits > 0 || started.elapsed() >= HEALTHY_AFTER {
             failing_since = None;
             backoff = FIRST_BACKOFF;
             attempts = 0;
         }
-        metrics.recoveries.with_label_values(&[cause.label()]).inc();
         status.set_recovering(cause.label());
         if cause == Cause::StorageFull {
             // Not a failing recovery: nothing can be done but wait, and exiting would not
             // make room. The consumer has left the group, so another instance may take over.
-            tracing::warn!(
-                cause = cause.label(),
-                dir = %dir.display(),
-                error = %error,
-                "{}: stopped taking input and not ready until {ROOM_TO_RESUME} bytes can be written there again; then the store is reopened and restored from the changelogs: {error}",
-                describe(cause)
-            );
+            StorageFull { dir, needed: ROOM_TO_RESUME, error: &error }.emit(metrics);
             let waited = Instant::now();
-            if !wait_for_room(dir, shutdown) {
-                return stopped_while(cause, total);
+            if !wait_for_room(dir, shutdown, metrics) {
+                return stopped_while(cause, total, metrics);
             }
-            tracing::warn!(
-                cause = cause.label(),
-                waited_ms = waited.elapsed().as_millis() as u64,
-                "the state directory {} has room again after {:?}; starting the engine again in-process from the last commit",
-                dir.display(),
-                waited.elapsed()
-            );
+            RoomAgain { dir, waited: waited.elapsed() }.emit(metrics);
             (failing_since, backoff, attempts) = (None, FIRST_BACKOFF, 0);
             continue;
         }
         let since = *failing_since.get_or_insert(started);
         attempts += 1;
         if since.elapsed() >= limit {
-            metrics.recoveries.with_label_values(&["gave_up"]).inc();
-            tracing::error!(
-                cause = cause.label(),
-                attempts,
-                error = %error,
-                "giving up: {attempts} runs in a row ended in a fault over {:?} (kafka.recovery_limit {:?}); the last: {error}",
-                since.elapsed(),
-                limit
-            );
+            RecoveryGaveUp { cause, attempts, over: since.elapsed(), limit, error: &error }.emit(metrics);
             return Err(EngineError::Setup(format!(
                 "gave up recovering after {attempts} failed runs over {:?} (kafka.recovery_limit is {:?}); the last failure: {error}",
                 since.elapsed(),
                 limit
             )));
         }
-        tracing::warn!(
-            cause = cause.label(),
-            attempt = attempts,
-            error = %error,
-            "{}; starting the engine again in-process in {backoff:?} from the last commit (the uncommitted work is dropped): {error}",
-            describe(cause)
-        );
+        RunFailed { cause, attempt: attempts, backoff, error: &error }.emit(metrics);
         if !sleep_unless(shutdown, backoff) {
-            return stopped_while(cause, total);
+            return stopped_while(cause, total, metrics);
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
 /// A stop asked for while recovering: nothing uncommitted is lost, so it is a clean stop.
-fn stopped_while(cause: Cause, total: RunSummary) -> Result<RunSummary, EngineError> {
-    tracing::info!(cause = cause.label(), "stopping while recovering from {}", cause.label());
+fn stopped_while(cause: Cause, total: RunSummary, metrics: &Metrics) -> Result<RunSummary, EngineError> {
+    StoppedWhileRecovering { cause }.emit(metrics);
     Ok(total)
 }
 
@@ -181,14 +158,14 @@ fn open_once<'s>(
 
 /// Waits until `ROOM_TO_RESUME` bytes can be written in `dir`, looking every second and
 /// saying so every minute; false when `shutdown` is set first.
-fn wait_for_room(dir: &Path, shutdown: &AtomicBool) -> bool {
+fn wait_for_room(dir: &Path, shutdown: &AtomicBool, metrics: &Metrics) -> bool {
     let mut said = Instant::now();
     loop {
         let room = std::fs::create_dir_all(dir).and_then(|()| has_room(dir, ROOM_TO_RESUME));
         match room {
             Ok(()) => return true,
             Err(e) if said.elapsed() >= Duration::from_secs(60) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "still no room in the state directory {}: {e}", dir.display());
+                StillNoRoom { dir, error: &e }.emit(metrics);
                 said = Instant::now();
             }
             Err(_) => {}
@@ -196,19 +173,6 @@ fn wait_for_room(dir: &Path, shutdown: &AtomicBool) -> bool {
         if !sleep_unless(shutdown, Duration::from_secs(1)) {
             return false;
         }
-    }
-}
-
-/// One sentence naming what happened.
-fn describe(cause: Cause) -> &'static str {
-    match cause {
-        Cause::TransactionTimeout => "the transaction coordinator aborted a transaction that outlived kafka.transaction_timeout (a broker restart or a paused process) and fenced its producer epoch",
-        Cause::ProducerFailed => "the transactional producer failed",
-        Cause::ConsumerFailed => "the group consumer failed",
-        Cause::BrokerUnavailable => "the Kafka cluster is unreachable or did not answer in time",
-        Cause::RestoreStalled => "restoring state from a changelog made no progress",
-        Cause::StorageFull => "the disk under the state directory is full",
-        Cause::StateFailed => "the state store failed reading or writing its directory (it is reopened, and moved aside if it no longer opens)",
     }
 }
 
@@ -227,15 +191,7 @@ fn sleep_unless(shutdown: &AtomicBool, d: Duration) -> bool {
 fn open_state(dir: &Path, cache_bytes: u64, metrics: &Metrics) -> Result<StateStore, EngineError> {
     let (store, rebuilt) = StateStore::open_or_rebuild(dir, cache_bytes, KEEP_DAMAGED)?;
     if let Some((aside, why)) = rebuilt {
-        metrics.state_rebuilds.with_label_values(&["open_failed"]).inc();
-        tracing::warn!(
-            dir = %dir.display(),
-            moved_to = %aside.display(),
-            reason = %why,
-            "the state directory {} could not be opened ({why}); moved it to {} and rebuilding the state from the changelogs",
-            dir.display(),
-            aside.display()
-        );
+        StateDirectoryRebuilt { dir, moved_to: &aside, reason: &why }.emit(metrics);
     }
     Ok(store)
 }

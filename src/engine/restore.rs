@@ -10,7 +10,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use std::sync::Arc;
+
+use super::events::{InternalEvent, StateTreeDamaged};
 use super::EngineError;
+use crate::metrics::Metrics;
 use crate::runtime::task::QueryTask;
 use crate::state::{Changes, StateWriter};
 
@@ -33,12 +37,13 @@ pub struct Restorer {
     consumer: BaseConsumer,
     timeout: Duration,
     stall: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Restorer {
-    pub fn new(cfg: &ClientConfig, stall: Duration) -> Result<Restorer, EngineError> {
+    pub fn new(cfg: &ClientConfig, stall: Duration, metrics: Arc<Metrics>) -> Result<Restorer, EngineError> {
         let consumer = cfg.create().map_err(|e| EngineError::kafka("cannot create the restore consumer", e))?;
-        Ok(Restorer { consumer, timeout: Duration::from_secs(30), stall })
+        Ok(Restorer { consumer, timeout: Duration::from_secs(30), stall, metrics })
     }
 
     /// Restores `task` (which must be empty) from its tree and `changelog`'s partition.
@@ -53,9 +58,7 @@ impl Restorer {
             .map_err(|e| EngineError::kafka(format!("cannot read the offsets of changelog {changelog}[{partition}]"), e))?;
         // A tree whose bookkeeping or entries cannot be read is damaged: it is rebuilt from
         // the whole changelog (Kafka holds every byte of it).
-        let damaged = |what: String| {
-            tracing::warn!(tree = tree.name(), "state tree {} is damaged ({what}); rebuilding it from the changelog", tree.name());
-        };
+        let damaged = |what: String| StateTreeDamaged { tree: tree.name(), what: &what }.emit(&self.metrics);
         let (stored, written_at) = match (tree.changelog_offset(), tree.written_at_ms()) {
             (Ok(s), Ok(w)) => (s, w),
             (Err(e), _) | (_, Err(e)) => {

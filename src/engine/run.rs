@@ -1,7 +1,7 @@
 //! Start-up (topics, state, clients), the main loop, and an orderly shutdown.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Statistics, TopicPartitionList};
 
 use super::core::{Engine, EngineParts, QueryRuntime};
+use super::ids::TopicId;
 use super::restore::Restorer;
 use super::source::{TopicKind, TopicRuntime};
 use super::table::TableRuntime;
@@ -32,9 +33,11 @@ const BATCH: usize = 1024;
 /// Hands rebalances to the engine.
 pub struct EngineHandle {
     engine: Mutex<Engine>,
-    metrics: Arc<Metrics>,
     /// Every source starts from the latest offset when the group has none.
     latest: bool,
+    /// The engine's assignment epoch, readable without its lock: each polled record is
+    /// stamped with it (see [`Engine::is_current`]).
+    epoch: AtomicU64,
 }
 
 impl EngineHandle {
@@ -46,16 +49,20 @@ impl EngineHandle {
 impl RebalanceHandler for EngineHandle {
     fn on_revoke(&self, consumer: &BaseConsumer<GroupContext<Self>>, partitions: &TopicPartitionList, lost: bool) {
         let mut e = self.lock();
-        if let Err(err) = e.revoke(consumer, partitions, lost) {
+        let result = e.revoke(consumer, partitions, lost);
+        self.epoch.store(e.assignment_epoch, Ordering::Release);
+        if let Err(err) = result {
             e.fatal.get_or_insert(err);
         }
     }
 
     fn on_assign(&self, consumer: &BaseConsumer<GroupContext<Self>>, partitions: &TopicPartitionList) {
         // Before the assignment marks the engine ready, so a ready engine shows its lag.
-        self.seed_lag(consumer, partitions);
+        let lags = self.seed_lag(consumer, partitions);
         let mut e = self.lock();
-        if let Err(err) = e.assign(partitions) {
+        let result = e.assign(partitions, &lags);
+        self.epoch.store(e.assignment_epoch, Ordering::Release);
+        if let Err(err) = result {
             e.fatal.get_or_insert(err);
         }
     }
@@ -69,11 +76,13 @@ impl RebalanceHandler for EngineHandle {
                 }
                 // Before a partition's first record, the group's committed offset as the consumer fetched it.
                 let fetched = (part.committed_offset >= 0).then_some(part.committed_offset);
-                if let Some(committed) = e.committed_offset(topic, *p).or(fetched) {
+                // Only for a partition still assigned: a revoked one has no series left.
+                let Some(input) = e.input(topic, *p) else { continue };
+                if let Some(committed) = input.committed.or(fetched) {
                     // Lag against the last stable offset: transaction markers occupy offsets.
                     let end = if part.ls_offset >= 0 { part.ls_offset } else { part.hi_offset };
                     if end >= 0 {
-                        self.metrics.consumer_lag.with_label_values(&[topic, &p.to_string()]).set((end - committed).max(0));
+                        input.series.set_lag(end - committed);
                     }
                 }
             }
@@ -86,9 +95,10 @@ impl EngineHandle {
     /// statistics report (5 s) and for partitions with no records yet: the end offset (the
     /// last stable offset, for a read_committed consumer) minus the group's committed offset,
     /// or minus the start when nothing is committed.
-    fn seed_lag(&self, consumer: &BaseConsumer<GroupContext<Self>>, partitions: &TopicPartitionList) {
+    fn seed_lag(&self, consumer: &BaseConsumer<GroupContext<Self>>, partitions: &TopicPartitionList) -> HashMap<(String, i32), i64> {
         let timeout = Duration::from_secs(5);
         let committed = consumer.committed_offsets(partitions.clone(), timeout).ok();
+        let mut lags = HashMap::new();
         for el in partitions.elements() {
             let (topic, p) = (el.topic(), el.partition());
             let Ok((low, high)) = consumer.fetch_watermarks(topic, p, timeout) else { continue };
@@ -97,8 +107,9 @@ impl EngineHandle {
                 _ if self.latest => high,
                 _ => low,
             };
-            self.metrics.consumer_lag.with_label_values(&[topic, &p.to_string()]).set((high - from).max(0));
+            lags.insert((topic.to_string(), p), high - from);
         }
+        lags
     }
 }
 
@@ -258,14 +269,15 @@ fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), En
         init_transactions(&producer, &transactional_id)?;
     }
     let stall = config.kafka.transaction_timeout.std() * 3 + Duration::from_secs(30);
-    let restorer = Restorer::new(&client::plain_consumer(config, &format!("{}-{}-restore", config.app, opts.instance_id)), stall)?;
+    let restorer =
+        Restorer::new(&client::plain_consumer(config, &format!("{}-{}-restore", config.app, opts.instance_id)), stall, metrics.clone())?;
 
     let mut topics = TopicRuntime::sources(&pipeline, source_partitions, &metrics)?;
     let mut tables: Vec<TableRuntime> = Vec::new();
     let mut queries = Vec::new();
     for (qi, q) in pipeline.queries.iter().enumerate() {
-        let source_topic: Vec<usize> =
-            q.inputs.iter().map(|i| topics.iter().position(|t| *t.topic == *i.scan.topic).unwrap_or(0)).collect();
+        let source_topic: Vec<TopicId> =
+            q.inputs.iter().map(|i| TopicId(topics.iter().position(|t| *t.topic == *i.scan.topic).unwrap_or(0))).collect();
         let mut repartition = Vec::new();
         for side in 0..q.inputs.len() {
             repartition.push(layout.repartition_partitions[qi].map(|r| {
@@ -274,7 +286,7 @@ fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), En
                     partitions: r,
                     kind: TopicKind::Repartition { query: qi, side },
                 });
-                topics.len() - 1
+                TopicId(topics.len() - 1)
             }));
         }
         let table = match &q.body {
@@ -313,7 +325,7 @@ fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), En
         let upstreams = input_partitions(&pipeline, qi, &layout.operator_partitions, &source_partitions);
         // A side fed by a stage has no first-stage tasks over a source: the stage's tasks feed it.
         let counts: Vec<usize> = q.inputs.iter().zip(&upstreams).map(|(i, &n)| if i.scan.stage.is_some() { 0 } else { n }).collect();
-        let source_topic: Vec<usize> = source_topic
+        let source_topic: Vec<TopicId> = source_topic
             .iter()
             .zip(&repartition)
             .zip(&q.inputs)
@@ -338,8 +350,8 @@ fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), En
                 .map(|s| layout.operator_partitions.get(s).copied().unwrap_or(1))
                 .sum();
             Some(super::core::FeedTarget {
-                topic: topics[ti].topic.clone(),
-                partitions: topics[ti].partitions,
+                topic: topics[ti.0].topic.clone(),
+                partitions: topics[ti.0].partitions,
                 input: d.plan.inputs.get(feed.side)?.clone(),
                 upstream_offset: offset,
                 upstreams: *d.upstreams.get(feed.side)?,
@@ -370,10 +382,10 @@ fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), En
         tables: super::table::TableSet(tables),
         queries,
         transactional_id,
-        metrics: metrics.clone(),
+        metrics,
         status: status.clone(),
     });
-    let handle = EngineHandle { engine: Mutex::new(engine), metrics, latest: start == StartFrom::Latest };
+    let handle = EngineHandle { engine: Mutex::new(engine), latest: start == StartFrom::Latest, epoch: AtomicU64::new(0) };
     let mut consumer_config = client::group_consumer(config, &opts.instance_id, exactly_once, start);
     if opts.stop_at_end && !config.kafka.properties.contains_key("fetch.wait.max.ms") {
         // A bounded run asks the broker for each partition's end when it reaches it; that
@@ -463,30 +475,25 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
             let most = if e.committing() { Duration::from_millis(5) } else { Duration::from_millis(100) };
             e.time_to_commit().clamp(Duration::from_millis(1), most)
         };
-        // Poll up to BATCH records, then hand them over as one batch per partition. Each
-        // record remembers the assignment it was polled under: one polled before a rebalance
-        // that re-created its partition is dropped (the consumer delivers it again).
+        // Poll up to BATCH records, then hand them over as one batch per partition, taking
+        // the engine's lock once (a rebalance callback inside a poll takes it too) and the
+        // clock only around the one poll that may wait. Each record remembers the assignment
+        // it was polled under: one polled before a rebalance that re-created its partition is
+        // dropped (the consumer delivers it again).
         let mut polled_batch: Vec<(rdkafka::message::BorrowedMessage<'_>, u64)> = Vec::with_capacity(BATCH);
         let mut stop: Option<EngineError> = None;
-        for i in 0..BATCH {
-            let polling = std::time::Instant::now();
-            let polled = consumer.poll(if i == 0 { wait } else { Duration::ZERO });
-            let waited = polling.elapsed();
-            let Some(polled) = polled else {
-                handle.lock().progress.poll += waited;
-                break;
-            };
-            let mut e = handle.lock();
-            e.progress.poll += waited;
-            if let Some(f) = e.fatal.take() {
-                return Err(f);
-            }
+        let polling = std::time::Instant::now();
+        let mut next = consumer.poll(wait);
+        handle.lock().progress.poll += polling.elapsed();
+        let mut polls = 1;
+        while let Some(polled) = next.take() {
             match polled {
-                Ok(m) => {
-                    let epoch = e.assignment_epoch;
-                    polled_batch.push((m, epoch));
-                }
+                Ok(m) => polled_batch.push((m, handle.epoch.load(Ordering::Acquire))),
                 Err(KafkaError::PartitionEOF(p)) => {
+                    let mut e = handle.lock();
+                    if let Some(f) = e.fatal.take() {
+                        return Err(f);
+                    }
                     // The partition's records so far must be counted before its end is noted.
                     let current: Vec<&rdkafka::message::BorrowedMessage<'_>> =
                         polled_batch.iter().filter(|(m, ep)| e.is_current(m.topic(), m.partition(), *ep)).map(|(m, _)| m).collect();
@@ -499,6 +506,7 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
                     e.on_eof(consumer, p);
                 }
                 Err(KafkaError::MessageConsumptionFatal(code)) => {
+                    let e = handle.lock();
                     // A generic fatal code stands for the client's fatal error: name that one.
                     let code = match (code, consumer.client().fatal_error()) {
                         (rdkafka::error::RDKafkaErrorCode::Fatal, Some((underlying, _))) => underlying,
@@ -508,9 +516,16 @@ fn main_loop(consumer: &BaseConsumer<GroupContext<EngineHandle>>, shutdown: &Ato
                 }
                 Err(err) => tracing::warn!(error = %err, "consumer error: {err}"),
             }
+            if polls < BATCH {
+                polls += 1;
+                next = consumer.poll(Duration::ZERO);
+            }
         }
         if stop.is_none() && !polled_batch.is_empty() {
             let mut e = handle.lock();
+            if let Some(f) = e.fatal.take() {
+                return Err(f);
+            }
             let current: Vec<&rdkafka::message::BorrowedMessage<'_>> =
                 polled_batch.iter().filter(|(m, ep)| e.is_current(m.topic(), m.partition(), *ep)).map(|(m, _)| m).collect();
             if let Err(err) = e.on_messages(&current) {

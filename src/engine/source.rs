@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::EngineError;
 use crate::config::{PipelineConfig, SourceKind};
 use crate::formats::Decoder;
-use crate::metrics::Metrics;
+use crate::metrics::{InputSeries, Metrics};
 use crate::pipeline::Pipeline;
 use crate::runtime::source::{DeadLetters, SourceReader};
 use crate::sql::Exchange;
@@ -113,7 +113,6 @@ impl TopicRuntime {
 }
 
 /// One assigned partition of a consumed topic.
-#[derive(Debug, Default)]
 pub struct InputPartition {
     /// The offset to commit: after the last record processed (or past trailing markers).
     pub next_offset: Option<i64>,
@@ -130,9 +129,24 @@ pub struct InputPartition {
     /// The engine's assignment epoch when this partition was assigned: records polled before
     /// it belong to an earlier assignment and are dropped (the consumer reads them again).
     pub since_epoch: u64,
+    /// Its lag and consumed records, removed when it is revoked.
+    pub series: InputSeries,
 }
 
 impl InputPartition {
+    pub fn new(since_epoch: u64, series: InputSeries) -> InputPartition {
+        InputPartition {
+            next_offset: None,
+            committed: None,
+            purged: None,
+            at_end: false,
+            consumed: 0,
+            sealed_consumed: 0,
+            since_epoch,
+            series,
+        }
+    }
+
     /// Offsets not yet committed.
     pub fn uncommitted(&self) -> Option<i64> {
         match (self.next_offset, self.committed) {

@@ -56,6 +56,14 @@ pub fn group_consumer(c: &PipelineConfig, instance: &str, exactly_once: bool, st
     if !c.kafka.properties.contains_key("fetch.queue.backoff.ms") {
         cfg.set("fetch.queue.backoff.ms", "10");
     }
+    // librdkafka prefetches until each partition's local queue holds queued.min.messages
+    // (100,000 by default): with 4 partitions of small records that alone was ~40 MB of
+    // RSS. 10,000 is 100 ms of input at 100K records/s per partition, refilled every
+    // fetch.queue.backoff.ms; the end-to-end tutorial benchmark read as fast with it
+    // (docs/benchmarks.md, change 11).
+    if !c.kafka.properties.contains_key("queued.min.messages") {
+        cfg.set("queued.min.messages", "10000");
+    }
     cfg
 }
 

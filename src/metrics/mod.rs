@@ -4,6 +4,7 @@
 
 mod names;
 pub mod progress;
+mod series;
 pub mod server;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,6 +13,7 @@ use std::sync::Mutex;
 use prometheus::{GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub use names::*;
+pub use series::{InputSeries, TaskSeries};
 
 /// The process's metrics.
 pub struct Metrics {
@@ -146,13 +148,13 @@ impl Metrics {
             recoveries: counter(
                 &r,
                 RECOVERIES,
-                "Runs of the engine ended by a fault, by outcome: the cause recovered from in-process (transaction_timeout, producer_failed, consumer_failed, broker_unavailable, restore_stalled) or why the process exits (gave_up, duplicate_instance).",
+                "Runs of the engine ended by a fault, by outcome: the cause recovered from in-process (transaction_timeout, producer_failed, consumer_failed, broker_unavailable, restore_stalled, storage_full, state_failed) or why the process exits (gave_up, duplicate_instance).",
                 &["outcome"],
             )?,
             state_rebuilds: counter(
                 &r,
                 STATE_REBUILDS,
-                "State directories moved aside and rebuilt from the changelogs (reason: open_failed).",
+                "State rebuilt from the changelogs, by reason: a directory that did not open and was moved aside (open_failed), a tree that could not be read (tree_damaged).",
                 &["reason"],
             )?,
             registry: r,
@@ -178,6 +180,7 @@ impl Metrics {
             m.recoveries.with_label_values(&[outcome]);
         }
         m.state_rebuilds.with_label_values(&["open_failed"]);
+        m.state_rebuilds.with_label_values(&["tree_damaged"]);
         Ok(m)
     }
 

@@ -23,7 +23,7 @@ use super::rowexpr::RowExpr;
 use super::{forward, watermark_text, Out, RecordRef, RuntimeError, SendFailed, Tables, H_WATERMARK};
 use crate::config::OutputMode;
 use crate::expr::{true_rows, Scalar};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TaskSeries};
 use crate::operators::dedup::{Dedup, DedupMode};
 use crate::operators::join::{IntervalJoin, JoinType};
 use crate::operators::session::SessionAggregate;
@@ -138,6 +138,8 @@ pub struct QueryTask {
     key: Vec<u8>,
     pub stats: CycleStats,
     late_counter: IntCounter,
+    /// This task's own series (watermark, state size), removed when the task goes.
+    series: TaskSeries,
 }
 
 /// The operator of a query plan (none for stateless plans), as tasks build it.
@@ -266,6 +268,7 @@ impl QueryTask {
             key: Vec::new(),
             stats: CycleStats::default(),
             late_counter: metrics.late_records.with_label_values(&[&plan.name]),
+            series: TaskSeries::new(metrics, &plan.name, plan.is_stateful().then(|| plan.operator_name()), partition),
             plan,
         }
     }
@@ -295,9 +298,14 @@ impl QueryTask {
         }
     }
 
-    /// The cycle committed at `now_ms`: observe the end-to-end latencies of its rows.
-    pub fn observe_latencies(&mut self, now_ms: i64) {
+    /// The cycle committed at `now_ms`: observe the end-to-end latencies of its rows, and
+    /// publish the task's watermark and state size.
+    pub fn publish_metrics(&mut self, now_ms: i64) {
         self.output.observe_latencies(now_ms);
+        let wm = self.watermark();
+        let wm = (wm != crate::time::NO_WATERMARK && wm != i64::MAX).then_some(wm);
+        let (entries, bytes) = if self.is_stateful() { (self.state_entries(), self.state_bytes()) } else { (0, 0) };
+        self.series.publish(wm, now_ms as f64 / 1000.0, entries, bytes);
     }
 
     pub fn state_bytes(&self) -> usize {

@@ -354,6 +354,20 @@ fn aggregate_functions_match_spark() {
     check("functions_aggregate");
 }
 
+/// first/last/first_value/last_value/any_value with and without isIgnoreNull, over columns
+/// with nulls: the first (last) row's value, or the first (last) value that is not null.
+#[test]
+fn first_and_last_ignoring_nulls_match_spark() {
+    check("functions_first_last");
+}
+
+/// The exact percentile (a number and an array of them), median, and mode with Spark's
+/// deterministic tie-break (the smallest of the most frequent), over columns with nulls.
+#[test]
+fn exact_percentiles_median_and_mode_match_spark() {
+    check("functions_percentile");
+}
+
 /// Nested JSON: struct field access, array and map subscripts, element_at, size, whole
 /// structs, arrays and maps in the output.
 #[test]
@@ -432,8 +446,10 @@ fn every_recorded_query_is_checked() {
             "dedup_within_watermark",
             "functions_aggregate",
             "functions_datetime",
+            "functions_first_last",
             "functions_hash",
             "functions_math",
+            "functions_percentile",
             "functions_string",
             "nested_explode",
             "nested_explode_group",

@@ -28,6 +28,8 @@ pub struct UdafFactory {
     fields: Vec<FieldRef>,
     return_field: FieldRef,
     distinct: bool,
+    /// `IGNORE NULLS` was written after the call.
+    ignore_nulls: bool,
     name: String,
     arg_types: Vec<DataType>,
     state_types: Vec<DataType>,
@@ -39,6 +41,7 @@ impl UdafFactory {
     pub fn new(
         func: Arc<AggregateUDF>,
         distinct: bool,
+        ignore_nulls: bool,
         literals: &[Option<ScalarValue>],
         arg_types: &[DataType],
         result_type: &DataType,
@@ -74,6 +77,7 @@ impl UdafFactory {
             fields,
             return_field,
             distinct,
+            ignore_nulls,
             name: text.to_string(),
             arg_types: arg_types.to_vec(),
             state_types: state_fields.iter().map(|f| f.data_type().clone()).collect(),
@@ -87,7 +91,7 @@ impl UdafFactory {
             .accumulator(AccumulatorArgs {
                 return_field: self.return_field.clone(),
                 schema: &self.schema,
-                ignore_nulls: false,
+                ignore_nulls: self.ignore_nulls,
                 order_bys: &[],
                 is_reversed: false,
                 name: &self.name,

@@ -5,8 +5,10 @@
 
 pub mod aggregate;
 pub mod cast;
+pub mod first_last;
 pub mod functions;
 pub mod listing;
+pub mod percentile;
 pub mod ranking;
 pub mod registry;
 pub mod udafs;

@@ -59,8 +59,6 @@ const SPARK_ALIASES: &[(&str, &str)] = &[
     ("power", "pow"),
     ("variance", "var_samp"),
     ("std", "stddev"),
-    ("first", "first_value"),
-    ("last", "last_value"),
     ("approx_count_distinct", "approx_distinct"),
     ("every", "bool_and"),
     ("some", "bool_or"),

@@ -1,5 +1,6 @@
 //! Spark aggregates DataFusion lacks, as DataFusion aggregate functions: `max_by`, `min_by`
-//! and `percentile_approx`. `percentile_approx` keeps a window's values and answers exactly
+//! and `percentile_approx` (and, from first_last.rs and percentile.rs, `first`/`last` with
+//! `isIgnoreNull`, the exact `percentile`, `median` and `mode`). `percentile_approx` keeps a window's values and answers exactly
 //! what Spark's quantile summary answers while it holds every value (Spark's accuracy 10000
 //! means a relative rank error of at most 1/10000; eddy's answer has none).
 
@@ -282,6 +283,10 @@ pub fn all() -> Vec<Arc<AggregateUDF>> {
         Arc::new(AggregateUDF::new_from_impl(By { max: false, signature: Signature::user_defined(Volatility::Immutable) })),
         Arc::new(AggregateUDF::new_from_impl(Percentile { signature: Signature::user_defined(Volatility::Immutable) })),
     ]
+    .into_iter()
+    .chain(super::first_last::all())
+    .chain(super::percentile::all())
+    .collect()
 }
 
 /// What `eddy functions` says about them.
@@ -290,6 +295,6 @@ pub fn description(name: &str) -> Option<&'static str> {
         "max_by" => "max_by(x, y): x of the row with the largest y",
         "min_by" => "min_by(x, y): x of the row with the smallest y",
         "percentile_approx" => "percentile_approx(x, p[, accuracy]): the smallest x with at least p of the values at or below it (p a number or an array); exact",
-        _ => return None,
+        other => return super::first_last::description(other).or_else(|| super::percentile::description(other)),
     })
 }

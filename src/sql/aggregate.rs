@@ -191,8 +191,17 @@ fn aggregate_call(
         }
         let scalars = args.iter().map(|x| compile(x, df)).collect::<Result<Vec<_>, _>>()?;
         let n = scalars.len();
-        let factory = crate::expr::aggregate::UdafFactory::new(func.clone(), params.distinct, &literals, &arg_types, &result_type, &text)
-            .map_err(|e| SqlError::new(format!("{text}: {e}")))?;
+        let ignore_nulls = params.null_treatment == Some(datafusion_expr::expr::NullTreatment::IgnoreNulls);
+        let factory = crate::expr::aggregate::UdafFactory::new(
+            func.clone(),
+            params.distinct,
+            ignore_nulls,
+            &literals,
+            &arg_types,
+            &result_type,
+            &text,
+        )
+        .map_err(|e| SqlError::new(format!("{text}: {e}")))?;
         (Some(Arc::new(factory)), scalars, n)
     } else if kind == AggregateKind::CountStar {
         (None, vec![Scalar::null()], 1)

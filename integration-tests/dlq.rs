@@ -271,13 +271,25 @@ fn without_a_dead_letter_topic_bad_records_are_skipped_and_counted_or_stop_the_p
     check_json(&jexp, &json_output(&broker.bootstrap, &format!("{jt}-out")));
     check_csv(&cexp, &csv_output(&broker.bootstrap, &format!("{ct}-out")));
 
-    let text = pipeline(&unique("fail-app"), &broker.bootstrap, &jt, &ct, &temp_dir("fail"), false, "fail");
+    let app = unique("fail-app");
+    let text = pipeline(&app, &broker.bootstrap, &jt, &ct, &temp_dir("fail"), false, "fail");
     let opts = RunOptions { instance_id: "a".into(), stop_at_end: true, flush_at_end: true, inject_abort_every: None };
-    match Running::start_with(broker.plan(&text, 2), opts).result() {
-        Err(EngineError::DecodeFailure { topic, message, .. }) => {
+    let stopped_at = |result| match result {
+        Err(EngineError::DecodeFailure { topic, partition, offset, message, .. }) => {
             assert!(topic == jt || topic == ct, "{topic}");
             assert!(!message.is_empty());
+            (topic, partition, offset)
         }
         other => panic!("on_error: fail stops the pipeline at the first bad record, got {other:?}"),
-    }
+    };
+    let (topic, partition, offset) = stopped_at(Running::start_with(broker.plan(&text, 2), opts.clone()).result());
+    // Nothing at or after the bad record is committed (leaving the group after the failure
+    // commits nothing), so the pipeline started again stops at the same record, not past it.
+    let committed = group_offsets(&broker.bootstrap, &app, &topic, 2)[partition as usize];
+    assert!(committed <= offset, "{topic}[{partition}] committed up to {committed}, past the bad record at {offset}");
+    assert_eq!(
+        stopped_at(Running::start_with(broker.plan(&text, 2), opts).result()),
+        (topic, partition, offset),
+        "started again, it stops at the same bad record"
+    );
 }

@@ -107,6 +107,11 @@ pub struct Engine {
     /// `kafka.transaction_timeout`: a transaction older than this may have been aborted by
     /// its coordinator.
     pub(super) transaction_timeout: Duration,
+    /// The run ended in a failure: nothing may be committed any more, not even by the
+    /// revocation that leaving the group brings. What was read since the last commit may be
+    /// half processed (offsets advance before a batch is processed) or, when a commit's end
+    /// failed, held back from the producer; the next run starts from the last commit.
+    pub(super) failed: bool,
 }
 
 /// What the engine needs to be built.
@@ -193,6 +198,7 @@ impl Engine {
             clock: Instant::now(),
             last_idle_check: Instant::now(),
             last_purge: Instant::now(),
+            failed: false,
         }
     }
 

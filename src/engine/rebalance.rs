@@ -154,7 +154,8 @@ impl Engine {
         Ok(task)
     }
 
-    /// Partitions are being revoked: commit (or, when lost, abort) first, then drop them.
+    /// Partitions are being revoked: commit (or, when lost, abort) first, then drop them;
+    /// after the run failed, neither (see `Engine::failed`).
     pub fn revoke<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
@@ -162,7 +163,10 @@ impl Engine {
         lost: bool,
     ) -> Result<(), EngineError> {
         self.assignment_epoch += 1;
-        let r = if lost {
+        let r = if self.failed {
+            // The run ended in a failure: its uncommitted work goes with it, uncommitted.
+            Ok(())
+        } else if lost {
             self.abort_and_rewind(consumer, AbortReason::PartitionsLost)
         } else {
             self.advance().and_then(|()| self.commit(consumer))

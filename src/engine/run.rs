@@ -405,6 +405,7 @@ fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), En
     let state_failed = matches!(result, Err(EngineError::State(_)));
     let summary = {
         let mut e = consumer.context().handler.lock();
+        e.failed = result.is_err();
         if result.is_ok() {
             if let Err(err) = e.advance() {
                 tracing::warn!(error = %err, "could not fire windows while shutting down: {err}");

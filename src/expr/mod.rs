@@ -4,6 +4,7 @@
 //! tasks evaluate them on batches. Depends on `types` and `time` only.
 
 pub mod aggregate;
+pub mod approx_distinct;
 pub mod cast;
 pub mod first_last;
 pub mod functions;

@@ -59,7 +59,6 @@ const SPARK_ALIASES: &[(&str, &str)] = &[
     ("power", "pow"),
     ("variance", "var_samp"),
     ("std", "stddev"),
-    ("approx_count_distinct", "approx_distinct"),
     ("every", "bool_and"),
     ("some", "bool_or"),
     ("any", "bool_or"),

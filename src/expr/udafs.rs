@@ -286,6 +286,7 @@ pub fn all() -> Vec<Arc<AggregateUDF>> {
     .into_iter()
     .chain(super::first_last::all())
     .chain(super::percentile::all())
+    .chain(std::iter::once(super::approx_distinct::udaf()))
     .collect()
 }
 
@@ -295,6 +296,7 @@ pub fn description(name: &str) -> Option<&'static str> {
         "max_by" => "max_by(x, y): x of the row with the largest y",
         "min_by" => "min_by(x, y): x of the row with the smallest y",
         "percentile_approx" => "percentile_approx(x, p[, accuracy]): the smallest x with at least p of the values at or below it (p a number or an array); exact",
+        "approx_count_distinct" => "approx_count_distinct(x[, rsd]): the approximate number of distinct x (HyperLogLog, any type; rsd is accepted, the precision is fixed at ~0.8%)",
         other => return super::first_last::description(other).or_else(|| super::percentile::description(other)),
     })
 }

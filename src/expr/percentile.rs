@@ -7,13 +7,15 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion_common::{plan_err, Result, ScalarValue};
 use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
 use datafusion_physical_expr::expressions::Literal;
 use datafusion_physical_expr::PhysicalExpr;
+
+use super::udafs::{merge_values, push_values};
 
 /// Which statistic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,15 +136,6 @@ struct OrderStatAcc {
 }
 
 impl OrderStatAcc {
-    fn push(&mut self, xs: &ArrayRef) -> Result<()> {
-        for i in 0..xs.len() {
-            if xs.is_valid(i) {
-                self.values.push(ScalarValue::try_from_array(xs, i)?);
-            }
-        }
-        Ok(())
-    }
-
     fn mode(&self) -> ScalarValue {
         let mut sorted: Vec<&ScalarValue> = self.values.iter().collect();
         sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal));
@@ -162,7 +155,7 @@ impl OrderStatAcc {
 
 impl Accumulator for OrderStatAcc {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.push(&values[0])
+        push_values(&mut self.values, &values[0])
     }
     fn evaluate(&mut self) -> Result<ScalarValue> {
         if self.stat == Stat::Mode {
@@ -192,13 +185,7 @@ impl Accumulator for OrderStatAcc {
         Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(&self.values, &self.data_type))])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let lists = states[0].as_list::<i32>();
-        for i in 0..lists.len() {
-            if lists.is_valid(i) {
-                self.push(&lists.value(i))?;
-            }
-        }
-        Ok(())
+        merge_values(&mut self.values, states)
     }
 }
 

@@ -125,15 +125,27 @@ struct PercentileAcc {
     values: Vec<ScalarValue>,
 }
 
-impl PercentileAcc {
-    fn push(&mut self, xs: &ArrayRef) -> Result<()> {
-        for i in 0..xs.len() {
-            if xs.is_valid(i) {
-                self.values.push(ScalarValue::try_from_array(xs, i)?);
-            }
+impl PercentileAcc {}
+
+/// Appends the values of `xs` that are not null (Spark's order statistics leave nulls out).
+pub(super) fn push_values(values: &mut Vec<ScalarValue>, xs: &ArrayRef) -> Result<()> {
+    for i in 0..xs.len() {
+        if xs.is_valid(i) {
+            values.push(ScalarValue::try_from_array(xs, i)?);
         }
-        Ok(())
     }
+    Ok(())
+}
+
+/// Appends the values of every group state in `states[0]` (lists of values).
+pub(super) fn merge_values(values: &mut Vec<ScalarValue>, states: &[ArrayRef]) -> Result<()> {
+    let lists = states[0].as_list::<i32>();
+    for i in 0..lists.len() {
+        if lists.is_valid(i) {
+            push_values(values, &lists.value(i))?;
+        }
+    }
+    Ok(())
 }
 
 /// A value as the double Spark's percentile summary keeps.
@@ -186,7 +198,7 @@ fn percentages(e: &Arc<dyn datafusion_physical_expr::PhysicalExpr>) -> Result<(V
 
 impl Accumulator for PercentileAcc {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.push(&values[0])
+        push_values(&mut self.values, &values[0])
     }
     fn evaluate(&mut self) -> Result<ScalarValue> {
         // Spark's summary holds doubles: values are compared, and answered, as doubles (a long
@@ -223,13 +235,7 @@ impl Accumulator for PercentileAcc {
         Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(&self.values, &self.data_type))])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let lists = states[0].as_list::<i32>();
-        for i in 0..lists.len() {
-            if lists.is_valid(i) {
-                self.push(&lists.value(i))?;
-            }
-        }
-        Ok(())
+        merge_values(&mut self.values, states)
     }
 }
 

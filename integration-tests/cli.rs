@@ -50,6 +50,27 @@ fn a_bad_pipeline_exits_2_with_file_line_and_column() {
 }
 
 #[test]
+fn validate_warns_about_an_unbounded_complete_mode_table_and_names_the_field() {
+    let good = std::fs::read_to_string(example("tutorial.yaml")).unwrap();
+    let complete = write_temp("complete.yaml", &good.replace("output_mode: append", "output_mode: complete"));
+    let out = eddy(&["validate", "-c", &complete]);
+    assert!(out.status.success(), "a warning, not an error: {}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: query hourly_counts: complete mode keeps every window for ever"), "{err}");
+    assert!(err.contains("sinks.counts.retention"), "{err}");
+    assert!(err.contains(&format!("{complete}:25:18")), "points at output_mode: {err}");
+    let bounded = write_temp("bounded.yaml", &good.replace("output_mode: append", "output_mode: complete\n    retention: 7d"));
+    let out = eddy(&["validate", "-c", &bounded]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "bounded: no warning");
+    let wrong = write_temp("wrong.yaml", &good.replace("output_mode: append", "output_mode: update\n    retention: 7d"));
+    let out = eddy(&["validate", "-c", &wrong]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("retention bounds a complete-mode result table") && err.contains(&format!("{wrong}:26:")), "{err}");
+}
+
+#[test]
 fn explain_prints_the_plan() {
     let out = eddy(&["explain", "-c", &example("tutorial.yaml")]);
     assert!(out.status.success());

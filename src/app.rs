@@ -48,6 +48,9 @@ pub async fn run(
     grace: Duration,
     on_listen: impl FnOnce(SocketAddr),
 ) -> Result<RunSummary, AppError> {
+    for w in pipeline.warnings() {
+        tracing::warn!("{}", w.message);
+    }
     let listen = pipeline.config().http.listen.clone();
     let (addr, serve) = server::bind(&listen, handles.metrics.clone(), handles.status.clone())
         .await

@@ -105,6 +105,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(f) => match pipeline::load(&f.config) {
             Ok(p) => {
+                for w in p.warnings() {
+                    eprintln!("{w}");
+                }
                 // Stages of chained queries are counted with their query.
                 let n = p.queries.iter().filter(|q| q.feeds.is_none()).count();
                 println!("{}: ok ({n} quer{})", f.config.display(), if n == 1 { "y" } else { "ies" });

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::config::{self, Diagnostic, LoadedConfig, PathSeg, PipelineConfig};
-use crate::sql::{plan_query, PlanContext, QueryPlan, SinkInfo, SourceInfo, SqlError};
+use crate::sql::{plan_query, PlanBody, PlanContext, QueryPlan, SinkInfo, SourceInfo, SqlError};
 
 /// A loaded, validated pipeline.
 #[derive(Debug, Clone)]
@@ -18,6 +18,24 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn config(&self) -> &PipelineConfig {
         &self.loaded.config
+    }
+
+    /// What `validate` warns about: valid, but probably not what the user wants. A windowed
+    /// aggregation in complete mode without `retention` keeps every window for ever.
+    pub fn warnings(&self) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for q in self.queries.iter().filter(|q| q.feeds.is_none()) {
+            let PlanBody::Aggregate(a) = &q.body else { continue };
+            if q.output_mode == config::OutputMode::Complete && a.window.is_some() && a.retention.is_none() {
+                let message = format!(
+                    "query {}: complete mode keeps every window for ever, so its state and each commit's output grow with the stream; set sinks.{}.retention (e.g. \"7d\") to drop windows that long after the watermark passes them",
+                    q.name, q.sink
+                );
+                let at = [PathSeg::key("sinks"), PathSeg::key(&q.sink), PathSeg::key("output_mode")];
+                out.push(self.loaded.diagnostic_at(&at, message).into_warning());
+            }
+        }
+        out
     }
 
     /// Every query's plan, as `eddy explain` prints it.
@@ -95,7 +113,13 @@ fn plan_all(loaded: LoadedConfig) -> Result<Pipeline, Box<Diagnostic>> {
         let ctx = PlanContext {
             query_name: &q.name,
             sources: sources.clone(),
-            sink: SinkInfo { name: &q.sink, topic: &sink.topic, output_mode: sink.output_mode, key: sink.key.as_deref() },
+            sink: SinkInfo {
+                name: &q.sink,
+                topic: &sink.topic,
+                output_mode: sink.output_mode,
+                key: sink.key.as_deref(),
+                retention: sink.retention.map(|d| d.micros()),
+            },
             repartition_partitions: q.repartition_partitions,
         };
         let plan = plan_query(&q.sql, &ctx).map_err(|e| Box::new(sql_diagnostic(&loaded, i, &e)))?;

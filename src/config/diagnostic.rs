@@ -13,17 +13,24 @@ pub struct Diagnostic {
     pub message: String,
     /// The text of the line at `position`.
     pub source_line: Option<String>,
+    /// A warning: the file is valid, but probably not what the user wants.
+    pub warning: bool,
 }
 
 impl Diagnostic {
     pub fn new(file: &Path, text: &str, position: Option<(usize, usize)>, message: String) -> Diagnostic {
         let source_line = position.and_then(|(line, _)| text.lines().nth(line.saturating_sub(1))).map(str::to_string);
-        Diagnostic { file: file.to_path_buf(), position, message, source_line }
+        Diagnostic { file: file.to_path_buf(), position, message, source_line, warning: false }
     }
 
     /// An error about the file as a whole (it cannot be read, say).
     pub fn plain(file: &Path, message: String) -> Diagnostic {
-        Diagnostic { file: file.to_path_buf(), position: None, message, source_line: None }
+        Diagnostic { file: file.to_path_buf(), position: None, message, source_line: None, warning: false }
+    }
+
+    /// The same message as a warning.
+    pub fn into_warning(self) -> Diagnostic {
+        Diagnostic { warning: true, ..self }
     }
 
     pub fn line(&self) -> Option<usize> {
@@ -37,7 +44,7 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "error: {}", self.message)?;
+        writeln!(f, "{}: {}", if self.warning { "warning" } else { "error" }, self.message)?;
         match self.position {
             Some((line, column)) => {
                 writeln!(f, "  --> {}:{line}:{column}", self.file.display())?;

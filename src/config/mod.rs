@@ -222,6 +222,11 @@ pub struct SinkConfig {
     /// columns that appear in its select list.
     #[serde(default)]
     pub key: Option<Vec<String>>,
+    /// Complete mode over windows: how long after the watermark passes a window's end it is
+    /// still kept (and updated by late records). Older windows are dropped from the result
+    /// table, with a tombstone for their key. Default: every window is kept (Spark's rule).
+    #[serde(default)]
+    pub retention: Option<ConfigDuration>,
 }
 
 /// One streaming SQL query.
@@ -443,6 +448,21 @@ fn check(loaded: &LoadedConfig) -> Result<(), Diagnostic> {
                 &[PathSeg::key("sinks"), PathSeg::key(name), PathSeg::key("topic")],
                 format!("sink {name} writes to topic \"{}\", which a source of this pipeline reads: that would loop", sink.topic),
             ));
+        }
+        if let Some(r) = sink.retention {
+            let field = [PathSeg::key("sinks"), PathSeg::key(name), PathSeg::key("retention")];
+            if sink.output_mode != OutputMode::Complete {
+                return Err(at(
+                    &field,
+                    format!(
+                        "retention bounds a complete-mode result table; sink {name} uses output_mode {}, whose windows are dropped once final anyway. Remove retention or set output_mode: complete",
+                        sink.output_mode
+                    ),
+                ));
+            }
+            if r.micros() < 0 {
+                return Err(at(&field, "retention may not be negative".into()));
+            }
         }
     }
     let mut seen = std::collections::HashSet::new();

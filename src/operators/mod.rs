@@ -83,6 +83,10 @@ pub trait Operator: Send {
     /// A commit cycle ends: update and complete modes emit here.
     fn on_commit(&mut self, out: &mut Vec<Row>);
 
+    /// Result rows that left the result table since the last call (a complete-mode window
+    /// past its retention): the task writes a tombstone for each one's key.
+    fn take_retractions(&mut self, _out: &mut Vec<Row>) {}
+
     /// Calls `f(key, Some(value))` for each entry changed since the last call and
     /// `f(key, None)` for each entry deleted; afterwards nothing is pending.
     fn take_changes(&mut self, f: &mut ChangeSink<'_>);

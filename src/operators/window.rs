@@ -4,6 +4,10 @@
 //!
 //! State keys are `[0x01][window end, order-preserving][group key]`, values
 //! `[version][accumulators]`; a group without a window lives under window end `i64::MAX`.
+//!
+//! Complete mode keeps windows past the watermark (Spark's rule: the whole result table, late
+//! records included) for `retention` after their end, or for ever; a window it drops leaves
+//! its rows as retractions, which the task turns into tombstones.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +41,12 @@ pub struct WindowAggregate {
     key_count: usize,
     calls: Vec<CallSpec>,
     mode: OutputMode,
+    /// Complete mode: how long a window is kept after the watermark passes its end.
+    retention: Option<i64>,
+    /// Complete mode: the table changed since it was last emitted.
+    changed_since_emit: bool,
+    /// Result rows of groups dropped from a complete-mode table, not yet taken.
+    retracted: Vec<Row>,
     windows: BTreeMap<i64, Groups>,
     changed: Vec<(i64, Box<[u8]>)>,
     deleted: Vec<(i64, Box<[u8]>)>,
@@ -54,6 +64,9 @@ impl WindowAggregate {
             key_count,
             calls: CallSpec::of(calls),
             mode,
+            retention: None,
+            changed_since_emit: false,
+            retracted: Vec::new(),
             windows: BTreeMap::new(),
             changed: Vec::new(),
             deleted: Vec::new(),
@@ -62,6 +75,21 @@ impl WindowAggregate {
             key_bytes: 0,
             scratch_key: Vec::with_capacity(64),
             scratch_ends: Vec::with_capacity(4),
+        }
+    }
+
+    /// Complete mode: keep each window for `retention` after the watermark passes its end
+    /// (`None`: for ever).
+    pub fn with_retention(mut self, retention: Option<i64>) -> WindowAggregate {
+        self.retention = retention;
+        self
+    }
+
+    /// Windows ending at or before this are closed: a record for them is late.
+    fn closed_through(&self, watermark: i64) -> i64 {
+        match self.mode {
+            OutputMode::Complete => self.retention.map_or(i64::MIN, |r| watermark.saturating_sub(r)),
+            OutputMode::Append | OutputMode::Update => watermark,
         }
     }
 
@@ -92,6 +120,7 @@ impl WindowAggregate {
             group.dirty = true;
             self.changed.push((end, self.scratch_key.clone().into_boxed_slice()));
         }
+        self.changed_since_emit = true;
         if self.mode == OutputMode::Update && !group.updated {
             group.updated = true;
             self.updated.push((end, self.scratch_key.clone().into_boxed_slice()));
@@ -155,9 +184,10 @@ impl Operator for WindowAggregate {
             }
             Some(spec) => {
                 self.scratch_ends.clear();
+                let closed = self.closed_through(watermark);
                 let ends = &mut self.scratch_ends;
                 assign_windows(&spec, ts, |_, end| {
-                    if end > watermark {
+                    if end > closed {
                         ends.push(end);
                     }
                 });
@@ -177,19 +207,21 @@ impl Operator for WindowAggregate {
         if self.window.is_none() {
             return;
         }
+        let closed = self.closed_through(watermark);
         while let Some(entry) = self.windows.first_entry() {
-            if *entry.key() > watermark {
+            if *entry.key() > closed {
                 break;
             }
             let (end, groups) = entry.remove_entry();
             for (key, group) in groups {
-                let emit = match self.mode {
-                    OutputMode::Append => true,
-                    OutputMode::Update => group.updated,
-                    OutputMode::Complete => false,
-                };
-                if emit {
-                    out.push(self.result_row(end, &key, &group));
+                match self.mode {
+                    OutputMode::Append => out.push(self.result_row(end, &key, &group)),
+                    OutputMode::Update if group.updated => out.push(self.result_row(end, &key, &group)),
+                    OutputMode::Update => {}
+                    OutputMode::Complete => {
+                        self.retracted.push(self.result_row(end, &key, &group));
+                        self.changed_since_emit = true;
+                    }
                 }
                 self.remove_group(end, key, &group);
             }
@@ -209,7 +241,10 @@ impl Operator for WindowAggregate {
                     }
                 }
             }
+            // The whole table, once something in it changed (Spark runs no batch without data).
+            OutputMode::Complete if !self.changed_since_emit => {}
             OutputMode::Complete => {
+                self.changed_since_emit = false;
                 for (end, groups) in &self.windows {
                     for (key, group) in groups {
                         out.push(self.result_row(*end, key, group));
@@ -217,6 +252,10 @@ impl Operator for WindowAggregate {
                 }
             }
         }
+    }
+
+    fn take_retractions(&mut self, out: &mut Vec<Row>) {
+        out.append(&mut self.retracted);
     }
 
     fn take_changes(&mut self, f: &mut ChangeSink<'_>) {
@@ -295,6 +334,8 @@ impl Operator for WindowAggregate {
         self.changed.clear();
         self.deleted.clear();
         self.updated.clear();
+        self.retracted.clear();
+        self.changed_since_emit = false;
         self.entries = 0;
         self.key_bytes = 0;
     }

@@ -1,6 +1,8 @@
 //! A query's output: result columns (Arrow arrays) encoded row by row in the sink's format
 //! (JSON unless set) and sent to the sink topic, keyed by the key columns as JSON (or the
 //! input record's key), counted per query, with the end-to-end latencies of each cycle.
+//! While retracting, rows leave the result table instead: each becomes a tombstone (its key,
+//! no value), so a compacted topic forgets it.
 
 use std::sync::Arc;
 
@@ -36,6 +38,8 @@ pub struct Output {
     key: Vec<u8>,
     /// A stage's output goes to the stage above instead of a sink.
     feed: Option<Feed>,
+    /// Rows sent now are retractions: tombstones of their keys.
+    retracting: bool,
 }
 
 /// The output of a stage: its rows, gathered per emit, become the input rows of the stage
@@ -65,7 +69,17 @@ impl Output {
             payload: Vec::with_capacity(256),
             key: Vec::with_capacity(64),
             feed: None,
+            retracting: false,
         }
+    }
+
+    /// Rows sent from now on are retractions (see the module's doc), until set back.
+    pub fn set_retracting(&mut self, on: bool) {
+        self.retracting = on;
+    }
+
+    pub fn retracting(&self) -> bool {
+        self.retracting
     }
 
     /// Sends this stage's rows to the stage above through `prepare`, instead of to a sink.
@@ -151,6 +165,10 @@ impl Output {
             _ => None,
         };
         let mut sent = 0;
+        if self.retracting && (self.feed.is_some() || self.key_encoder.is_none()) {
+            // A stage above, or a topic without keys, has nothing to forget by key.
+            return Ok(0);
+        }
         if let Some(feed) = &mut self.feed {
             for i in rows {
                 feed.rows.push(readers.iter().map(|r| r.value(i)).collect());
@@ -161,6 +179,7 @@ impl Output {
         for i in rows {
             self.payload.clear();
             match json {
+                _ if self.retracting => {}
                 // JSON straight from the arrays.
                 Some(j) => j.encode_cells(&readers, i, &mut self.payload),
                 None => {
@@ -181,7 +200,7 @@ impl Output {
                 topic: &self.topic,
                 partition: None,
                 key,
-                payload: Some(&self.payload),
+                payload: (!self.retracting).then_some(&self.payload[..]),
                 headers: &[],
                 timestamp: None,
                 slot: 0,
@@ -195,12 +214,17 @@ impl Output {
 
     /// Sends one row of output values (the row-at-a-time projection's result).
     pub fn send_values(&mut self, values: &[Value], out: &mut dyn Out) -> Result<(), SendFailed> {
+        if self.retracting && (self.feed.is_some() || self.key_encoder.is_none()) {
+            return Ok(());
+        }
         if let Some(feed) = &mut self.feed {
             feed.rows.push(values.to_vec());
             return Ok(());
         }
         self.payload.clear();
-        self.encoder.encode(values, &mut self.payload);
+        if !self.retracting {
+            self.encoder.encode(values, &mut self.payload);
+        }
         let key = match &self.key_encoder {
             Some(enc) => {
                 self.key.clear();
@@ -213,7 +237,7 @@ impl Output {
             topic: &self.topic,
             partition: None,
             key,
-            payload: Some(&self.payload),
+            payload: (!self.retracting).then_some(&self.payload[..]),
             headers: &[],
             timestamp: None,
             slot: 0,

@@ -163,7 +163,9 @@ fn operator(plan: &QueryPlan) -> Option<(Box<dyn Operator>, Post)> {
             };
             let op: Box<dyn Operator> = match a.window {
                 Some(WindowKind::Session { gap }) => Box::new(SessionAggregate::new(gap, a.key_count(), &a.aggregates, plan.output_mode)),
-                Some(WindowKind::Fixed(w)) => Box::new(WindowAggregate::new(Some(w), a.key_count(), &a.aggregates, plan.output_mode)),
+                Some(WindowKind::Fixed(w)) => {
+                    Box::new(WindowAggregate::new(Some(w), a.key_count(), &a.aggregates, plan.output_mode).with_retention(a.retention))
+                }
                 None => Box::new(WindowAggregate::new(None, a.key_count(), &a.aggregates, plan.output_mode)),
             };
             Some((op, post))
@@ -539,6 +541,7 @@ impl QueryTask {
             op.on_watermark(wm, &mut self.rows);
         }
         self.flush(ctx)?;
+        self.retract(ctx)?;
         // A stage tells the stage above how far its output is final.
         let idle = self.clock.all_idle();
         let out_wm = match &self.body {
@@ -578,11 +581,26 @@ impl QueryTask {
                 op.on_commit(&mut self.rows);
             }
             self.flush(ctx)?;
+            self.retract(ctx)?;
         }
         if let Some(feed) = self.output.feed_mut() {
             feed.send_markers(ctx.now, ctx.out)?;
         }
         Ok(())
+    }
+
+    /// Writes a tombstone for the key of each row that left the result table.
+    fn retract(&mut self, ctx: &mut Ctx<'_>) -> Result<(), RuntimeError> {
+        let Body::Operator { op, .. } = &mut self.body else { return Ok(()) };
+        let mut rows = Vec::new();
+        op.take_retractions(&mut rows);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.output.set_retracting(true);
+        let r = self.emit_results(&rows, ctx);
+        self.output.set_retracting(false);
+        r
     }
 
     /// Bounded runs: the local inputs are finished (remote ones learn it from markers).
@@ -607,6 +625,7 @@ impl QueryTask {
         let sent = match post {
             Post::Aggregate { fast: Some(fast), window_index, .. } => {
                 let mut values = Vec::with_capacity(fast.len());
+                let window_index = window_index.filter(|_| !self.output.retracting());
                 for r in rows {
                     if let Some(Value::Window { end, .. }) = window_index.and_then(|w| r.get(w)) {
                         self.output.emitted_at(*end);
@@ -636,13 +655,14 @@ impl QueryTask {
                 let agg_rows: Vec<Row> =
                     rows.iter().map(|r| row_map.iter().map(|&i| r.get(i).cloned().unwrap_or_default()).collect()).collect();
                 let batch = rows_to_batch(row_schema, &agg_rows).map_err(setup)?;
-                let kept = match having {
+                // A row leaving the table gets its tombstone whether or not it passed HAVING.
+                let kept = match having.as_ref().filter(|_| !self.output.retracting()) {
                     None => (0..rows.len() as u32).collect(),
                     Some(h) => true_rows(h.eval(&batch).map_err(|e| RuntimeError::Setup(format!("HAVING: {e}")))?.as_ref()),
                 };
-                if let Some(w) = window_index {
+                if let Some(w) = (*window_index).filter(|_| !self.output.retracting()) {
                     for &i in &kept {
-                        if let Some(Value::Window { end, .. }) = rows.get(i as usize).and_then(|r| r.get(*w)) {
+                        if let Some(Value::Window { end, .. }) = rows.get(i as usize).and_then(|r| r.get(w)) {
                             self.output.emitted_at(*end);
                         }
                     }

@@ -98,6 +98,7 @@ pub fn plan_aggregate(
             projection,
             row_schema: Arc::new(agg_schema.as_arrow().clone()),
             row_map,
+            retention: ctx.sink.retention,
         }),
         output,
         key_columns,
@@ -219,9 +220,14 @@ fn check_output_mode(window: Option<WindowKind>, input: &Input, ctx: &super::pla
             "a windowed aggregation needs a watermark, or its windows never close and its state grows forever: set sources.{}.watermark_delay (e.g. \"10m\")",
             source.name
         ))),
-        (Some(_), OutputMode::Complete) => Err(SqlError::new(format!(
-            "output_mode complete keeps every window forever (state grows without bound); use append or update for a windowed aggregation (sink {})",
+        (Some(WindowKind::Session { .. }), OutputMode::Complete) => Err(SqlError::new(format!(
+            "output_mode complete is not supported over session windows (a session's key changes as it grows); use append or update (sink {})",
             ctx.sink.name
+        ))),
+        (None, OutputMode::Complete) if ctx.sink.retention.is_some() => Err(SqlError::new(format!(
+            "sinks.{}.retention drops old windows, but this aggregation has no window: group by window({}, ...) or remove retention",
+            ctx.sink.name,
+            input.event_time_name()
         ))),
         (None, OutputMode::Append) => Err(SqlError::new(format!(
             "append mode emits a group once it is final, but a group without an event-time window is never final: add window({}, '1 hour') to GROUP BY, or set sinks.{}.output_mode to update or complete",

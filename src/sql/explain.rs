@@ -110,12 +110,19 @@ impl QueryPlan {
                     None => state(&mut s, "one row per group key"),
                 }
                 let emits = match (self.output_mode, a.window.is_some()) {
-                    (OutputMode::Append, _) => "each window once, when the watermark passes its end; then its state is deleted",
+                    (OutputMode::Append, _) => "each window once, when the watermark passes its end; then its state is deleted".to_string(),
                     (OutputMode::Update, true) => {
-                        "changed rows at every commit; a window's state is deleted when the watermark passes its end"
+                        "changed rows at every commit; a window's state is deleted when the watermark passes its end".to_string()
                     }
-                    (OutputMode::Update, false) => "changed rows at every commit",
-                    (OutputMode::Complete, _) => "every row at every commit",
+                    (OutputMode::Update, false) => "changed rows at every commit".to_string(),
+                    (OutputMode::Complete, false) => "every row at every commit that changed the table".to_string(),
+                    (OutputMode::Complete, true) => match a.retention {
+                        None => "every row at every commit that changed the table; windows are kept for ever (late records still count): state grows without bound".to_string(),
+                        Some(r) => format!(
+                            "every row at every commit that changed the table; a window is kept {} after the watermark passes its end, then deleted with a tombstone for its key",
+                            dur(r)
+                        ),
+                    },
                 };
                 let _ = writeln!(s, "    emits {emits}");
                 let mut agg_names: Vec<String> = a.key_names.clone();

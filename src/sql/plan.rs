@@ -180,6 +180,9 @@ pub struct AggregatePlan {
     pub projection: Vec<Scalar>,
     pub row_schema: SchemaRef,
     pub row_map: Vec<usize>,
+    /// Complete mode over windows: microseconds a window stays in the result table after the
+    /// watermark passes its end (`None`: for ever).
+    pub retention: Option<i64>,
 }
 
 impl AggregatePlan {

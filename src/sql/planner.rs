@@ -46,6 +46,9 @@ pub struct SinkInfo<'a> {
     pub topic: &'a str,
     pub output_mode: OutputMode,
     pub key: Option<&'a [String]>,
+    /// Complete mode over windows: microseconds a window is kept after the watermark passes
+    /// its end; `None` keeps every window.
+    pub retention: Option<i64>,
 }
 
 /// Everything a query is planned against.

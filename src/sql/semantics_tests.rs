@@ -34,7 +34,7 @@ pub(crate) fn eval_row(expr: &str, row: Vec<Value>) -> Result<Value, SqlError> {
             stage: false,
             primary_key: None,
         }],
-        sink: SinkInfo { name: "out", topic: "out", output_mode: OutputMode::Append, key: None },
+        sink: SinkInfo { name: "out", topic: "out", output_mode: OutputMode::Append, key: None, retention: None },
         repartition_partitions: None,
     };
     let plan = plan_query(&format!("SELECT {expr} AS v FROM t"), &ctx)?;

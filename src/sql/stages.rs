@@ -208,7 +208,7 @@ impl Cutter<'_, '_, '_> {
         let ctx = PlanContext {
             query_name: &name,
             sources: self.ctx.sources.iter().filter(|s| !s.stage).cloned().collect(),
-            sink: SinkInfo { name: "", topic: "", output_mode: OutputMode::Append, key: None },
+            sink: SinkInfo { name: "", topic: "", output_mode: OutputMode::Append, key: None, retention: None },
             repartition_partitions: self.ctx.repartition_partitions,
         };
         let mut plan = plan_with_stages(root, &ctx, self.chain)?;

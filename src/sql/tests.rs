@@ -106,7 +106,7 @@ impl Fixture {
                     primary_key: Some(&self.devices_pk),
                 },
             ],
-            sink: SinkInfo { name: "out", topic: "out", output_mode: mode, key: None },
+            sink: SinkInfo { name: "out", topic: "out", output_mode: mode, key: None, retention: None },
             repartition_partitions: None,
         }
     }
@@ -272,8 +272,18 @@ fn rejects_windowed_aggregation_without_a_watermark() {
     let f = Fixture::new();
     let e = plan_query(TUTORIAL, &f.ctx(OutputMode::Append, None)).unwrap_err();
     assert!(e.message.contains("needs a watermark") && e.message.contains("sources.events.watermark_delay"), "{}", e.message);
-    let e = plan_query(TUTORIAL, &f.ctx(OutputMode::Complete, Some(1))).unwrap_err();
-    assert!(e.message.contains("keeps every window forever"), "{}", e.message);
+    let plan = plan_query(TUTORIAL, &f.ctx(OutputMode::Complete, Some(1))).unwrap();
+    let PlanBody::Aggregate(a) = &plan.body else { panic!("not an aggregate") };
+    assert_eq!(a.retention, None, "complete mode over windows keeps every window, as Spark does");
+    let mut ctx = f.ctx(OutputMode::Complete, Some(1));
+    ctx.sink.retention = Some(MICROS_PER_HOUR);
+    let plan = plan_query(TUTORIAL, &ctx).unwrap();
+    let PlanBody::Aggregate(a) = &plan.body else { panic!("not an aggregate") };
+    assert_eq!(a.retention, Some(MICROS_PER_HOUR));
+    let e = plan_query("SELECT action, count(*) FROM events GROUP BY action", &ctx).unwrap_err();
+    assert!(e.message.contains("sinks.out.retention drops old windows, but this aggregation has no window"), "{}", e.message);
+    let e = plan_query("SELECT action, count(*) FROM events GROUP BY action, session_window(time, '5 minutes')", &ctx).unwrap_err();
+    assert!(e.message.contains("not supported over session windows"), "{}", e.message);
     plan_query("SELECT action, count(*) FROM events GROUP BY action", &f.ctx(OutputMode::Update, None)).unwrap();
     plan_query("SELECT action, count(*) FROM events GROUP BY action", &f.ctx(OutputMode::Complete, None)).unwrap();
 }

@@ -86,9 +86,90 @@ fn complete_mode_emits_everything_and_keeps_it() {
     let mut out = Vec::new();
     o.on_watermark(i64::MAX, &mut out);
     o.on_commit(&mut out);
-    o.on_commit(&mut out);
-    assert_eq!(out.len(), 4);
+    assert_eq!(out.len(), 2);
     assert_eq!(out[0].len(), 3, "no window column");
+    o.on_commit(&mut out);
+    assert_eq!(out.len(), 2, "nothing changed: no table again (Spark runs no batch without data)");
+    o.process(0, &row(30, "a", 1), NO_WATERMARK, &mut Vec::new());
+    o.on_commit(&mut out);
+    assert_eq!(out.len(), 4, "one change: the whole table again");
+}
+
+#[test]
+fn complete_mode_keeps_windows_past_the_watermark_and_counts_late_records() {
+    let mut o = op(Some(WindowSpec::tumbling(H)), OutputMode::Complete);
+    o.process(0, &row(10, "a", 1), NO_WATERMARK, &mut Vec::new());
+    let mut out = Vec::new();
+    o.on_watermark(5 * H, &mut out);
+    assert!(out.is_empty(), "complete mode emits at commits only");
+    assert_eq!(o.entries(), 1, "the closed window stays in the table");
+    assert_eq!(o.process(0, &row(20, "a", 4), 5 * H, &mut Vec::new()), Processed::Accepted, "late, and still counted (Spark)");
+    o.on_commit(&mut out);
+    assert_eq!(out, vec![vec![Value::str("a"), Value::Window { start: 0, end: H }, Value::Long(2), Value::Long(5)]]);
+    let mut gone = Vec::new();
+    o.take_retractions(&mut gone);
+    assert!(gone.is_empty(), "without retention nothing leaves the table");
+}
+
+#[test]
+fn retention_drops_old_windows_with_retractions_and_tombstones() {
+    let mut o = op(Some(WindowSpec::tumbling(H)), OutputMode::Complete).with_retention(Some(H));
+    let mut store = BTreeMap::new();
+    o.process(0, &row(10, "a", 1), NO_WATERMARK, &mut Vec::new());
+    o.process(0, &row(H + 10, "b", 2), NO_WATERMARK, &mut Vec::new());
+    persist(&mut o, &mut store);
+    assert_eq!(store.len(), 2);
+    let mut out = Vec::new();
+    o.on_watermark(2 * H - 1, &mut out);
+    let mut gone = Vec::new();
+    o.take_retractions(&mut gone);
+    assert!(gone.is_empty(), "[0, H) is kept until the watermark is H past its end");
+    assert_eq!(o.process(0, &row(20, "a", 1), 2 * H - 1, &mut Vec::new()), Processed::Accepted);
+    o.on_watermark(2 * H, &mut out);
+    assert!(out.is_empty());
+    o.take_retractions(&mut gone);
+    assert_eq!(gone, vec![vec![Value::str("a"), Value::Window { start: 0, end: H }, Value::Long(2), Value::Long(2)]]);
+    assert_eq!(o.entries(), 1);
+    assert_eq!(o.process(0, &row(30, "a", 1), 2 * H, &mut Vec::new()), Processed::Late, "its window left the table");
+    assert_eq!(o.process(0, &row(H + 30, "b", 1), 2 * H, &mut Vec::new()), Processed::Accepted, "[H, 2H) is within retention");
+    persist(&mut o, &mut store);
+    assert_eq!(store.len(), 1, "the dropped window's state was deleted");
+    o.on_commit(&mut out);
+    assert_eq!(out, vec![vec![Value::str("b"), Value::Window { start: H, end: 2 * H }, Value::Long(2), Value::Long(3)]]);
+}
+
+/// Complete mode without retention: the table after `order`, with the operator rebuilt from
+/// its persisted state before each index in `crashes`, and the watermark following the events
+/// with no delay at all (so most records arrive "late").
+fn complete_table(order: &[(i64, u8, i64)], spec: WindowSpec, crashes: &[usize]) -> Vec<String> {
+    let mut o = op(Some(spec), OutputMode::Complete);
+    let mut store = BTreeMap::new();
+    let mut wm = NO_WATERMARK;
+    for (i, &(ts, key, v)) in order.iter().enumerate() {
+        if crashes.contains(&i) {
+            persist(&mut o, &mut store);
+            o = op(Some(spec), OutputMode::Complete);
+            for (k, val) in &store {
+                o.restore(k, Some(val)).unwrap();
+            }
+        }
+        assert_eq!(o.process(0, &row(ts, &key.to_string(), v), wm, &mut Vec::new()), Processed::Accepted);
+        wm = wm.max(ts);
+        o.on_watermark(wm, &mut Vec::new());
+    }
+    let mut out = Vec::new();
+    o.on_commit(&mut out);
+    let mut rows: Vec<String> = out
+        .iter()
+        .map(|r| {
+            let (Value::Str(k), Value::Window { start, end }, Value::Long(c), Value::Long(s)) = (&r[0], &r[1], &r[2], &r[3]) else {
+                panic!("bad row {r:?}")
+            };
+            format!("{k} {start} {end} {c} {s}")
+        })
+        .collect();
+    rows.sort();
+    rows
 }
 
 #[test]
@@ -211,5 +292,18 @@ proptest! {
         let (rows, late) = streamed(&order, spec, delay, &crashes);
         prop_assert_eq!(late, 0);
         prop_assert_eq!(rows, batch(&events, spec));
+    }
+
+    #[test]
+    fn complete_mode_in_any_order_equals_the_batch_result(
+        events in proptest::collection::vec((0i64..20 * H, 0u8..4, -5i64..100), 1..200),
+        shuffle in proptest::collection::vec(any::<u32>(), 200),
+        crashes in proptest::collection::vec(0usize..200, 0..4),
+    ) {
+        let spec = WindowSpec::sliding(H, 20 * 60_000_000);
+        let mut order: Vec<(u32, (i64, u8, i64))> = events.iter().zip(&shuffle).map(|(e, k)| (*k, *e)).collect();
+        order.sort_by_key(|(k, _)| *k);
+        let order: Vec<(i64, u8, i64)> = order.into_iter().map(|(_, e)| e).collect();
+        prop_assert_eq!(complete_table(&order, spec, &crashes), batch(&events, spec));
     }
 }

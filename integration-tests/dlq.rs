@@ -287,9 +287,15 @@ fn without_a_dead_letter_topic_bad_records_are_skipped_and_counted_or_stop_the_p
     // commits nothing), so the pipeline started again stops at the same record, not past it.
     let committed = group_offsets(&broker.bootstrap, &app, &topic, 2)[partition as usize];
     assert!(committed <= offset, "{topic}[{partition}] committed up to {committed}, past the bad record at {offset}");
-    assert_eq!(
-        stopped_at(Running::start_with(broker.plan(&text, 2), opts).result()),
-        (topic, partition, offset),
-        "started again, it stops at the same bad record"
-    );
+    // Started again, it stops at a bad record it has not committed past: the same one, or
+    // (two topics each hold bad records, and poll order decides which comes first) one of the
+    // other topic's; within the first record's partition, only that record itself.
+    let (t2, p2, o2) = stopped_at(Running::start_with(broker.plan(&text, 2), opts).result());
+    if (t2.as_str(), p2) == (topic.as_str(), partition) {
+        assert_eq!(o2, offset, "started again, it stops at the same bad record of {topic}[{partition}]");
+    }
+    let committed2 = group_offsets(&broker.bootstrap, &app, &t2, 2)[p2 as usize];
+    assert!(committed2 <= o2, "{t2}[{p2}] committed up to {committed2}, past the bad record at {o2}");
+    let committed = group_offsets(&broker.bootstrap, &app, &topic, 2)[partition as usize];
+    assert!(committed <= offset, "after the second run, {topic}[{partition}] committed up to {committed}, past {offset}");
 }

@@ -82,6 +82,11 @@ impl Output {
         self.retracting
     }
 
+    /// A stage above, or a topic without keys, has nothing to forget by key.
+    fn retraction_goes_nowhere(&self) -> bool {
+        self.retracting && (self.feed.is_some() || self.key_encoder.is_none())
+    }
+
     /// Sends this stage's rows to the stage above through `prepare`, instead of to a sink.
     pub fn set_feed(&mut self, plan: &QueryPlan, prepare: PrepareTask) {
         let fields: Vec<arrow::datatypes::Field> =
@@ -157,6 +162,9 @@ impl Output {
         input_key: impl Fn(usize) -> Option<&'k [u8]>,
         out: &mut dyn Out,
     ) -> Result<u64, SendFailed> {
+        if self.retraction_goes_nowhere() {
+            return Ok(0);
+        }
         let readers: Vec<ColumnReader> = columns.iter().map(|c| ColumnReader::new(c.as_ref())).collect();
         let key_readers: Vec<ColumnReader> =
             self.key_columns.iter().filter_map(|&c| columns.get(c)).map(|c| ColumnReader::new(c.as_ref())).collect();
@@ -165,10 +173,6 @@ impl Output {
             _ => None,
         };
         let mut sent = 0;
-        if self.retracting && (self.feed.is_some() || self.key_encoder.is_none()) {
-            // A stage above, or a topic without keys, has nothing to forget by key.
-            return Ok(0);
-        }
         if let Some(feed) = &mut self.feed {
             for i in rows {
                 feed.rows.push(readers.iter().map(|r| r.value(i)).collect());
@@ -214,7 +218,7 @@ impl Output {
 
     /// Sends one row of output values (the row-at-a-time projection's result).
     pub fn send_values(&mut self, values: &[Value], out: &mut dyn Out) -> Result<(), SendFailed> {
-        if self.retracting && (self.feed.is_some() || self.key_encoder.is_none()) {
+        if self.retraction_goes_nowhere() {
             return Ok(());
         }
         if let Some(feed) = &mut self.feed {

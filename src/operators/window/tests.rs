@@ -159,17 +159,7 @@ fn complete_table(order: &[(i64, u8, i64)], spec: WindowSpec, crashes: &[usize])
     }
     let mut out = Vec::new();
     o.on_commit(&mut out);
-    let mut rows: Vec<String> = out
-        .iter()
-        .map(|r| {
-            let (Value::Str(k), Value::Window { start, end }, Value::Long(c), Value::Long(s)) = (&r[0], &r[1], &r[2], &r[3]) else {
-                panic!("bad row {r:?}")
-            };
-            format!("{k} {start} {end} {c} {s}")
-        })
-        .collect();
-    rows.sort();
-    rows
+    window_rows(&out)
 }
 
 #[test]
@@ -263,16 +253,22 @@ fn streamed(order: &[(i64, u8, i64)], spec: WindowSpec, delay: i64, crashes: &[u
         o.on_watermark(wm.watermark(), &mut out);
     }
     o.on_watermark(i64::MAX, &mut out);
+    (window_rows(&out), late)
+}
+
+/// Result rows `[key, window, count, sum]` as sorted "key start end count sum" lines.
+fn window_rows(out: &[Row]) -> Vec<String> {
     let mut rows: Vec<String> = out
         .iter()
         .map(|r| {
-            let (Value::Window { start, end }, Value::Long(c), Value::Long(s)) = (&r[1], &r[2], &r[3]) else { panic!("bad row {r:?}") };
-            let Value::Str(k) = &r[0] else { panic!() };
+            let (Value::Str(k), Value::Window { start, end }, Value::Long(c), Value::Long(s)) = (&r[0], &r[1], &r[2], &r[3]) else {
+                panic!("bad row {r:?}")
+            };
             format!("{k} {start} {end} {c} {s}")
         })
         .collect();
     rows.sort();
-    (rows, late)
+    rows
 }
 
 proptest! {

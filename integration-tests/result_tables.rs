@@ -106,3 +106,154 @@ fn retention_drops_old_windows_with_tombstones() {
     assert_eq!(table.len(), all.len(), "no key the query never produced");
     assert_eq!(late, 0.0, "the disorder stays within the delay: nothing arrives after its window left");
 }
+
+/// Opens and Closes per action, from a `GROUP BY action` answer (0 for an action not there).
+fn per_action(rows: &[serde_json::Value]) -> (u64, u64) {
+    let get = |a: &str| rows.iter().find(|r| r["action"] == a).map_or(0, |r| r["n"].as_u64().unwrap());
+    (get("Open"), get("Close"))
+}
+
+#[test]
+fn the_live_table_answers_queries_from_committed_state_while_the_input_arrives() {
+    let Some(broker) = Broker::real("the_live_table_answers_queries_from_committed_state_while_the_input_arrives") else { return };
+    let (input, out, app) = (unique("live-in"), unique("live-out"), unique("live"));
+    broker.create_topic(&input, 4);
+    broker.create_topic(&out, 1);
+    // Keyed by device: the query repartitions by action, so the table's groups live in the
+    // operator partitions the exchange sends them to.
+    let text = complete_pipeline(&app, &broker.bootstrap, &input, &out, None).replace("    partition_key: [action]\n", "");
+    let p = broker.plan(&text, 4);
+    let served = Served::start(p, "a");
+    let spec = TutorialSpec { events: 100_000, seed: 23, late_fraction: 0.01, late_by: 5 * HOUR, ..TutorialSpec::default() };
+    let events = generate(&spec);
+    let records: Vec<_> = events
+        .iter()
+        .map(|e| {
+            let mut s = String::new();
+            e.json(eddy::gen::tutorial::TimeFormat::Rfc3339, &mut s);
+            (Some(e.device.to_string()), s, None)
+        })
+        .collect();
+    let sum = "SELECT action, sum(count) AS n FROM hourly_counts GROUP BY action";
+    let mut last: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut produced = 0u64;
+    for chunk in records.chunks(20_000) {
+        produce(&broker.bootstrap, &input, chunk.to_vec());
+        produced += chunk.len() as u64;
+        // Every answer is a committed state: totals only grow, and never pass what was sent.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let rows = served.rows(sum);
+            let (open, close) = per_action(&rows);
+            assert!(open + close <= produced, "{open} + {close} counted of {produced} sent");
+            let table: BTreeMap<(String, String), u64> = served
+                .rows("SELECT action, window_start, count FROM hourly_counts")
+                .iter()
+                .map(|r| {
+                    (
+                        (r["action"].as_str().unwrap().to_string(), r["window_start"].as_str().unwrap().to_string()),
+                        r["count"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            for (k, before) in &last {
+                assert!(table.get(k).is_some_and(|now| now >= before), "window {k:?} went from {before} to {:?}", table.get(k));
+            }
+            last = table;
+            if open + close == produced {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the table reached {} of {produced} within 90 s", open + close);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    assert_eq!(per_action(&served.rows(sum)), (50_000, 50_000));
+    // The whole table and its top 10 equal the batch result, late events included.
+    let expected = hourly_counts(&events, i64::MAX);
+    assert_eq!(last, expected);
+    let mut top: Vec<(&(String, String), &u64)> = expected.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1).then(a.0 .1.cmp(&b.0 .1)).then(a.0 .0.cmp(&b.0 .0)));
+    let want: Vec<String> = top.iter().take(10).map(|((a, w), c)| format!("{a},{w},{c}")).collect();
+    let (status, csv) =
+        served.ask("SELECT action, window_start, count FROM hourly_counts ORDER BY count DESC, window_start, action LIMIT 10", true);
+    assert_eq!(status, 200, "{csv}");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("action,window_start,count"));
+    assert_eq!(lines.collect::<Vec<_>>(), want);
+    let (status, body) = served.ask("SELECT * FROM nope", false);
+    assert!(status == 404 && body.contains("hourly_counts"), "{status} {body}");
+    let (status, body) = served.ask("SELECT nope FROM hourly_counts", false);
+    assert_eq!(status, 400, "{body}");
+    served.shutdown();
+}
+
+/// `action,window_start` → count, from a `/query` answer of the whole table.
+fn table_of(body: &str) -> BTreeMap<(String, String), u64> {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            ((r["action"].as_str().unwrap().to_string(), r["window_start"].as_str().unwrap().to_string()), r["count"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn query_answers_across_sigkills_are_always_a_committed_state() {
+    let Some(broker) = Broker::real("query_answers_across_sigkills_are_always_a_committed_state") else { return };
+    let (input, out, app) = (unique("kill-query-in"), unique("kill-query-out"), unique("kill-query"));
+    broker.create_topic(&input, 4);
+    let n = 200_000u64;
+    let events = generate(&TutorialSpec { events: n, seed: 31, ..TutorialSpec::default() });
+    produce(&broker.bootstrap, &input, tutorial_records(&events));
+    // A fixed port, so that each restarted process answers where the last one did.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let text = complete_pipeline(&app, &broker.bootstrap, &input, &out, None)
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
+        .replace("  properties: {  }", "  static_membership: true\n  properties: {  }");
+    let file = write_pipeline(&text);
+    let log = temp_dir("kill-query-log").join("eddy.log");
+    let sql = "SELECT action, window_start, count FROM hourly_counts";
+    let mut last: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut answers = 0;
+    let mut rng = eddy::gen::rng::Rng::new(3);
+    // Each run is killed once the table has grown past its target; the last one is not.
+    let targets = [n / 5, 2 * n / 5, 3 * n / 5, n];
+    for (run, &target) in targets.iter().enumerate() {
+        let mut child = spawn_eddy(&["run", "-c", file.to_str().unwrap(), "--instance-id", "q", "--log", "warn"], &log);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+        loop {
+            assert!(child.try_wait().unwrap().is_none(), "eddy exited on its own in run {run}; see {}", log.display());
+            assert!(std::time::Instant::now() < deadline, "run {run} did not reach {target} within 180 s; see {}", log.display());
+            // 503 while the run joins its group and restores; an error while it starts listening.
+            let Some((200, body)) = http_get(addr, &format!("/query?sql={}", eddy::query::percent_encode(sql))) else {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            };
+            let table = table_of(&body);
+            answers += 1;
+            for (k, before) in &last {
+                let now = table.get(k).copied().unwrap_or(0);
+                assert!(now >= *before, "run {run}: window {k:?} went from {before} to {now}: an answer held what was not committed");
+            }
+            let total: u64 = table.values().sum();
+            assert!(total <= n);
+            last = table;
+            if total >= target {
+                break;
+            }
+        }
+        eprintln!("run {run}: {} of {n} counted after {answers} answers; SIGKILL", last.values().sum::<u64>());
+        if run + 1 < targets.len() {
+            // The random moment: the kill lands wherever the run is by then.
+            std::thread::sleep(std::time::Duration::from_millis(rng.below(100)));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    assert!(answers > 10, "the table was asked while it grew ({answers} answers)");
+    assert_eq!(last, hourly_counts(&events, i64::MAX), "the last answer is the whole input, counted once");
+}

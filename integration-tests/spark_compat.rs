@@ -262,6 +262,53 @@ fn check(name: &str) {
     );
 }
 
+/// A query of a result table: eddy runs the pipeline query in complete mode and answers
+/// `table_sql` over its live table (`/query`) once every input record is counted
+/// (`table_total`: the column whose sum is the input's size); Spark runs `spark_sql` in
+/// complete mode (sorted and limited) and its last batch is the table.
+fn check_table(name: &str) {
+    let spec = spec();
+    let query = &spec["queries"][name];
+    let broker = Broker::mock();
+    let [source_name] = sources_of(query).try_into().expect("one source");
+    let source = &spec["inputs"][&source_name];
+    let input = std::fs::read_to_string(dir().join(str_of(source, "file"))).expect("input file");
+    let lines: Vec<&str> = input.lines().filter(|l| !l.trim().is_empty()).collect();
+    let topic = unique(&source_name);
+    broker.create_topic(&topic, 1);
+    produce(&broker.bootstrap, &topic, lines.iter().map(|l| (None, l.to_string(), Some(0))));
+    let out = unique(&format!("{name}-out"));
+    let text = pipeline(name, &source_yaml(&source_name, source, &topic), str_of(query, "sql"), &broker.bootstrap, &out)
+        .replace("output_mode: append", "output_mode: complete");
+    let served = Served::start(broker.plan(&text, 1), "spark-compat");
+    let total = format!("SELECT sum({}) AS n FROM {name}", str_of(query, "table_total"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (status, body) = served.ask(&total, false);
+        let n = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["rows"][0]["n"].as_u64());
+        if status == 200 && n == Some(lines.len() as u64) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{name}: the table did not count every record within 120 s: {status} {body}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let eddy: Vec<Row> =
+        served.rows(str_of(query, "table_sql")).into_iter().map(|r| r.as_object().cloned().expect("a row is an object")).collect();
+    served.shutdown();
+    let golden_path = dir().join(format!("{name}.spark.jsonl"));
+    let golden = std::fs::read_to_string(&golden_path).unwrap_or_else(|e| panic!("{}: {e}", golden_path.display()));
+    let spark: Vec<Row> = golden.lines().filter(|l| !l.trim().is_empty()).map(|l| parse_row(l, "golden")).collect();
+    assert!(!spark.is_empty(), "{name}: the golden file is empty");
+    let problems = differences(&spark, &eddy, &strings(&query["key"]), &BTreeMap::new());
+    assert!(problems.is_empty(), "{name}: eddy's answer differs from Spark's:\n{}", problems.join("\n"));
+    assert_eq!(eddy.len(), spark.len());
+}
+
+#[test]
+fn the_top_10_of_the_complete_mode_tutorial_table_matches_spark() {
+    check_table("tutorial_complete_top10");
+}
+
 #[test]
 fn tutorial_hourly_counts_match_spark() {
     check("tutorial");
@@ -488,6 +535,7 @@ fn every_recorded_query_is_checked() {
             "topn_dense_rank",
             "topn_row_number",
             "tutorial",
+            "tutorial_complete_top10",
             "tutorial_date_format"
         ],
         "add a test for each query in queries.json"

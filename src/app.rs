@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::engine::{self, EngineError, RunOptions, RunSummary};
 use crate::metrics::{server, Metrics, Status};
 use crate::pipeline::Pipeline;
+use crate::query::{Limits, LiveTables, Service};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,11 +31,13 @@ pub enum AppError {
 pub struct Handles {
     pub metrics: Arc<Metrics>,
     pub status: Arc<Status>,
+    /// The result tables the engine publishes for `/query`.
+    pub live: Arc<LiveTables>,
 }
 
 impl Handles {
     pub fn new() -> Result<Handles, AppError> {
-        Ok(Handles { metrics: Arc::new(Metrics::new()?), status: Arc::new(Status::default()) })
+        Ok(Handles { metrics: Arc::new(Metrics::new()?), status: Arc::new(Status::default()), live: LiveTables::new() })
     }
 }
 
@@ -51,21 +54,24 @@ pub async fn run(
     for w in pipeline.warnings() {
         tracing::warn!("{}", w.message);
     }
-    let listen = pipeline.config().http.listen.clone();
-    let (addr, serve) = server::bind(&listen, handles.metrics.clone(), handles.status.clone())
+    let http = &pipeline.config().http;
+    let listen = http.listen.clone();
+    let limits = Limits { max_rows: http.query_max_rows, timeout: http.query_timeout.std() };
+    let queries: Arc<dyn server::Queries> = Arc::new(Service { live: handles.live.clone(), limits });
+    let (addr, serve) = server::bind(&listen, handles.metrics.clone(), handles.status.clone(), Some(queries))
         .await
         .map_err(|source| AppError::Listen { listen: listen.clone(), source })?;
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /progress on http://{addr}");
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /progress and /query on http://{addr}");
     on_listen(addr);
     let server = tokio::spawn(serve);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::oneshot::channel();
     let thread = {
-        let (stop, metrics, status) = (stop.clone(), handles.metrics.clone(), handles.status.clone());
+        let (stop, metrics, status, live) = (stop.clone(), handles.metrics.clone(), handles.status.clone(), handles.live.clone());
         std::thread::Builder::new()
             .name("eddy-engine".into())
             .spawn(move || {
-                let r = engine::run(pipeline, opts, stop, metrics, status);
+                let r = engine::run_with(pipeline, opts, stop, metrics, status, live);
                 let _ = tx.send(r);
             })
             .map_err(|e| AppError::Thread(e.to_string()))?

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod names;
 pub mod operators;
 pub mod pipeline;
+pub mod query;
 pub mod runtime;
 pub mod sql;
 pub mod state;

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use eddy::config::ConfigDuration;
 use eddy::engine::RunOptions;
-use eddy::{app, bench, demo, gen, pipeline, tail};
+use eddy::{app, bench, demo, gen, pipeline, query, tail};
 
 /// Exactly-once, event-time stream processing for Kafka.
 #[derive(Parser)]
@@ -47,6 +47,8 @@ enum Command {
     Gen(gen::GenCommand),
     /// Print a topic's committed records as JSON lines.
     Tail(tail::TailArgs),
+    /// Ask a running pipeline: a SELECT over its queries' result tables (GET /query).
+    Query(query::client::QueryArgs),
     /// Benchmark queries in-engine or end to end (docs/benchmarks.md).
     #[command(hide = true)]
     Bench(bench::BenchArgs),
@@ -142,6 +144,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => report(demo::run(&args)),
         Command::Gen(cmd) => report(gen::run(cmd)),
         Command::Tail(args) => report(tail::run(&args)),
+        Command::Query(args) => report(query::client::run(&args)),
         Command::Bench(args) => report(bench::run(&args)),
     }
 }

@@ -445,3 +445,49 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)>
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// The pipeline on a thread with its own runtime and HTTP server, as `eddy run` runs it.
+pub struct Served {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Served {
+    pub fn start(pipeline: std::sync::Arc<eddy::pipeline::Pipeline>, instance: &str) -> Served {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let instance = instance.to_string();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let opts =
+                eddy::engine::RunOptions { instance_id: instance, stop_at_end: false, flush_at_end: false, inject_abort_every: None };
+            let handles = eddy::app::Handles::new().unwrap();
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            let run =
+                eddy::app::run(pipeline, opts, handles, shutdown, std::time::Duration::from_secs(30), move |a| addr_tx.send(a).unwrap());
+            rt.block_on(run).unwrap();
+        });
+        let addr = addr_rx.recv_timeout(std::time::Duration::from_secs(30)).expect("the HTTP server's address");
+        Served { addr, stop: Some(stop), thread: Some(thread) }
+    }
+
+    /// `/query` of `sql`: the status and the body.
+    pub fn ask(&self, sql: &str, csv: bool) -> (u16, String) {
+        eddy::query::client::ask(self.addr, sql, csv, false, std::time::Duration::from_secs(30)).expect("an HTTP answer")
+    }
+
+    pub fn rows(&self, sql: &str) -> Vec<serde_json::Value> {
+        let (status, body) = self.ask(sql, false);
+        assert_eq!(status, 200, "{sql}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["rows"].as_array().unwrap().clone()
+    }
+
+    pub fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.thread.take().unwrap().join().expect("the pipeline thread");
+    }
+}

@@ -117,7 +117,15 @@ def run_query(spark, name, q, inputs, work):
     if per_batch:
         sql = f"{sql}; per micro-batch, as {per_batch['view']}: {per_batch['sql']}"
 
+    complete = q.get("spark_output_mode") == "complete"
+
     def collect(batch, batch_id):
+        if complete:
+            # Complete mode emits the whole (sorted, limited) table at every batch: the last
+            # batch's rows are the final table.
+            if batch.isEmpty():
+                return
+            rows.clear()
         if per_batch:
             # Append mode emits each window's rows once, all in one micro-batch: ranking each
             # batch ranks each window (Spark has no streaming window functions over rows).
@@ -130,7 +138,7 @@ def run_query(spark, name, q, inputs, work):
     started = time.time()
     query = (
         result.writeStream.queryName(name)
-        .outputMode("append")
+        .outputMode("complete" if complete else "append")
         .foreachBatch(collect)
         .option("checkpointLocation", os.path.join(work, "checkpoint-" + name))
         .trigger(availableNow=True)
@@ -204,7 +212,8 @@ def main(only):
             # Deduplication emits rows as they arrive; Spark runs no final batch for it (nothing to
             # close) unless an aggregation follows it (`spark_dedup.view`).
             dedup_only = "spark_dedup" in q and not q["spark_dedup"].get("view")
-            stateful = bool(last["stateOperators"]) and not dedup_only
+            # Complete mode closes nothing at the watermark: no final no-data batch to check.
+            stateful = bool(last["stateOperators"]) and not dedup_only and q.get("spark_output_mode") != "complete"
             final_wm = last["eventTime"].get("watermark")
             from datetime import datetime, timezone
 
@@ -228,6 +237,7 @@ def main(only):
                 "final_watermark": final_wm,
                 "spark_sql": None if dedup_only else q.get("spark_sql", q["sql"]),
                 "spark_per_batch": q.get("spark_per_batch"),
+                "spark_output_mode": q.get("spark_output_mode", "append"),
                 "spark_dataframe": None if "spark_dedup" not in q else q["spark_dedup"],
                 "seconds": round(seconds, 1),
             }

@@ -134,15 +134,30 @@ pub struct HttpConfig {
     /// Default `127.0.0.1:9464`.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// `/query`: the most state rows (result-table groups) one query may read. Default
+    /// 1,000,000.
+    #[serde(default = "default_query_max_rows")]
+    pub query_max_rows: u64,
+    /// `/query`: the longest one query may run. Default 5s.
+    #[serde(default = "default_query_timeout")]
+    pub query_timeout: ConfigDuration,
 }
 
 fn default_listen() -> String {
     "127.0.0.1:9464".to_string()
 }
 
+fn default_query_max_rows() -> u64 {
+    1_000_000
+}
+
+fn default_query_timeout() -> ConfigDuration {
+    ConfigDuration::from_millis(5_000)
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: default_listen() }
+        HttpConfig { listen: default_listen(), query_max_rows: default_query_max_rows(), query_timeout: default_query_timeout() }
     }
 }
 

@@ -22,7 +22,7 @@ use super::EngineError;
 use crate::kafka::{classify, ErrorClass};
 use crate::runtime::task::Ctx;
 use crate::runtime::{Out, OutKind, Outgoing, RuntimeError, Tables};
-use crate::state::Changes;
+use crate::state::{Changes, TreeChanges};
 
 /// How a failed commit cycle ends.
 enum Failure {
@@ -263,13 +263,16 @@ impl Engine {
             }
         }
         let log = self.producer.take_log();
-        // Kafka has the changes; now sled gets the same ones, with the changelog offset reached.
+        // Kafka has the changes; now sled gets the same ones, with the changelog offset
+        // reached, as one job (readers of the result tables see the whole cycle or none of it).
+        let mut job = Vec::with_capacity(pending.len());
         for (id, changes) in pending {
             let Some(Some(task)) = self.queries[id.query].tasks.get(id.partition as usize) else { continue };
             let Some(tree) = &task.tree else { continue };
-            let offset = log.changelog_ends.get(&task.slot).copied();
-            self.writer.apply(tree, changes, offset).map_err(|e| Failure::Fatal(e.into()))?;
+            let changelog_offset = log.changelog_ends.get(&task.slot).copied();
+            job.push(TreeChanges { tree: tree.clone(), changes, changelog_offset });
         }
+        self.writer.apply_all(job).map_err(|e| Failure::Fatal(e.into()))?;
         for (key, offset) in offsets {
             if let Some(input) = self.inputs.get_mut(&key) {
                 input.committed = Some(offset);

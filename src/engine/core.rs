@@ -24,6 +24,7 @@ use crate::kafka::producer::Producer;
 use crate::metrics::{Metrics, Status};
 use crate::names::changelog_topic;
 use crate::pipeline::Pipeline;
+use crate::query::LiveTables;
 use crate::runtime::internal::{decode_row, Marker, H_MARKER, H_ORIGINAL_KEY, H_ORIGINAL_POSITION, H_ORIGINAL_VALUE};
 use crate::runtime::prepare::PrepareTask;
 use crate::runtime::task::{Ctx, QueryTask};
@@ -112,6 +113,8 @@ pub struct Engine {
     /// half processed (offsets advance before a batch is processed) or, when a commit's end
     /// failed, held back from the producer; the next run starts from the last commit.
     pub(super) failed: bool,
+    /// The result tables this run publishes (withdrawn when the engine is dropped).
+    pub(super) live: Arc<LiveTables>,
 }
 
 /// What the engine needs to be built.
@@ -128,6 +131,7 @@ pub struct EngineParts {
     pub transactional_id: String,
     pub metrics: Arc<Metrics>,
     pub status: Arc<Status>,
+    pub live: Arc<LiveTables>,
 }
 
 impl QueryRuntime {
@@ -162,10 +166,19 @@ impl QueryRuntime {
     }
 }
 
+impl Drop for Engine {
+    /// Between two runs nothing is published: the next run may restore different trees.
+    fn drop(&mut self) {
+        self.live.detach();
+    }
+}
+
 impl Engine {
     pub fn new(p: EngineParts) -> Engine {
         let config = p.pipeline.config();
         let producer = Arc::new(p.producer);
+        let writer = StateWriter::start(1024);
+        p.live.attach(writer.reads());
         Engine {
             committer: Committer::start(producer.clone()),
             in_flight: None,
@@ -180,7 +193,7 @@ impl Engine {
             transactional_id: p.transactional_id,
             restorer: p.restorer,
             store: p.store,
-            writer: StateWriter::start(1024),
+            writer,
             admin: p.admin,
             topics: Topics(p.topics),
             tables: p.tables,
@@ -199,6 +212,18 @@ impl Engine {
             last_idle_check: Instant::now(),
             last_purge: Instant::now(),
             failed: false,
+            live: p.live,
+        }
+    }
+
+    /// Publishes, for each query with a sink, the state trees of the partitions it owns now
+    /// (after an assignment or a revocation); a tree restored just now is whole once the
+    /// writer has applied what the restore queued.
+    pub(super) fn publish_tables(&self) {
+        let ready_at = self.writer.queued();
+        for q in self.queries.iter().filter(|q| q.feed.is_none()) {
+            let owned = q.tasks.iter().flatten().filter_map(|t| Some((t.partition, t.tree.clone()?))).collect();
+            self.live.publish(q.plan.clone(), q.tasks.len(), owned, ready_at);
         }
     }
 

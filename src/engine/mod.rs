@@ -21,7 +21,7 @@ mod table;
 
 pub use crate::runtime::{H_ERROR_KIND, H_ERROR_MESSAGE, H_QUERY, H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC, H_WATERMARK};
 pub use error::{Cause, EngineError};
-pub use recovery::run;
+pub use recovery::{run, run_with};
 pub use run::{layout, required_topics, Layout};
 
 /// How this process runs the pipeline.

@@ -55,6 +55,7 @@ impl Engine {
             }
         }
         self.update_assignment_gauge();
+        self.publish_tables();
         self.status.set_ready(true);
         Ok(())
     }
@@ -197,6 +198,7 @@ impl Engine {
         }
         PartitionsRevoked { lost, count: removed.len(), described: &self.describe(&removed) }.emit(&self.metrics);
         self.update_assignment_gauge();
+        self.publish_tables();
         r
     }
 

@@ -31,6 +31,7 @@ use super::run::{run_once, RunContext};
 use super::{EngineError, RunOptions, RunSummary};
 use crate::metrics::{Metrics, Status};
 use crate::pipeline::Pipeline;
+use crate::query::LiveTables;
 use crate::state::{has_room, StateStore};
 
 /// Damaged state directories kept for inspection.
@@ -51,8 +52,21 @@ pub fn run(
     metrics: Arc<Metrics>,
     status: Arc<Status>,
 ) -> Result<RunSummary, EngineError> {
-    let result = supervise(&pipeline, &opts, &shutdown, &metrics, &status);
+    run_with(pipeline, opts, shutdown, metrics, status, LiveTables::new())
+}
+
+/// [`run`], publishing the result tables into `live` (for `/query`).
+pub fn run_with(
+    pipeline: Arc<Pipeline>,
+    opts: RunOptions,
+    shutdown: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    status: Arc<Status>,
+    live: Arc<LiveTables>,
+) -> Result<RunSummary, EngineError> {
+    let result = supervise(&pipeline, &opts, &shutdown, &metrics, &status, &live);
     status.set_stopped();
+    live.detach();
     result
 }
 
@@ -62,6 +76,7 @@ fn supervise(
     shutdown: &AtomicBool,
     metrics: &Arc<Metrics>,
     status: &Arc<Status>,
+    live: &Arc<LiveTables>,
 ) -> Result<RunSummary, EngineError> {
     let config = pipeline.config();
     let dir = &config.state.dir;
@@ -79,7 +94,7 @@ fn supervise(
             Err(e) => (Err(e), RunSummary::default()),
             Ok(opened) => {
                 status.clear_recovering();
-                let cx = RunContext { pipeline, opts, shutdown, metrics, status, store: opened };
+                let cx = RunContext { pipeline, opts, shutdown, metrics, status, store: opened, live };
                 run_once(&cx)
             }
         };

@@ -24,6 +24,7 @@ use crate::kafka::{classify, ErrorClass};
 use crate::metrics::{Metrics, Status};
 use crate::names::{changelog_topic, repartition_topic as repartition_topic_for};
 use crate::pipeline::Pipeline;
+use crate::query::LiveTables;
 use crate::sql::{Exchange, PlanBody};
 use crate::state::StateStore;
 
@@ -223,6 +224,8 @@ pub struct RunContext<'a> {
     pub status: &'a Arc<Status>,
     /// The state store, opened once for the process.
     pub store: &'a StateStore,
+    /// Where the run publishes its result tables for queries.
+    pub live: &'a Arc<LiveTables>,
 }
 
 /// One run of the engine: new clients, a new group membership, every task restored from
@@ -235,7 +238,7 @@ pub fn run_once(cx: &RunContext<'_>) -> (Result<(), EngineError>, RunSummary) {
 }
 
 fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), EngineError> {
-    let RunContext { pipeline, opts, shutdown, metrics, status, store } = *cx;
+    let RunContext { pipeline, opts, shutdown, metrics, status, store, live } = *cx;
     let (pipeline, opts, metrics, status) = (pipeline.clone(), opts.clone(), metrics.clone(), status.clone());
     let config = pipeline.config();
     let exactly_once = config.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
@@ -384,6 +387,7 @@ fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), En
         transactional_id,
         metrics,
         status: status.clone(),
+        live: live.clone(),
     });
     let handle = EngineHandle { engine: Mutex::new(engine), latest: start == StartFrom::Latest, epoch: AtomicU64::new(0) };
     let mut consumer_config = client::group_consumer(config, &opts.instance_id, exactly_once, start);

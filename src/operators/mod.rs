@@ -87,6 +87,13 @@ pub trait Operator: Send {
     /// past its retention): the task writes a tombstone for each one's key.
     fn take_retractions(&mut self, _out: &mut Vec<Row>) {}
 
+    /// The operator's result table as it stands: one result row per group (for an
+    /// aggregation, every group its state holds, open windows included). `false` when the
+    /// operator keeps no result table (a join's or deduplication's state is its input).
+    fn snapshot(&self, _out: &mut Vec<Row>) -> bool {
+        false
+    }
+
     /// Calls `f(key, Some(value))` for each entry changed since the last call and
     /// `f(key, None)` for each entry deleted; afterwards nothing is pending.
     fn take_changes(&mut self, f: &mut ChangeSink<'_>);

@@ -254,6 +254,13 @@ impl Operator for WindowAggregate {
         }
     }
 
+    fn snapshot(&self, out: &mut Vec<Row>) -> bool {
+        for (end, groups) in &self.windows {
+            out.extend(groups.iter().map(|(key, group)| self.result_row(*end, key, group)));
+        }
+        true
+    }
+
     fn take_retractions(&mut self, out: &mut Vec<Row>) {
         out.append(&mut self.retracted);
     }

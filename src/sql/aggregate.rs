@@ -123,8 +123,9 @@ fn strip(e: &Expr) -> &Expr {
     }
 }
 
-/// One aggregate call and its argument expressions over the scan row.
-fn aggregate_call(
+/// One aggregate call and its argument expressions over the scan row (`first_value`: where
+/// its arguments start among the row's values).
+pub fn aggregate_call(
     a: &Expr,
     df: &datafusion_common::DFSchema,
     result_type: DataType,

@@ -5,6 +5,7 @@
 //! `time` and `config` types; never on Kafka or state.
 
 mod aggregate;
+mod batch;
 mod context;
 mod dialect;
 mod error;
@@ -19,6 +20,8 @@ mod scope;
 mod stages;
 mod topn;
 
+pub use aggregate::aggregate_call;
+pub use batch::BatchQuery;
 pub use error::SqlError;
 pub use plan::*;
 pub use planner::{plan_query, PlanContext, SinkInfo, SourceInfo};

@@ -7,4 +7,4 @@ mod store;
 mod writer;
 
 pub use store::{has_room, StateError, StateStore, StateTree, META_PREFIX};
-pub use writer::{Changes, StateWriter};
+pub use writer::{Changes, Reads, StateWriter, TreeChanges};

@@ -2,10 +2,16 @@
 //! of the changelog, so it may lag behind Kafka; taking its writes off the engine thread
 //! lets processing and restores run at the speed of Kafka and the operators. Reading a tree
 //! back (after an abort, or to restore it) first waits until its queued writes are in sled.
+//!
+//! Readers outside the engine (queries of a result table) see sled only between two jobs:
+//! the writer holds [`Reads`]' lock while it applies one, and a commit cycle's changes to
+//! every tree are one job, so a reader never sees half a cycle. Jobs are numbered; a reader
+//! learns from [`Reads::applied`] whether the job that finished a tree's restore has landed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use super::{StateError, StateTree};
@@ -13,9 +19,37 @@ use super::{StateError, StateTree};
 /// Entries for a tree: key and new value (`None` deletes).
 pub type Changes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
+/// One tree's share of a job: its changes, then the changelog offset they reach.
+pub struct TreeChanges {
+    pub tree: StateTree,
+    pub changes: Changes,
+    pub changelog_offset: Option<i64>,
+}
+
 enum Job {
-    Apply { tree: StateTree, changes: Changes, changelog_offset: Option<i64> },
+    /// Applied as one: readers see all of it or none of it.
+    Apply(Vec<TreeChanges>),
     Drained(SyncSender<()>),
+}
+
+/// What a reader of sled needs from the writer: the lock it holds while it applies a job,
+/// and how many jobs have landed.
+#[derive(Clone, Default)]
+pub struct Reads {
+    lock: Arc<RwLock<()>>,
+    applied: Arc<AtomicU64>,
+}
+
+impl Reads {
+    /// Blocks the writer between two jobs while the guard lives.
+    pub fn hold(&self) -> RwLockReadGuard<'_, ()> {
+        self.lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Jobs applied (or dropped after a failure) so far.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
 }
 
 /// The writer thread and its queue.
@@ -24,6 +58,9 @@ pub struct StateWriter {
     failure: Arc<Mutex<Option<Failed>>>,
     /// Queued jobs per tree name, so that restoring one tree need not wait for the others.
     pending: Pending,
+    /// Jobs queued so far.
+    queued: AtomicU64,
+    reads: Reads,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -63,9 +100,20 @@ impl StateWriter {
         let (tx, rx) = mpsc::sync_channel::<Job>(capacity);
         let failure = Arc::new(Mutex::new(None));
         let pending = Pending::default();
-        let (f, p) = (failure.clone(), pending.clone());
-        let handle = std::thread::Builder::new().name("eddy-state-writer".into()).spawn(move || run(rx, f, p)).ok();
-        StateWriter { tx: Some(tx), failure, pending, handle }
+        let reads = Reads::default();
+        let (f, p, r) = (failure.clone(), pending.clone(), reads.clone());
+        let handle = std::thread::Builder::new().name("eddy-state-writer".into()).spawn(move || run(rx, f, p, r)).ok();
+        StateWriter { tx: Some(tx), failure, pending, queued: AtomicU64::new(0), reads, handle }
+    }
+
+    /// The handle readers of sled take.
+    pub fn reads(&self) -> Reads {
+        self.reads.clone()
+    }
+
+    /// How many jobs have been queued: once [`Reads::applied`] reaches it, sled holds them.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Acquire)
     }
 
     fn failed(&self) -> Result<(), StateError> {
@@ -77,13 +125,27 @@ impl StateWriter {
 
     /// Queues `changes` and then `changelog_offset` for `tree`.
     pub fn apply(&self, tree: &StateTree, changes: Changes, changelog_offset: Option<i64>) -> Result<(), StateError> {
+        self.apply_all(vec![TreeChanges { tree: tree.clone(), changes, changelog_offset }])
+    }
+
+    /// Queues the changes of several trees as one job (a commit cycle's).
+    pub fn apply_all(&self, job: Vec<TreeChanges>) -> Result<(), StateError> {
+        let Some(first) = job.first() else { return Ok(()) };
         self.failed()?;
-        let tx = self.tx.as_ref().ok_or_else(|| stopped(tree))?;
-        count(&self.pending, tree.name(), 1);
-        tx.send(Job::Apply { tree: tree.clone(), changes, changelog_offset }).map_err(|_| {
-            count(&self.pending, tree.name(), -1);
-            stopped(tree)
-        })
+        let tx = self.tx.as_ref().ok_or_else(|| stopped(&first.tree))?;
+        let first = first.tree.clone();
+        for t in &job {
+            count(&self.pending, t.tree.name(), 1);
+        }
+        let names: Vec<String> = job.iter().map(|t| t.tree.name().to_string()).collect();
+        tx.send(Job::Apply(job)).map_err(|_| {
+            for n in &names {
+                count(&self.pending, n, -1);
+            }
+            stopped(&first)
+        })?;
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Waits until everything queued so far for `tree` is in sled (at once if nothing is).
@@ -116,23 +178,30 @@ impl Drop for StateWriter {
     }
 }
 
-fn run(rx: Receiver<Job>, failure: Arc<Mutex<Option<Failed>>>, pending: Pending) {
+fn run(rx: Receiver<Job>, failure: Arc<Mutex<Option<Failed>>>, pending: Pending, reads: Reads) {
     for job in rx {
         match job {
-            Job::Apply { tree, changes, changelog_offset } => {
-                // After a failure sled refuses every write: the queue is only drained.
-                let failed = failure.lock().map_or(true, |f| f.is_some());
-                if failed {
-                    count(&pending, tree.name(), -1);
-                    continue;
-                }
-                if let Err(e) = tree.apply(changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())), changelog_offset) {
-                    tracing::debug!(error = %e, "cannot write state to sled: {e}");
-                    if let Ok(mut f) = failure.lock() {
-                        f.get_or_insert_with(|| Failed { tree: tree.name().to_string(), reason: e.to_string(), full: e.is_storage_full() });
+            Job::Apply(trees) => {
+                let guard = reads.lock.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for TreeChanges { tree, changes, changelog_offset } in trees {
+                    // After a failure sled refuses every write: the queue is only drained.
+                    let failed = failure.lock().map_or(true, |f| f.is_some());
+                    if !failed {
+                        if let Err(e) = tree.apply(changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())), changelog_offset) {
+                            tracing::debug!(error = %e, "cannot write state to sled: {e}");
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert_with(|| Failed {
+                                    tree: tree.name().to_string(),
+                                    reason: e.to_string(),
+                                    full: e.is_storage_full(),
+                                });
+                            }
+                        }
                     }
+                    count(&pending, tree.name(), -1);
                 }
-                count(&pending, tree.name(), -1);
+                reads.applied.fetch_add(1, Ordering::Release);
+                drop(guard);
             }
             Job::Drained(ack) => {
                 let _ = ack.send(());

@@ -257,3 +257,67 @@ fn query_answers_across_sigkills_are_always_a_committed_state() {
     assert!(answers > 10, "the table was asked while it grew ({answers} answers)");
     assert_eq!(last, hourly_counts(&events, i64::MAX), "the last answer is the whole input, counted once");
 }
+
+#[test]
+fn two_instances_answer_for_the_whole_table_each_asking_the_other() {
+    let Some(broker) = Broker::real("two_instances_answer_for_the_whole_table_each_asking_the_other") else { return };
+    let (input, out, app) = (unique("two-in"), unique("two-out"), unique("two"));
+    broker.create_topic(&input, 4);
+    broker.create_topic(&out, 1);
+    let events = generate(&TutorialSpec { events: 40_000, seed: 41, ..TutorialSpec::default() });
+    let records: Vec<_> = events
+        .iter()
+        .map(|e| {
+            let mut s = String::new();
+            e.json(eddy::gen::tutorial::TimeFormat::Rfc3339, &mut s);
+            (Some(e.device.to_string()), s, None)
+        })
+        .collect();
+    produce(&broker.bootstrap, &input, records);
+    // Two instances of one app, each with its own state directory, sharing the partitions.
+    let text = |_: u8| complete_pipeline(&app, &broker.bootstrap, &input, &out, None).replace("    partition_key: [action]\n", "");
+    let a = Served::start(broker.plan(&text(0), 4), "a");
+    let b = Served::start(broker.plan(&text(1), 4), "b");
+    let sql = "SELECT action, window_start, count FROM hourly_counts ORDER BY count DESC, window_start, action";
+    let expected = hourly_counts(&events, i64::MAX);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let (from_a, from_b) = loop {
+        let answers: Vec<(u16, String)> = [&a, &b].iter().map(|s| s.ask(sql, false)).collect();
+        // Each instance answers for every partition: its own, and those it fetched from the other.
+        let whole: Vec<serde_json::Value> = answers
+            .iter()
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| serde_json::from_str::<serde_json::Value>(body).unwrap())
+            .filter(|v| {
+                v["tables"][0]["answered"] == serde_json::json!([0, 1, 2, 3]) && !v["tables"][0]["remote"].as_array().unwrap().is_empty()
+            })
+            .filter(|v| table_of(&v.to_string()) == expected)
+            .collect();
+        if let [x, y] = whole.as_slice() {
+            break (x.clone(), y.clone());
+        }
+        assert!(std::time::Instant::now() < deadline, "both instances did not answer for the whole input within 120 s: {answers:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(from_a["rows"], from_b["rows"], "the same answer from either instance, in the same order");
+    let remote = |v: &serde_json::Value| -> Vec<i64> {
+        v["tables"][0]["remote"].as_array().unwrap().iter().map(|r| r["partition"].as_i64().unwrap()).collect()
+    };
+    let (ra, rb) = (remote(&from_a), remote(&from_b));
+    assert!(ra.iter().all(|p| !rb.contains(p)), "a partition is owned by one instance: {ra:?} {rb:?}");
+    assert_eq!(ra.len() + rb.len(), 4, "each asked the other for the partitions it does not own: {ra:?} {rb:?}");
+    // With partial=true an instance answers for its own partitions only when it is not asked
+    // to fetch: the state endpoint refuses what it does not own, naming it.
+    let (status, body) = eddy::query::client::get(
+        a.addr,
+        &format!("/query?state=hourly_counts&partitions={}", rb.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")),
+        "application/json",
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["partitions"].as_array().unwrap().len(), rb.len(), "a holds the partitions b fetched from it: {body}");
+    b.shutdown();
+    a.shutdown();
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::engine::{self, EngineError, RunOptions, RunSummary};
 use crate::metrics::{server, Metrics, Status};
 use crate::pipeline::Pipeline;
-use crate::query::{Limits, LiveTables, Service};
+use crate::query::{Limits, LiveTables, Remote, Service};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +57,13 @@ pub async fn run(
     let http = &pipeline.config().http;
     let listen = http.listen.clone();
     let limits = Limits { max_rows: http.query_max_rows, timeout: http.query_timeout.std() };
-    let queries: Arc<dyn server::Queries> = Arc::new(Service { live: handles.live.clone(), limits });
+    let remote = Some(Remote::new(pipeline.config()));
+    let queries: Arc<dyn server::Queries> = Arc::new(Service { live: handles.live.clone(), limits, remote });
     let (addr, serve) = server::bind(&listen, handles.metrics.clone(), handles.status.clone(), Some(queries))
         .await
         .map_err(|source| AppError::Listen { listen: listen.clone(), source })?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /progress and /query on http://{addr}");
+    handles.live.advertise(advertised(http.advertise.as_deref(), addr));
     on_listen(addr);
     let server = tokio::spawn(serve);
     let stop = Arc::new(AtomicBool::new(false));
@@ -91,6 +93,19 @@ pub async fn run(
     let _ = thread.join();
     server.abort();
     Ok(result?)
+}
+
+/// The address other instances reach this one's HTTP server at: `http.advertise`, else the
+/// bound address, with the host's name in place of an unspecified address (0.0.0.0).
+fn advertised(configured: Option<&str>, bound: SocketAddr) -> String {
+    if let Some(a) = configured {
+        return a.to_string();
+    }
+    if bound.ip().is_unspecified() {
+        let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
+        return format!("{host}:{}", bound.port());
+    }
+    bound.to_string()
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -134,6 +134,11 @@ pub struct HttpConfig {
     /// Default `127.0.0.1:9464`.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// `host:port` other instances reach this one's HTTP server at, for queries of partitions
+    /// they do not own (e.g. the pod's IP, `$(POD_IP):9464`). Default: the bound address (the
+    /// host name when bound to 0.0.0.0). Overridden by EDDY_HTTP_ADVERTISE.
+    #[serde(default)]
+    pub advertise: Option<String>,
     /// `/query`: the most state rows (result-table groups) one query may read. Default
     /// 1,000,000.
     #[serde(default = "default_query_max_rows")]
@@ -157,7 +162,12 @@ fn default_query_timeout() -> ConfigDuration {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: default_listen(), query_max_rows: default_query_max_rows(), query_timeout: default_query_timeout() }
+        HttpConfig {
+            listen: default_listen(),
+            advertise: None,
+            query_max_rows: default_query_max_rows(),
+            query_timeout: default_query_timeout(),
+        }
     }
 }
 
@@ -263,6 +273,7 @@ pub struct QueryConfig {
 pub const ENV_BOOTSTRAP_SERVERS: &str = "EDDY_KAFKA_BOOTSTRAP_SERVERS";
 pub const ENV_STATE_DIR: &str = "EDDY_STATE_DIR";
 pub const ENV_HTTP_LISTEN: &str = "EDDY_HTTP_LISTEN";
+pub const ENV_HTTP_ADVERTISE: &str = "EDDY_HTTP_ADVERTISE";
 
 /// A file read and parsed, but not yet checked against SQL.
 #[derive(Debug, Clone)]
@@ -303,6 +314,9 @@ pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> R
     }
     if let Some(listen) = env(ENV_HTTP_LISTEN) {
         config.http.listen = listen;
+    }
+    if let Some(advertise) = env(ENV_HTTP_ADVERTISE).filter(|a| !a.is_empty()) {
+        config.http.advertise = Some(advertise);
     }
     let mut loaded = LoadedConfig { path: path.to_path_buf(), text: text.to_string(), config };
     check(&loaded).map_err(Box::new)?;

@@ -223,7 +223,9 @@ impl Engine {
         let ready_at = self.writer.queued();
         for q in self.queries.iter().filter(|q| q.feed.is_none()) {
             let owned = q.tasks.iter().flatten().filter_map(|t| Some((t.partition, t.tree.clone()?))).collect();
-            self.live.publish(q.plan.clone(), q.tasks.len(), owned, ready_at);
+            let Some(&source) = q.source_topic.first() else { continue };
+            let input = q.repartition.first().copied().flatten().unwrap_or(source);
+            self.live.publish(q.plan.clone(), q.tasks.len(), &self.topics[input].topic, owned, ready_at);
         }
     }
 

@@ -390,7 +390,7 @@ fn run_inner(cx: &RunContext<'_>, summary_out: &mut RunSummary) -> Result<(), En
         live: live.clone(),
     });
     let handle = EngineHandle { engine: Mutex::new(engine), latest: start == StartFrom::Latest, epoch: AtomicU64::new(0) };
-    let mut consumer_config = client::group_consumer(config, &opts.instance_id, exactly_once, start);
+    let mut consumer_config = client::group_consumer(config, &opts.instance_id, exactly_once, start, live.advertised().as_deref());
     if opts.stop_at_end && !config.kafka.properties.contains_key("fetch.wait.max.ms") {
         // A bounded run asks the broker for each partition's end when it reaches it; that
         // request waits behind the fetch the broker holds open for up to fetch.wait.max.ms

@@ -25,9 +25,15 @@ fn base(c: &PipelineConfig, client_id: &str) -> ClientConfig {
 }
 
 /// The group consumer: read_committed under exactly-once, offsets committed by eddy only,
-/// the range assignor so that same-numbered partitions of co-partitioned topics meet.
-pub fn group_consumer(c: &PipelineConfig, instance: &str, exactly_once: bool, start: StartFrom) -> ClientConfig {
-    let mut cfg = base(c, &format!("{}-{instance}", c.app));
+/// the range assignor so that same-numbered partitions of co-partitioned topics meet. Its
+/// client id ends in `@` and the instance's HTTP address (`advertised`), which the group's
+/// description shows every member: how an instance finds the owners of other partitions.
+pub fn group_consumer(c: &PipelineConfig, instance: &str, exactly_once: bool, start: StartFrom, advertised: Option<&str>) -> ClientConfig {
+    let client_id = match advertised {
+        Some(a) => format!("{}-{instance}{ADVERTISED}{a}", c.app),
+        None => format!("{}-{instance}", c.app),
+    };
+    let mut cfg = base(c, &client_id);
     cfg.set("group.id", crate::names::consumer_group(&c.app));
     if c.kafka.static_membership {
         // A restarted instance (same pod name) takes its partitions back without a rebalance.
@@ -66,6 +72,9 @@ pub fn group_consumer(c: &PipelineConfig, instance: &str, exactly_once: bool, st
     }
     cfg
 }
+
+/// What separates a group member's client id from the HTTP address it advertises.
+pub const ADVERTISED: char = '@';
 
 /// A consumer without a group, for changelog restore: it reads to the end as fast as the
 /// broker serves, without waiting for more data at the end of a partition.
@@ -142,7 +151,12 @@ mod tests {
     #[test]
     fn every_client_gets_the_security_settings_and_librdkafka_accepts_them() {
         let c = crate::config::parse(Path::new("p.yaml"), SECURE, |n| (n == "PW").then(|| "pw-value".to_string())).unwrap().config;
-        for cfg in [group_consumer(&c, "i", true, StartFrom::Earliest), plain_consumer(&c, "r"), producer(&c, "i", true), admin(&c)] {
+        for cfg in [
+            group_consumer(&c, "i", true, StartFrom::Earliest, Some("10.0.0.1:9464")),
+            plain_consumer(&c, "r"),
+            producer(&c, "i", true),
+            admin(&c),
+        ] {
             assert_eq!(cfg.get("security.protocol"), Some("SASL_SSL"));
             assert_eq!(cfg.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
             assert_eq!(cfg.get("sasl.username"), Some("eddy"));

@@ -84,15 +84,19 @@ pub fn address(listen: &str) -> anyhow::Result<SocketAddr> {
 
 /// GETs `/query` with `sql`; the status and the body.
 pub fn ask(addr: SocketAddr, sql: &str, csv: bool, partial: bool, timeout: Duration) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("cannot connect to eddy at {addr} (is the pipeline running, and is this its http.listen?)"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
     let mut target = format!("/query?sql={}", percent_encode(sql));
     if partial {
         target.push_str("&partial=true");
     }
-    let accept = if csv { "text/csv" } else { "application/json" };
+    get(addr, &target, if csv { "text/csv" } else { "application/json" }, timeout)
+}
+
+/// GETs `target` from `addr`: the status and the body.
+pub fn get(addr: SocketAddr, target: &str, accept: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("cannot connect to eddy at {addr} (is the pipeline running, and is this its http.listen?)"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
     write!(stream, "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n")?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).with_context(|| format!("no answer from {addr} within {timeout:?}"))?;

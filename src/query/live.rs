@@ -24,11 +24,16 @@ pub struct Published {
     pub plan: Arc<QueryPlan>,
     /// Partitions of the query's operator, owned here or not.
     pub partitions: usize,
+    /// The group-assigned topic whose partition p the query's task p reads: who is assigned
+    /// it owns the task.
+    pub input_topic: String,
     pub owned: BTreeMap<i32, Owned>,
 }
 
 #[derive(Default)]
 struct Inner {
+    /// The address other instances reach this one's HTTP server at.
+    advertised: Option<String>,
     reads: Option<Reads>,
     queries: BTreeMap<String, Published>,
 }
@@ -73,7 +78,7 @@ impl LiveTables {
 
     /// Publishes `plan`'s owned partitions. A partition published before keeps its
     /// `ready_at`; a new one is whole after `ready_at` jobs.
-    pub fn publish(&self, plan: Arc<QueryPlan>, partitions: usize, owned: Vec<(i32, StateTree)>, ready_at: u64) {
+    pub fn publish(&self, plan: Arc<QueryPlan>, partitions: usize, input_topic: &str, owned: Vec<(i32, StateTree)>, ready_at: u64) {
         self.with(|i| {
             let before = i.queries.remove(&plan.name);
             let owned = owned
@@ -83,13 +88,23 @@ impl LiveTables {
                     (p, Owned { tree, ready_at })
                 })
                 .collect();
-            i.queries.insert(plan.name.clone(), Published { plan, partitions, owned });
+            i.queries.insert(plan.name.clone(), Published { plan, partitions, input_topic: input_topic.to_string(), owned });
         });
     }
 
     /// The named query as published, and the handle to read its trees with.
     pub fn get(&self, name: &str) -> Option<(Published, Reads)> {
         self.with(|i| Some((i.queries.get(name)?.clone(), i.reads.clone()?)))
+    }
+
+    /// Says where this instance's HTTP server is reached (before the engine starts: the
+    /// group learns it from the consumer's client id).
+    pub fn advertise(&self, address: String) {
+        self.with(|i| i.advertised = Some(address));
+    }
+
+    pub fn advertised(&self) -> Option<String> {
+        self.with(|i| i.advertised.clone())
     }
 
     /// The queries published, by name.

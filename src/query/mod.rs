@@ -2,8 +2,9 @@
 //! SELECT over one or more queries of the pipeline, by name, answered from the state this
 //! instance has committed. Only committed cycles reach sled, and a cycle reaches it as one
 //! write that readers wait for, so an answer is the table of one committed cycle: never an
-//! uncommitted row, never half a cycle. A partition this instance does not own (or is still
-//! restoring) is named in the answer, or makes it fail unless a partial answer is asked for.
+//! uncommitted row, never half a cycle. A partition another instance owns is fetched from it
+//! (its committed entries, `remote.rs`); one that cannot be had (restoring, or its owner does
+//! not answer) is named in the answer, or fails it unless a partial answer is asked for.
 //! Work is bounded: state rows read and time. Depends on `sql`, `runtime::task` (to load a
 //! tree into the query's operator), `state` and `formats`; the engine publishes into `live`.
 
@@ -11,6 +12,7 @@ pub mod client;
 mod exec;
 pub mod live;
 mod read;
+mod remote;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +21,8 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 
 pub use live::LiveTables;
-use read::{read_table, Missing};
+use read::{local_entries, Budget, Missing};
+pub use remote::{Fetched, Remote};
 
 use crate::formats::{CsvEncoder, JsonEncoder};
 use crate::sql::BatchQuery;
@@ -82,15 +85,24 @@ impl From<crate::state::StateError> for QueryError {
 pub struct Coverage {
     pub table: String,
     pub partitions: usize,
+    /// Every partition the answer holds, here or fetched.
     pub answered: Vec<i32>,
+    /// Those fetched from the instances that own them.
+    pub remote: Vec<RemotePartition>,
     /// Partitions left out, with why.
     pub missing: Vec<MissingPartition>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
+pub struct RemotePartition {
+    pub partition: i32,
+    pub instance: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct MissingPartition {
     pub partition: i32,
-    pub reason: &'static str,
+    pub reason: String,
 }
 
 /// A query's answer.
@@ -102,57 +114,94 @@ pub struct Answer {
     pub elapsed: Duration,
 }
 
-/// Answers `sql` from `live`. Without `partial`, a table with a partition this instance
-/// cannot answer for fails the query (503) naming them.
+/// Answers `sql` from this instance's partitions only.
 pub fn answer(live: &LiveTables, sql: &str, limits: &Limits, partial: bool) -> Result<Answer, QueryError> {
-    let started = Instant::now();
+    answer_with(live, None, sql, limits, partial)
+}
+
+/// Answers `sql` from `live`, fetching the partitions other instances own through `remote`.
+/// Without `partial`, a table with a partition that cannot be had fails the query (503)
+/// naming them.
+pub fn answer_with(live: &LiveTables, remote: Option<&Remote>, sql: &str, limits: &Limits, partial: bool) -> Result<Answer, QueryError> {
+    let mut budget = Budget { limits, started: Instant::now(), scanned: 0 };
     let query = BatchQuery::parse(sql).map_err(|e| QueryError::bad_request(e.to_string()))?;
     let mut tables = HashMap::new();
     let mut schemas = HashMap::new();
     let mut coverage = Vec::new();
-    let mut scanned = 0;
     for name in &query.tables {
-        let Some((published, reads)) = live.get(name) else {
-            let names = live.names();
-            return Err(if names.is_empty() {
-                QueryError::unavailable(format!(
-                    "no result table is published yet (the engine is starting, joining its group or recovering); table {name}"
-                ))
-            } else {
-                QueryError::not_found(format!("the pipeline has no query named {name}; its queries: {}", names.join(", ")))
-            });
-        };
-        let table = read_table(&published, &reads, limits, started, scanned)?;
-        scanned = table.scanned;
-        let missing: Vec<MissingPartition> = table
-            .missing
-            .iter()
-            .map(|(p, why)| MissingPartition {
-                partition: *p,
-                reason: match why {
-                    Missing::NotOwned => "not owned by this instance",
-                    Missing::Restoring => "restoring",
-                },
-            })
-            .collect();
+        let (published, reads) = published(live, name)?;
+        let read::Local { found: mut parts, missing: local_missing } = local_entries(&published, &reads, None, &mut budget)?;
+        let mut missing: Vec<MissingPartition> = Vec::new();
+        let mut fetched: Vec<RemotePartition> = Vec::new();
+        let not_owned: Vec<i32> = local_missing.iter().filter(|(_, m)| *m == Missing::NotOwned).map(|(p, _)| *p).collect();
+        for (p, why) in &local_missing {
+            if *why == Missing::Restoring || remote.is_none() {
+                missing.push(MissingPartition { partition: *p, reason: reason(why).into() });
+            }
+        }
+        if let (Some(remote), false) = (remote, not_owned.is_empty()) {
+            let left = limits.timeout.saturating_sub(budget.started.elapsed()).max(Duration::from_millis(100));
+            for f in remote.fetch(name, &published.input_topic, &not_owned, live.advertised().as_deref(), left) {
+                match f {
+                    Fetched::Got { partition, entries, from } => {
+                        budget.take(entries.len() as u64)?;
+                        parts.push((partition, entries));
+                        fetched.push(RemotePartition { partition, instance: from });
+                    }
+                    Fetched::Failed { partition, reason } => missing.push(MissingPartition { partition, reason }),
+                }
+            }
+        }
+        missing.sort_by_key(|m| m.partition);
         if !missing.is_empty() && !partial {
             let list: Vec<String> = missing.iter().map(|m| format!("{} ({})", m.partition, m.reason)).collect();
             return Err(QueryError::unavailable(format!(
-                "this instance cannot answer for partitions {} of query {name}'s {}; ask the instance that owns them, or add partial=true for this instance's part",
+                "no answer for partitions {} of query {name}'s {}; retry, or add partial=true for the rest",
                 list.join(", "),
-                table.partitions
+                published.partitions
             )));
         }
-        coverage.push(Coverage { table: name.clone(), partitions: table.partitions, answered: table.answered, missing });
-        schemas.insert(name.clone(), table.batch.schema());
-        tables.insert(name.clone(), table.batch);
+        parts.sort_by_key(|(p, _)| *p);
+        let batch = read::table(&published.plan, &parts, &budget)?;
+        let answered = parts.iter().map(|(p, _)| *p).collect();
+        fetched.sort_by_key(|r| r.partition);
+        coverage.push(Coverage { table: name.clone(), partitions: published.partitions, answered, remote: fetched, missing });
+        schemas.insert(name.clone(), batch.schema());
+        tables.insert(name.clone(), batch);
     }
     let plan = query.plan(schemas).map_err(|e| QueryError::bad_request(e.to_string()))?;
     let batch = exec::execute(&plan, &tables)?;
-    if started.elapsed() > limits.timeout {
-        return Err(QueryError::timeout(limits));
+    budget.check_time()?;
+    Ok(Answer { batch, tables: coverage, scanned: budget.scanned, elapsed: budget.started.elapsed() })
+}
+
+fn reason(m: &Missing) -> &'static str {
+    match m {
+        Missing::NotOwned => "not owned by this instance",
+        Missing::Restoring => "restoring",
     }
-    Ok(Answer { batch, tables: coverage, scanned, elapsed: started.elapsed() })
+}
+
+fn published(live: &LiveTables, name: &str) -> Result<(live::Published, crate::state::Reads), QueryError> {
+    live.get(name).ok_or_else(|| {
+        let names = live.names();
+        if names.is_empty() {
+            QueryError::unavailable(format!(
+                "no result table is published yet (the engine is starting, joining its group or recovering); table {name}"
+            ))
+        } else {
+            QueryError::not_found(format!("the pipeline has no query named {name}; its queries: {}", names.join(", ")))
+        }
+    })
+}
+
+/// Another instance asks for the committed entries of some partitions of `table`.
+pub fn state(live: &LiveTables, table: &str, partitions: &[i32], limits: &Limits) -> Result<String, QueryError> {
+    let mut budget = Budget { limits, started: Instant::now(), scanned: 0 };
+    let (published, reads) = published(live, table)?;
+    let read::Local { found, missing } = local_entries(&published, &reads, Some(partitions), &mut budget)?;
+    let missing: Vec<(i32, &str)> = missing.iter().map(|(p, m)| (*p, reason(m))).collect();
+    Ok(remote::state_json(&found, &missing))
 }
 
 fn columns(batch: &RecordBatch) -> Vec<(String, DataType)> {
@@ -199,22 +248,31 @@ pub fn to_csv(a: &Answer) -> Result<String, QueryError> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// The `/query` endpoint over `live`.
+/// The `/query` endpoint over `live`; `remote` asks other instances for their partitions.
 pub struct Service {
     pub live: Arc<LiveTables>,
     pub limits: Limits,
+    pub remote: Option<Remote>,
 }
 
 impl crate::metrics::server::Queries for Service {
     fn query(&self, params: &str, accept_csv: bool) -> crate::metrics::server::Reply {
         use crate::metrics::server::Reply;
         let params = parse_params(params);
+        if let Some(table) = params.get("state") {
+            let partitions: Vec<i32> =
+                params.get("partitions").map(|p| p.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_default();
+            return match state(&self.live, table, &partitions, &self.limits) {
+                Ok(body) => Reply { code: 200, content_type: "application/json", body },
+                Err(e) => Reply::error(e.status, e.message),
+            };
+        }
         let Some(sql) = params.get("sql") else {
             return Reply::error(400, "give the query as the sql parameter: /query?sql=SELECT+...".into());
         };
         let partial = params.get("partial").is_some_and(|v| v == "true" || v == "1");
         let csv = accept_csv || params.get("format").is_some_and(|f| f == "csv");
-        match answer(&self.live, sql, &self.limits, partial) {
+        match answer_with(&self.live, self.remote.as_ref(), sql, &self.limits, partial) {
             Err(e) => Reply::error(e.status, e.message),
             Ok(a) if csv => match to_csv(&a) {
                 Ok(body) => Reply { code: 200, content_type: "text/csv; charset=utf-8", body },

@@ -1,8 +1,9 @@
-//! A published query's result table, read from the committed state of the partitions this
-//! instance owns: each tree is loaded into a fresh operator of the query's plan (the code that
-//! restores a task), which lists its result rows; HAVING and the projection then run as the
-//! task runs them before its sink. The writer is held off while the trees are read, so the
-//! table is that of one commit cycle. Depends on `live`, `runtime::task` and `operators`.
+//! A published query's result table, read from committed state: the entries of each owned
+//! partition's tree are copied out while the writer is held off (so they are those of one
+//! commit cycle), then each partition's entries (local, or fetched from the instance that owns
+//! it) are loaded into a fresh operator of the query's plan (the code that restores a task),
+//! which lists its result rows; HAVING and the projection then run as the task runs them
+//! before its sink. Depends on `live`, `runtime::task` and `operators`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +21,9 @@ use crate::state::Reads;
 use crate::types::arrays::rows_to_batch;
 use crate::types::Row;
 
+/// One partition's state entries (operator data only).
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Why a partition is not in the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Missing {
@@ -29,67 +33,101 @@ pub enum Missing {
     Restoring,
 }
 
-/// The table, and which partitions it covers.
-pub struct Table {
-    pub batch: RecordBatch,
-    pub partitions: usize,
-    pub answered: Vec<i32>,
-    pub missing: Vec<(i32, Missing)>,
-    /// State entries read.
+/// Counts state rows read against the limits.
+pub struct Budget<'l> {
+    pub limits: &'l Limits,
+    pub started: Instant,
     pub scanned: u64,
 }
 
-/// Reads `published`'s table. `scanned` counts entries read by earlier tables of the same
-/// query, against `limits`.
-pub fn read_table(published: &Published, reads: &Reads, limits: &Limits, started: Instant, scanned: u64) -> Result<Table, QueryError> {
-    let plan = &published.plan;
-    if !matches!(plan.body, PlanBody::Aggregate(_)) {
-        return Err(QueryError::bad_request(format!(
+impl Budget<'_> {
+    pub fn take(&mut self, rows: u64) -> Result<(), QueryError> {
+        self.scanned += rows;
+        if self.scanned > self.limits.max_rows {
+            return Err(QueryError::too_large(format!(
+                "the query would read more than {} state rows (http.query_max_rows); narrow it or raise the limit",
+                self.limits.max_rows
+            )));
+        }
+        self.check_time()
+    }
+
+    pub fn check_time(&self) -> Result<(), QueryError> {
+        if self.started.elapsed() > self.limits.timeout {
+            return Err(QueryError::timeout(self.limits));
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a query that keeps no result table.
+pub fn check_queryable(plan: &QueryPlan) -> Result<(), QueryError> {
+    match plan.body {
+        PlanBody::Aggregate(_) => Ok(()),
+        _ => Err(QueryError::bad_request(format!(
             "query {} keeps no result table: only aggregations do (its rows are in its sink topic, {})",
             plan.name, plan.sink_topic
-        )));
+        ))),
     }
-    let mut rows: Vec<Row> = Vec::new();
-    let mut answered = Vec::new();
+}
+
+/// What this instance has of a table.
+pub struct Local {
+    pub found: Vec<(i32, Entries)>,
+    /// The partitions it cannot read, with why.
+    pub missing: Vec<(i32, Missing)>,
+}
+
+/// The entries of the partitions of `published` this instance owns (all of them, or those in
+/// `only`), and the partitions it cannot read.
+pub fn local_entries(published: &Published, reads: &Reads, only: Option<&[i32]>, budget: &mut Budget<'_>) -> Result<Local, QueryError> {
+    check_queryable(&published.plan)?;
+    let mut found = Vec::new();
     let mut missing = Vec::new();
-    let mut scanned = scanned;
-    {
-        let _cycle = reads.hold();
-        for p in 0..published.partitions as i32 {
-            let Some(owned) = published.owned.get(&p) else {
-                missing.push((p, Missing::NotOwned));
-                continue;
-            };
-            if reads.applied() < owned.ready_at {
-                missing.push((p, Missing::Restoring));
-                continue;
-            }
-            let mut op = build_operator(plan).ok_or_else(|| QueryError::internal(format!("query {} has no operator", plan.name)))?;
-            owned.tree.for_each(|k, v| {
-                if k.first() != Some(&DATA_PREFIX) {
-                    return Ok(());
-                }
-                scanned += 1;
-                if scanned > limits.max_rows {
-                    return Err(QueryError::too_large(format!(
-                        "the query would read more than {} state rows (http.query_max_rows); narrow it to fewer partitions or raise the limit",
-                        limits.max_rows
-                    )));
-                }
-                if scanned.is_multiple_of(4096) && started.elapsed() > limits.timeout {
-                    return Err(QueryError::timeout(limits));
-                }
-                op.restore(k, Some(v))
-                    .map_err(|e| QueryError::internal(format!("cannot read the state of query {} partition {p}: {e}", plan.name)))
-            })?;
-            if !op.snapshot(&mut rows) {
-                return Err(QueryError::bad_request(format!("query {} keeps no result table", plan.name)));
-            }
-            answered.push(p);
+    let _cycle = reads.hold();
+    for p in 0..published.partitions as i32 {
+        if only.is_some_and(|o| !o.contains(&p)) {
+            continue;
         }
+        let Some(owned) = published.owned.get(&p) else {
+            missing.push((p, Missing::NotOwned));
+            continue;
+        };
+        if reads.applied() < owned.ready_at {
+            missing.push((p, Missing::Restoring));
+            continue;
+        }
+        let mut entries = Vec::new();
+        owned.tree.for_each(|k, v| {
+            if k.first() == Some(&DATA_PREFIX) {
+                entries.push((k.to_vec(), v.to_vec()));
+                if entries.len().is_multiple_of(4096) {
+                    budget.take(4096)?;
+                }
+            }
+            Ok::<(), QueryError>(())
+        })?;
+        budget.take((entries.len() % 4096) as u64)?;
+        found.push((p, entries));
     }
-    let batch = result_batch(plan, &rows)?;
-    Ok(Table { batch, partitions: published.partitions, answered, missing, scanned })
+    Ok(Local { found, missing })
+}
+
+/// The result table of `plan` over the given partitions' entries.
+pub fn table(plan: &QueryPlan, partitions: &[(i32, Entries)], budget: &Budget<'_>) -> Result<RecordBatch, QueryError> {
+    let mut rows: Vec<Row> = Vec::new();
+    for (p, entries) in partitions {
+        let mut op = build_operator(plan).ok_or_else(|| QueryError::internal(format!("query {} has no operator", plan.name)))?;
+        for (k, v) in entries {
+            op.restore(k, Some(v))
+                .map_err(|e| QueryError::internal(format!("cannot read the state of query {} partition {p}: {e}", plan.name)))?;
+        }
+        if !op.snapshot(&mut rows) {
+            return Err(QueryError::bad_request(format!("query {} keeps no result table", plan.name)));
+        }
+        budget.check_time()?;
+    }
+    result_batch(plan, &rows)
 }
 
 /// The operator's result rows as the query's output columns: HAVING, then the projection.

@@ -70,7 +70,7 @@ impl Fixture {
     /// Publishes the first `owned` partitions of `total`.
     fn publish(&self, owned: usize, total: usize) {
         let trees = self.parts.iter().take(owned).enumerate().map(|(p, part)| (p as i32, part.tree.clone())).collect();
-        self.live.publish(self.plan.clone(), total, trees, self.writer.queued());
+        self.live.publish(self.plan.clone(), total, "events", trees, self.writer.queued());
     }
 
     /// One committed cycle: every partition's changes in one writer job.
@@ -168,7 +168,7 @@ fn a_tree_still_being_written_by_its_restore_is_not_answered_for() {
     // A partition published before its restore's last write landed is reported as restoring.
     let live = LiveTables::new();
     live.attach(f.writer.reads());
-    live.publish(f.plan.clone(), 1, vec![(0, f.parts[0].tree.clone())], f.writer.queued() + 1);
+    live.publish(f.plan.clone(), 1, "events", vec![(0, f.parts[0].tree.clone())], f.writer.queued() + 1);
     let e = answer(&live, "SELECT * FROM counts", &Limits::default(), false).err().unwrap();
     assert!(e.status == 503 && e.message.contains("0 (restoring)"), "{e}");
 }

@@ -143,7 +143,11 @@ fn the_live_table_answers_queries_from_committed_state_while_the_input_arrives()
         // Every answer is a committed state: totals only grow, and never pass what was sent.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
         loop {
-            let rows = served.rows(sum);
+            let Some(rows) = served.try_rows(sum) else {
+                assert!(std::time::Instant::now() < deadline, "the table was not published within 90 s");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            };
             let (open, close) = per_action(&rows);
             assert!(open + close <= produced, "{open} + {close} counted of {produced} sent");
             let table: BTreeMap<(String, String), u64> = served
@@ -320,4 +324,37 @@ fn two_instances_answer_for_the_whole_table_each_asking_the_other() {
     assert_eq!(v["partitions"].as_array().unwrap().len(), rb.len(), "a holds the partitions b fetched from it: {body}");
     b.shutdown();
     a.shutdown();
+}
+
+#[test]
+fn eddy_query_prints_the_answer_as_a_table_or_csv_and_fails_with_the_reason() {
+    let broker = Broker::mock();
+    let (input, out, app) = (unique("cli-query-in"), unique("cli-query-out"), unique("cli-query"));
+    broker.create_topic(&input, 1);
+    let events = generate(&TutorialSpec { events: 2_000, seed: 9, ..TutorialSpec::default() });
+    produce(&broker.bootstrap, &input, tutorial_records(&events).into_iter().map(|(k, v, _)| (k, v, Some(0))));
+    let served = Served::start(broker.plan(&complete_pipeline(&app, &broker.bootstrap, &input, &out, None), 1), "a");
+    let sum = "SELECT action, sum(count) AS n FROM hourly_counts GROUP BY action ORDER BY action";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while served.try_rows(sum).map(|r| per_action(&r)) != Some((1_000, 1_000)) {
+        assert!(std::time::Instant::now() < deadline, "the table did not count the 2,000 events within 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = served.addr.to_string();
+    let query = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_eddy")).args(["query", "--url", &url]).args(args).output().expect("run eddy query")
+    };
+    let table = query(&[sum]);
+    assert!(table.status.success(), "{}", String::from_utf8_lossy(&table.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&table.stdout),
+        "+------+----+\n|action|n   |\n+------+----+\n|Close |1000|\n|Open  |1000|\n+------+----+\n2 rows\n"
+    );
+    let csv = query(&["--format", "csv", sum]);
+    assert_eq!(String::from_utf8_lossy(&csv.stdout), "action,n\nClose,1000\nOpen,1000\n");
+    let unknown = query(&["SELECT * FROM nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("the query failed (404): the pipeline has no query named nope; its queries: hourly_counts"), "{stderr}");
+    served.shutdown();
 }

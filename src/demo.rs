@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +17,7 @@ use crate::gen::{self, tutorial::TutorialSpec, Destination, Output};
 use crate::kafka::mock::MockBroker;
 use crate::metrics::{Metrics, Status};
 use crate::pipeline;
+use crate::query::{self, LiveTables};
 use crate::tail::read_to_end;
 
 #[derive(Args)]
@@ -96,8 +97,25 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
     }
     let opts = RunOptions { instance_id: "demo".into(), stop_at_end: true, flush_at_end: true, inject_abort_every: None };
     let engine_started = Instant::now();
-    let summary = engine::run(Arc::new(p), opts, Arc::new(AtomicBool::new(false)), Arc::new(Metrics::new()?), Arc::new(Status::default()))?;
+    // While it runs, the live table is asked what `eddy query` and `GET /query` would ask.
+    let live = LiveTables::new();
+    let running = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let (live, running) = (live.clone(), running.clone());
+        std::thread::spawn(move || watch(&live, &running, engine_started))
+    };
+    let result =
+        engine::run_with(Arc::new(p), opts, Arc::new(AtomicBool::new(false)), Arc::new(Metrics::new()?), Arc::new(Status::default()), live);
+    running.store(false, Ordering::Release);
+    let seen = watcher.join().unwrap_or_default();
+    let summary = result?;
     let engine_time = engine_started.elapsed();
+    if !seen.is_empty() {
+        println!("\n   the live table while it ran (`eddy query \"{LIVE_SQL}\"`):");
+        for line in &seen {
+            println!("     {line}");
+        }
+    }
 
     let records = read_to_end(&bootstrap, "action-counts", true)?;
     let mut table: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -127,6 +145,33 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<()> {
     );
     let _ = std::fs::remove_dir_all(&state);
     Ok(())
+}
+
+/// What the demo asks the live table while the engine runs: in append mode it holds the
+/// windows the watermark has not closed yet.
+const LIVE_SQL: &str = "SELECT action, count(*) AS open_windows, sum(count) AS events FROM hourly_counts GROUP BY action ORDER BY action";
+
+/// Asks the live table every 50 ms until the run ends; one line per answer that changed.
+fn watch(live: &LiveTables, running: &AtomicBool, started: Instant) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut last = String::new();
+    while running.load(Ordering::Acquire) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let Ok(a) = query::answer(live, LIVE_SQL, &query::Limits::default(), true) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&query::to_json(&a)) else { continue };
+        let parts: Vec<String> = v["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| format!("{}: {} events in {} open windows", r["action"].as_str().unwrap_or("?"), r["events"], r["open_windows"]))
+            .collect();
+        let text = parts.join(", ");
+        if !parts.is_empty() && text != last {
+            lines.push(format!("at {:.1}s  {text}", started.elapsed().as_secs_f64()));
+            last = text;
+        }
+    }
+    lines
 }
 
 fn print_table(table: &BTreeMap<String, (u64, u64)>) {

@@ -486,6 +486,17 @@ impl Served {
         v["rows"].as_array().unwrap().clone()
     }
 
+    /// The rows, or None while the table cannot be answered yet (503: joining, restoring).
+    pub fn try_rows(&self, sql: &str) -> Option<Vec<serde_json::Value>> {
+        let (status, body) = self.ask(sql, false);
+        if status == 503 {
+            return None;
+        }
+        assert_eq!(status, 200, "{sql}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        Some(v["rows"].as_array().unwrap().clone())
+    }
+
     pub fn shutdown(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.thread.take().unwrap().join().expect("the pipeline thread");

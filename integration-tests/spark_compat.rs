@@ -309,6 +309,12 @@ fn the_top_10_of_the_complete_mode_tutorial_table_matches_spark() {
     check_table("tutorial_complete_top10");
 }
 
+/// The retail question: the ten largest daily totals (customer, day), over the live table.
+#[test]
+fn the_top_10_daily_totals_of_the_orders_match_spark() {
+    check_table("orders_daily_top10");
+}
+
 #[test]
 fn tutorial_hourly_counts_match_spark() {
     check("tutorial");
@@ -526,6 +532,7 @@ fn every_recorded_query_is_checked() {
             "nested_fields",
             "nested_group",
             "orders",
+            "orders_daily_top10",
             "rounding",
             "sessions",
             "sliding",

@@ -266,6 +266,13 @@ impl Operator for SessionAggregate {
         }
     }
 
+    fn snapshot(&self, out: &mut Vec<Row>) -> bool {
+        for group in self.groups.values() {
+            out.extend(group.sessions.iter().map(|s| result_row(self.key_count, &group.key, s)));
+        }
+        true
+    }
+
     fn take_changes(&mut self, f: &mut ChangeSink<'_>) {
         // Deletions first: a key deleted and then used again within one cycle (not expected,
         // since session starts never recur, but cheap to get right) is written below.

@@ -597,3 +597,18 @@ fn state_stays_bounded_over_thirty_days() {
     assert!(max_entries <= 2 * 200, "entries reached {max_entries}");
     assert!(o.state_bytes() < 300 * 400, "state bytes {}", o.state_bytes());
 }
+
+#[test]
+fn the_snapshot_lists_every_open_session_as_the_flush_would_emit_it() {
+    let mut o = op(GAP, OutputMode::Append);
+    feed(&mut o, &[(0, "a", 1), (5 * MIN, "a", 2), (H, "a", 4), (2 * MIN, "b", 8)]);
+    let mut snap = Vec::new();
+    assert!(o.snapshot(&mut snap));
+    let mut flushed = Vec::new();
+    o.on_watermark(i64::MAX, &mut flushed);
+    assert_eq!(sorted(snap.clone()), sorted(flushed));
+    assert_eq!(
+        sorted(snap),
+        sorted(vec![out_row("a", 0, 15 * MIN, 2, 3), out_row("a", H, H + GAP, 1, 4), out_row("b", 2 * MIN, 12 * MIN, 1, 8)])
+    );
+}

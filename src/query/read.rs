@@ -5,20 +5,16 @@
 //! which lists its result rows; HAVING and the projection then run as the task runs them
 //! before its sink. Depends on `live`, `runtime::task` and `operators`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
-use arrow::datatypes::{Field, Schema};
+use arrow::array::RecordBatch;
 
 use super::live::Published;
 use super::{Limits, QueryError};
-use crate::expr::true_rows;
 use crate::operators::DATA_PREFIX;
 use crate::runtime::task::build_operator;
 use crate::sql::{PlanBody, QueryPlan};
 use crate::state::Reads;
-use crate::types::arrays::rows_to_batch;
 use crate::types::Row;
 
 /// One partition's state entries (operator data only).
@@ -127,25 +123,6 @@ pub fn table(plan: &QueryPlan, partitions: &[(i32, Entries)], budget: &Budget<'_
         }
         budget.check_time()?;
     }
-    result_batch(plan, &rows)
-}
-
-/// The operator's result rows as the query's output columns: HAVING, then the projection.
-fn result_batch(plan: &QueryPlan, rows: &[Row]) -> Result<RecordBatch, QueryError> {
-    let PlanBody::Aggregate(a) = &plan.body else { return Err(QueryError::internal("not an aggregation")) };
-    let failed = |e: String| QueryError::internal(format!("query {}: cannot build its result rows: {e}", plan.name));
-    let agg_rows: Vec<Row> = rows.iter().map(|r| a.row_map.iter().map(|&i| r.get(i).cloned().unwrap_or_default()).collect()).collect();
-    let batch = rows_to_batch(&a.row_schema, &agg_rows).map_err(|e| failed(e.to_string()))?;
-    let batch = match &a.having {
-        None => batch,
-        Some(h) => {
-            let kept = true_rows(h.eval(&batch).map_err(|e| failed(e.to_string()))?.as_ref());
-            crate::runtime::eval::take(&batch, &kept)
-        }
-    };
-    let arrays: Vec<ArrayRef> = a.projection.iter().map(|e| e.eval(&batch)).collect::<Result<_, _>>().map_err(|e| failed(e.to_string()))?;
-    let fields: Vec<Field> =
-        plan.output.iter().zip(&arrays).map(|(c, a)| Field::new(c.name.clone(), a.data_type().clone(), true)).collect();
-    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options).map_err(|e| failed(e.to_string()))
+    crate::runtime::top::aggregate_output(plan, &rows)
+        .map_err(|e| QueryError::internal(format!("query {}: cannot build its result rows: {e}", plan.name)))
 }

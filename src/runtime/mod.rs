@@ -16,6 +16,7 @@ pub mod prepare;
 pub mod rowexpr;
 pub mod source;
 pub mod task;
+pub mod top;
 
 use crate::time::format_timestamp;
 use crate::types::Value;

@@ -20,6 +20,7 @@ use super::clock::{SideSpec, TaskClock};
 use super::eval::{evaluate, take};
 use super::output::Output;
 use super::rowexpr::RowExpr;
+use super::top::{aggregate_output, Top, TOP_PREFIX};
 use super::{forward, watermark_text, Out, RecordRef, RuntimeError, SendFailed, Tables, H_WATERMARK};
 use crate::config::OutputMode;
 use crate::expr::{true_rows, Scalar};
@@ -140,6 +141,8 @@ pub struct QueryTask {
     late_counter: IntCounter,
     /// This task's own series (watermark, state size), removed when the task goes.
     series: TaskSeries,
+    /// `ORDER BY ... LIMIT n`: the rows this task has written.
+    top: Option<Top>,
 }
 
 /// The operator of a query plan (none for stateless plans), as tasks build it.
@@ -271,6 +274,7 @@ impl QueryTask {
             stats: CycleStats::default(),
             late_counter: metrics.late_records.with_label_values(&[&plan.name]),
             series: TaskSeries::new(metrics, &plan.name, plan.is_stateful().then(|| plan.operator_name()), partition),
+            top: plan.top.clone().map(|t| Top::new(t, plan.key_columns.clone())),
             plan,
         }
     }
@@ -576,7 +580,9 @@ impl QueryTask {
     /// End of a commit cycle: update and complete modes emit.
     pub fn on_commit(&mut self, ctx: &mut Ctx<'_>) -> Result<(), RuntimeError> {
         self.flush(ctx)?;
-        if self.plan.output_mode != OutputMode::Append {
+        if self.top.is_some() {
+            self.emit_top(ctx)?;
+        } else if self.plan.output_mode != OutputMode::Append {
             if let Body::Operator { op, .. } = &mut self.body {
                 op.on_commit(&mut self.rows);
             }
@@ -587,6 +593,32 @@ impl QueryTask {
             feed.send_markers(ctx.now, ctx.out)?;
         }
         Ok(())
+    }
+
+    /// `ORDER BY ... LIMIT n` (complete mode): when the table changed, rank it and write what
+    /// changed in its first n rows, with a tombstone for each row that left them.
+    fn emit_top(&mut self, ctx: &mut Ctx<'_>) -> Result<(), RuntimeError> {
+        let (Body::Operator { op, .. }, Some(top)) = (&mut self.body, &mut self.top) else { return Ok(()) };
+        let mut table = Vec::new();
+        op.on_commit(&mut table);
+        let mut gone = Vec::new();
+        op.take_retractions(&mut gone);
+        if table.is_empty() && gone.is_empty() {
+            return Ok(());
+        }
+        let name = &self.plan.name;
+        let batch = aggregate_output(&self.plan, &table).map_err(|e| RuntimeError::Setup(format!("query {name}: {e}")))?;
+        let ranked = top.rank(&batch).map_err(|e| RuntimeError::Setup(format!("query {name}: {e}")))?;
+        let (write, left) = top.diff(ranked);
+        for r in &write {
+            self.output.send_values(r, ctx.out)?;
+        }
+        self.output.set_retracting(true);
+        let sent = left.iter().try_for_each(|r| self.output.send_values(r, ctx.out));
+        self.output.set_retracting(false);
+        sent?;
+        self.stats.output += (write.len() + left.len()) as u64;
+        self.output.flush_feed(ctx.now, ctx.out)
     }
 
     /// Writes a tombstone for the key of each row that left the result table.
@@ -699,6 +731,9 @@ impl QueryTask {
             }
             f(k, v)
         });
+        if let Some(top) = &mut self.top {
+            top.take_changes(f);
+        }
         if self.clock.take_dirty() {
             f(CLOCK_KEY, Some(&self.clock.encode()));
         }
@@ -712,6 +747,9 @@ impl QueryTask {
             }
             return Ok(());
         }
+        if let (Some(top), Some(&TOP_PREFIX)) = (&mut self.top, key.first()) {
+            return top.restore(key, value);
+        }
         match &mut self.body {
             Body::Operator { op, .. } => op.restore(key, value),
             _ => Ok(()),
@@ -722,6 +760,9 @@ impl QueryTask {
     pub fn clear(&mut self) {
         if let Body::Operator { op, .. } = &mut self.body {
             op.clear();
+        }
+        if let Some(top) = &mut self.top {
+            top.clear();
         }
         self.rows.clear();
         self.clock = TaskClock::new(&self.specs, Instant::now());

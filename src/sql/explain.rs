@@ -124,6 +124,24 @@ impl QueryPlan {
                         ),
                     },
                 };
+                let emits = match &self.top {
+                    None => emits,
+                    Some(t) => {
+                        let order: Vec<String> = t
+                            .order
+                            .iter()
+                            .map(|o| {
+                                let name = self.output.get(o.column).map_or("?", |c| c.name.as_str());
+                                format!("{name}{}", if o.descending { " DESC" } else { "" })
+                            })
+                            .collect();
+                        format!(
+                            "at every commit that changed the table, its first {} rows by {}: the rows that entered or changed, and a tombstone for each row that left",
+                            t.limit,
+                            order.join(", ")
+                        )
+                    }
+                };
                 let _ = writeln!(s, "    emits {emits}");
                 let mut agg_names: Vec<String> = a.key_names.clone();
                 if a.window.is_some() {

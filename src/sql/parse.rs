@@ -48,6 +48,16 @@ pub struct SelectInfo {
     pub names: Vec<String>,
     /// Two select items with one name, reported after the rest of the plan is checked.
     pub duplicate: Option<SqlError>,
+    /// The top-level ORDER BY ... LIMIT of a complete-mode query, taken out of the statement.
+    pub top: Option<TopClause>,
+}
+
+/// `ORDER BY a DESC, b LIMIT n`, as written.
+pub struct TopClause {
+    /// (expression, descending, nulls first) per key.
+    pub order: Vec<(ast::Expr, bool, bool)>,
+    pub limit: usize,
+    pub span: Span,
 }
 
 /// Special forms DataFusion's planner knows by name, besides the registry's functions.
@@ -126,6 +136,7 @@ pub fn parse(sql: &str, ctx: &PlanContext) -> Result<Parsed, SqlError> {
         ));
     };
     inline_ctes(query)?;
+    let top = take_top(query, ctx)?;
     check_query_clauses(query)?;
     let select = match query.body.as_mut() {
         ast::SetExpr::Select(s) => s,
@@ -138,7 +149,8 @@ pub fn parse(sql: &str, ctx: &PlanContext) -> Result<Parsed, SqlError> {
         }
         other => return Err(SqlError::at(other.span(), "only SELECT ... FROM ... queries are supported")),
     };
-    let info = rewrite_select(select, ctx)?;
+    let mut info = rewrite_select(select, ctx)?;
+    info.top = top;
     Ok(Parsed { statement, info })
 }
 
@@ -189,6 +201,46 @@ fn substitute_factor(f: &mut ast::TableFactor, defined: &[(String, ast::Query)])
         ast::TableFactor::Derived { subquery, .. } => substitute_query(subquery, defined),
         _ => {}
     }
+}
+
+/// In complete mode, a top-level `ORDER BY ... LIMIT n` ranks the result table: it is taken
+/// out of the statement (the planner applies it to the aggregation's output). Elsewhere the
+/// clauses stay and are refused below.
+fn take_top(query: &mut ast::Query, ctx: &PlanContext) -> Result<Option<TopClause>, SqlError> {
+    if ctx.sink.output_mode != crate::config::OutputMode::Complete || query.order_by.is_none() {
+        return Ok(None);
+    }
+    let Some(order) = query.order_by.take() else { return Ok(None) };
+    let span = order.span();
+    let ast::OrderByKind::Expressions(exprs) = &order.kind else {
+        return Err(SqlError::at(span, "ORDER BY ALL is not supported; name the columns"));
+    };
+    let limit = match query.limit_clause.take() {
+        Some(ast::LimitClause::LimitOffset { limit: Some(ast::Expr::Value(v)), offset: None, limit_by }) if limit_by.is_empty() => {
+            match &v.value {
+                ast::Value::Number(n, _) => n.parse::<usize>().ok().filter(|&n| n > 0),
+                _ => None,
+            }
+        }
+        Some(other) => return Err(SqlError::at(other.span(), "LIMIT takes a positive number here (no OFFSET)")),
+        None => None,
+    };
+    let Some(limit) = limit else {
+        return Err(SqlError::at(
+            span,
+            "ORDER BY over a complete-mode table needs LIMIT n: the first n rows are the output (sort the whole table where you read the sink)",
+        ));
+    };
+    let order = exprs
+        .iter()
+        .map(|e| {
+            let descending = e.options.asc == Some(false);
+            // Spark's default: NULLs first ascending, last descending.
+            let nulls_first = e.options.nulls_first.unwrap_or(!descending);
+            (e.expr.clone(), descending, nulls_first)
+        })
+        .collect();
+    Ok(Some(TopClause { order, limit, span }))
 }
 
 fn check_query_clauses(query: &ast::Query) -> Result<(), SqlError> {
@@ -638,7 +690,7 @@ fn rewrite_select(select: &mut ast::Select, ctx: &PlanContext) -> Result<SelectI
         .zip(aliases)
         .map(|((expr, _, _), alias)| ast::SelectItem::ExprWithAlias { expr, alias: quoted(&alias) })
         .collect();
-    Ok(SelectInfo { sources, names: out_names, duplicate })
+    Ok(SelectInfo { sources, names: out_names, duplicate, top: None })
 }
 
 /// `a.b.c` and `a[0].b` as the resolver reads them: dots only → a compound name (a qualifier,

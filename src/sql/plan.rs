@@ -32,6 +32,24 @@ pub struct QueryPlan {
     pub stages: Vec<QueryPlan>,
     /// For a stage: the stage or query whose input side it feeds (instead of a sink).
     pub feeds: Option<Feed>,
+    /// `ORDER BY ... LIMIT n` over a complete-mode aggregation: only the first n rows of the
+    /// table are the output.
+    pub top: Option<TopSpec>,
+}
+
+/// The first `limit` rows of a result table by `order` (output columns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopSpec {
+    pub order: Vec<TopOrder>,
+    pub limit: usize,
+}
+
+/// One ORDER BY key: an output column, its direction and where NULLs go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopOrder {
+    pub column: usize,
+    pub descending: bool,
+    pub nulls_first: bool,
 }
 
 /// Where a stage's output goes: input `side` of query (or stage) `query`.

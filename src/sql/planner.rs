@@ -79,8 +79,54 @@ pub fn plan_query(sql: &str, ctx: &PlanContext) -> Result<QueryPlan, SqlError> {
     for (c, name) in plan.output.iter_mut().zip(&parsed.info.names) {
         c.name = name.clone();
     }
+    if let Some(top) = &parsed.info.top {
+        apply_top(&mut plan, top)?;
+    }
     mark_needed(&mut plan);
     Ok(plan)
+}
+
+/// `ORDER BY ... LIMIT n` over a complete-mode aggregation: the keys name output columns (or
+/// their positions), and every group meets in one partition, where the whole table is ranked.
+fn apply_top(plan: &mut QueryPlan, top: &super::parse::TopClause) -> Result<(), SqlError> {
+    use datafusion_sql::sqlparser::ast::{self, Spanned};
+    if !matches!(plan.body, PlanBody::Aggregate(_)) {
+        return Err(SqlError::at(top.span, "ORDER BY ... LIMIT ranks the result table of an aggregation; this query has none"));
+    }
+    if plan.key_columns.is_empty() {
+        return Err(SqlError::at(
+            top.span,
+            "ORDER BY ... LIMIT needs a keyed sink: a row that leaves the first n is deleted by a tombstone of its key",
+        ));
+    }
+    let names: Vec<&str> = plan.output.iter().map(|c| c.name.as_str()).collect();
+    let mut order = Vec::new();
+    for (e, descending, nulls_first) in &top.order {
+        let column = match e {
+            ast::Expr::Identifier(i) => names.iter().position(|n| n.eq_ignore_ascii_case(&i.value)),
+            ast::Expr::CompoundIdentifier(parts) => parts.last().and_then(|i| names.iter().position(|n| n.eq_ignore_ascii_case(&i.value))),
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::Number(n, _) => n.parse::<usize>().ok().filter(|&i| i >= 1 && i <= names.len()).map(|i| i - 1),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(column) = column else {
+            return Err(SqlError::at(
+                e.span(),
+                format!("ORDER BY over a result table names one of its columns ({}) or a position; {e} is neither", names.join(", ")),
+            ));
+        };
+        order.push(crate::sql::TopOrder { column, descending: *descending, nulls_first: *nulls_first });
+    }
+    for input in &mut plan.inputs {
+        input.exchange = Exchange::Repartition {
+            partitions: Some(1),
+            reason: "ORDER BY ... LIMIT ranks the whole table, so every group meets in one partition".to_string(),
+        };
+    }
+    plan.top = Some(crate::sql::TopSpec { order, limit: top.limit });
+    Ok(())
 }
 
 /// Compiles a logical expression against `schema`.
@@ -315,6 +361,7 @@ impl<'a> Streaming<'a> {
             key_columns,
             stages: Vec::new(),
             feeds: None,
+            top: None,
         }
     }
 

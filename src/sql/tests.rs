@@ -289,6 +289,34 @@ fn rejects_windowed_aggregation_without_a_watermark() {
 }
 
 #[test]
+fn order_by_limit_ranks_a_complete_mode_table_in_one_partition() {
+    let f = Fixture::new();
+    let ctx = f.ctx(OutputMode::Complete, Some(1));
+    let sql = "SELECT action, window.start AS ws, count(*) AS n FROM events GROUP BY action, window(time, '1 hour') ORDER BY n DESC, 1 LIMIT 3";
+    let plan = plan_query(sql, &ctx).unwrap();
+    let top = plan.top.clone().expect("a top-n plan");
+    assert_eq!(top.limit, 3);
+    assert_eq!(
+        top.order,
+        vec![TopOrder { column: 2, descending: true, nulls_first: false }, TopOrder { column: 0, descending: false, nulls_first: true }]
+    );
+    assert!(
+        matches!(&plan.inputs[0].exchange, Exchange::Repartition { partitions: Some(1), .. }),
+        "every group meets in one partition, even though the source is partitioned by action"
+    );
+    assert!(plan.explain("app").contains("its first 3 rows by n DESC, action"), "{}", plan.explain("app"));
+    let base = "SELECT action, count(*) AS n FROM events GROUP BY action";
+    let e = plan_query(&format!("{base} ORDER BY n"), &ctx).unwrap_err();
+    assert!(e.message.contains("needs LIMIT n"), "{}", e.message);
+    let e = plan_query(&format!("{base} ORDER BY n + 1 LIMIT 2"), &ctx).unwrap_err();
+    assert!(e.message.contains("names one of its columns (action, n)"), "{}", e.message);
+    let e = plan_query(&format!("{base} ORDER BY n LIMIT 2 OFFSET 1"), &ctx).unwrap_err();
+    assert!(e.message.contains("no OFFSET"), "{}", e.message);
+    let e = plan_query(&format!("{base} ORDER BY n LIMIT 2"), &f.ctx(OutputMode::Update, None)).unwrap_err();
+    assert!(e.message.contains("no last row to sort"), "update mode keeps Spark's rule: {}", e.message);
+}
+
+#[test]
 fn grouping_by_other_keys_plans_a_repartition() {
     let f = Fixture::new();
     let plan = f.plan("SELECT id, count(*) FROM events GROUP BY id, window(time, '1 hour')").unwrap();

@@ -358,3 +358,45 @@ fn eddy_query_prints_the_answer_as_a_table_or_csv_and_fails_with_the_reason() {
     assert!(stderr.contains("the query failed (404): the pipeline has no query named nope; its queries: hourly_counts"), "{stderr}");
     served.shutdown();
 }
+
+#[test]
+fn the_top_10_written_across_aborted_cycles_is_the_table_s_first_10() {
+    let Some(broker) = Broker::real("the_top_10_written_across_aborted_cycles_is_the_table_s_first_10") else { return };
+    let (input, out, app) = (unique("top-in"), unique("top-out"), unique("top"));
+    broker.create_topic(&input, 4);
+    broker.create_topic(&out, 1);
+    let events = generate(&TutorialSpec { events: 60_000, seed: 12, ..TutorialSpec::default() });
+    produce(&broker.bootstrap, &input, tutorial_records(&events));
+    let text = complete_pipeline(&app, &broker.bootstrap, &input, &out, None)
+        .replace("GROUP BY action, window(time, '1 hour')", "GROUP BY action, window(time, '1 hour')\n      ORDER BY count DESC, window_start, action LIMIT 10")
+        .replace("commit_interval: 50ms", "commit_interval: 50ms\ncommit_max_records: 2000");
+    assert!(text.contains("LIMIT 10") && text.contains("commit_max_records: 2000"), "{text}");
+    // Every third cycle is aborted after its records and changelog were sent: the task's
+    // state (the table and the rows written) is reloaded from the last commit each time.
+    let opts = eddy::engine::RunOptions { instance_id: "a".into(), stop_at_end: true, flush_at_end: false, inject_abort_every: Some(3) };
+    let summary = Running::start_with(broker.plan(&text, 4), opts).join();
+    assert!(summary.aborts > 0, "cycles were aborted");
+    let mut table: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut tombstones = 0;
+    let mut records = read(&broker.bootstrap, &out);
+    records.sort_by_key(|r| (r.partition, r.offset));
+    for r in &records {
+        let key: serde_json::Value = serde_json::from_slice(r.key.as_deref().expect("a keyed row")).unwrap();
+        let k = (key["action"].as_str().unwrap().to_string(), key["window_start"].as_str().unwrap().to_string());
+        match &r.value {
+            Some(_) => {
+                let v: serde_json::Value = serde_json::from_str(r.value_str()).unwrap();
+                table.insert(k, v["count"].as_u64().unwrap());
+            }
+            None => {
+                tombstones += 1;
+                assert!(table.remove(&k).is_some(), "a tombstone for {k:?}, which the committed output never held");
+            }
+        }
+    }
+    assert!(tombstones > 0, "rows left the first 10");
+    let mut all: Vec<((String, String), u64)> = hourly_counts(&events, i64::MAX).into_iter().collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0 .1.cmp(&b.0 .1)).then(a.0 .0.cmp(&b.0 .0)));
+    let expected: BTreeMap<(String, String), u64> = all.into_iter().take(10).collect();
+    assert_eq!(table, expected, "the committed output, read as a table, is the first 10 of the whole input");
+}

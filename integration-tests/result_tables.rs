@@ -368,7 +368,10 @@ fn the_top_10_written_across_aborted_cycles_is_the_table_s_first_10() {
     let events = generate(&TutorialSpec { events: 60_000, seed: 12, ..TutorialSpec::default() });
     produce(&broker.bootstrap, &input, tutorial_records(&events));
     let text = complete_pipeline(&app, &broker.bootstrap, &input, &out, None)
-        .replace("GROUP BY action, window(time, '1 hour')", "GROUP BY action, window(time, '1 hour')\n      ORDER BY count DESC, window_start, action LIMIT 10")
+        .replace(
+            "GROUP BY action, window(time, '1 hour')",
+            "GROUP BY action, window(time, '1 hour')\n      ORDER BY count DESC, window_start, action LIMIT 10",
+        )
         .replace("commit_interval: 50ms", "commit_interval: 50ms\ncommit_max_records: 2000");
     assert!(text.contains("LIMIT 10") && text.contains("commit_max_records: 2000"), "{text}");
     // Every third cycle is aborted after its records and changelog were sent: the task's

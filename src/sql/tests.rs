@@ -292,7 +292,8 @@ fn rejects_windowed_aggregation_without_a_watermark() {
 fn order_by_limit_ranks_a_complete_mode_table_in_one_partition() {
     let f = Fixture::new();
     let ctx = f.ctx(OutputMode::Complete, Some(1));
-    let sql = "SELECT action, window.start AS ws, count(*) AS n FROM events GROUP BY action, window(time, '1 hour') ORDER BY n DESC, 1 LIMIT 3";
+    let sql =
+        "SELECT action, window.start AS ws, count(*) AS n FROM events GROUP BY action, window(time, '1 hour') ORDER BY n DESC, 1 LIMIT 3";
     let plan = plan_query(sql, &ctx).unwrap();
     let top = plan.top.clone().expect("a top-n plan");
     assert_eq!(top.limit, 3);

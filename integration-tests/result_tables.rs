@@ -107,6 +107,18 @@ fn retention_drops_old_windows_with_tombstones() {
     assert_eq!(late, 0.0, "the disorder stays within the delay: nothing arrives after its window left");
 }
 
+/// The events as records keyed by device (so both events of a device share a partition).
+fn keyed_by_device(events: &[eddy::gen::tutorial::Event]) -> Vec<(Option<String>, String, Option<i32>)> {
+    events
+        .iter()
+        .map(|e| {
+            let mut s = String::new();
+            e.json(eddy::gen::tutorial::TimeFormat::Rfc3339, &mut s);
+            (Some(e.device.to_string()), s, None)
+        })
+        .collect()
+}
+
 /// Opens and Closes per action, from a `GROUP BY action` answer (0 for an action not there).
 fn per_action(rows: &[serde_json::Value]) -> (u64, u64) {
     let get = |a: &str| rows.iter().find(|r| r["action"] == a).map_or(0, |r| r["n"].as_u64().unwrap());
@@ -126,14 +138,7 @@ fn the_live_table_answers_queries_from_committed_state_while_the_input_arrives()
     let served = Served::start(p, "a");
     let spec = TutorialSpec { events: 100_000, seed: 23, late_fraction: 0.01, late_by: 5 * HOUR, ..TutorialSpec::default() };
     let events = generate(&spec);
-    let records: Vec<_> = events
-        .iter()
-        .map(|e| {
-            let mut s = String::new();
-            e.json(eddy::gen::tutorial::TimeFormat::Rfc3339, &mut s);
-            (Some(e.device.to_string()), s, None)
-        })
-        .collect();
+    let records = keyed_by_device(&events);
     let sum = "SELECT action, sum(count) AS n FROM hourly_counts GROUP BY action";
     let mut last: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut produced = 0u64;
@@ -269,14 +274,7 @@ fn two_instances_answer_for_the_whole_table_each_asking_the_other() {
     broker.create_topic(&input, 4);
     broker.create_topic(&out, 1);
     let events = generate(&TutorialSpec { events: 40_000, seed: 41, ..TutorialSpec::default() });
-    let records: Vec<_> = events
-        .iter()
-        .map(|e| {
-            let mut s = String::new();
-            e.json(eddy::gen::tutorial::TimeFormat::Rfc3339, &mut s);
-            (Some(e.device.to_string()), s, None)
-        })
-        .collect();
+    let records = keyed_by_device(&events);
     produce(&broker.bootstrap, &input, records);
     // Two instances of one app, each with its own state directory, sharing the partitions.
     let text = |_: u8| complete_pipeline(&app, &broker.bootstrap, &input, &out, None).replace("    partition_key: [action]\n", "");

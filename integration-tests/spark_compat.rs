@@ -188,6 +188,18 @@ fn differences(spark: &[Row], eddy: &[Row], key: &[String], approximate: &BTreeM
     problems
 }
 
+/// Produces input `source_name`'s file into a fresh one-partition topic, in order: the source's
+/// YAML entry, the topic and the number of records.
+fn load_source(broker: &Broker, spec: &Value, source_name: &str) -> (String, String, u64) {
+    let source = &spec["inputs"][source_name];
+    let input = std::fs::read_to_string(dir().join(str_of(source, "file"))).expect("input file");
+    let lines: Vec<&str> = input.lines().filter(|l| !l.trim().is_empty()).collect();
+    let topic = unique(source_name);
+    broker.create_topic(&topic, 1);
+    produce(&broker.bootstrap, &topic, lines.iter().map(|l| (None, l.to_string(), Some(0))));
+    (source_yaml(source_name, source, &topic), topic, lines.len() as u64)
+}
+
 /// Runs query `name` of queries.json on eddy and compares its output with Spark's golden.
 fn check(name: &str) {
     let spec = spec();
@@ -196,14 +208,9 @@ fn check(name: &str) {
     let broker = Broker::mock();
     let (mut sources, mut records_in, mut topics) = (String::new(), 0, Vec::new());
     for source_name in sources_of(query) {
-        let source = &spec["inputs"][&source_name];
-        let input = std::fs::read_to_string(dir().join(str_of(source, "file"))).expect("input file");
-        let lines: Vec<&str> = input.lines().filter(|l| !l.trim().is_empty()).collect();
-        let topic = unique(&source_name);
-        broker.create_topic(&topic, 1);
-        produce(&broker.bootstrap, &topic, lines.iter().map(|l| (None, l.to_string(), Some(0))));
-        sources.push_str(&source_yaml(&source_name, source, &topic));
-        records_in += lines.len() as u64;
+        let (yaml, topic, records) = load_source(&broker, &spec, &source_name);
+        sources.push_str(&yaml);
+        records_in += records;
         topics.push(format!("topic=\"{topic}\""));
     }
     let out = unique(&format!("{name}-out"));
@@ -271,22 +278,16 @@ fn check_table(name: &str) {
     let query = &spec["queries"][name];
     let broker = Broker::mock();
     let [source_name] = sources_of(query).try_into().expect("one source");
-    let source = &spec["inputs"][&source_name];
-    let input = std::fs::read_to_string(dir().join(str_of(source, "file"))).expect("input file");
-    let lines: Vec<&str> = input.lines().filter(|l| !l.trim().is_empty()).collect();
-    let topic = unique(&source_name);
-    broker.create_topic(&topic, 1);
-    produce(&broker.bootstrap, &topic, lines.iter().map(|l| (None, l.to_string(), Some(0))));
+    let (yaml, _, records) = load_source(&broker, &spec, &source_name);
     let out = unique(&format!("{name}-out"));
-    let text = pipeline(name, &source_yaml(&source_name, source, &topic), str_of(query, "sql"), &broker.bootstrap, &out)
-        .replace("output_mode: append", "output_mode: complete");
+    let text = pipeline(name, &yaml, str_of(query, "sql"), &broker.bootstrap, &out).replace("output_mode: append", "output_mode: complete");
     let served = Served::start(broker.plan(&text, 1), "spark-compat");
     let total = format!("SELECT sum({}) AS n FROM {name}", str_of(query, "table_total"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let (status, body) = served.ask(&total, false);
         let n = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["rows"][0]["n"].as_u64());
-        if status == 200 && n == Some(lines.len() as u64) {
+        if status == 200 && n == Some(records) {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{name}: the table did not count every record within 120 s: {status} {body}");
@@ -316,16 +317,11 @@ fn the_top_10_of_the_complete_mode_tutorial_table_matches_spark() {
 #[test]
 fn a_complete_mode_order_by_limit_writes_spark_s_top_10() {
     let spec = spec();
-    let source = &spec["inputs"]["events"];
     let broker = Broker::mock();
-    let input = std::fs::read_to_string(dir().join(str_of(source, "file"))).expect("input file");
-    let lines: Vec<&str> = input.lines().filter(|l| !l.trim().is_empty()).collect();
-    let topic = unique("events");
-    broker.create_topic(&topic, 1);
-    produce(&broker.bootstrap, &topic, lines.iter().map(|l| (None, l.to_string(), Some(0))));
+    let (yaml, _, _) = load_source(&broker, &spec, "events");
     let out = unique("top10-out");
     let sql = "SELECT action, window.start AS window_start, count(*) AS count FROM events GROUP BY action, window(time, '1 hour') ORDER BY count DESC, window_start, action LIMIT 10";
-    let text = pipeline("top10", &source_yaml("events", source, &topic), sql, &broker.bootstrap, &out)
+    let text = pipeline("top10", &yaml, sql, &broker.bootstrap, &out)
         .replace("output_mode: append", "output_mode: complete")
         // Small cycles, so that the first 10 change from commit to commit.
         .replace("commit_interval: 50ms", "commit_interval: 50ms\ncommit_max_records: 500");

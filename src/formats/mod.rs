@@ -25,6 +25,20 @@ use crate::config::{Format, SinkConfig, SourceConfig};
 use crate::types::{DataType, Schema, TimeUnit, Value};
 use avro::{AvroDecoder, AvroEncoder, RegistryClient};
 
+/// `s` with every byte outside `A-Za-z0-9-_.~` percent-encoded (for a URL: a registry subject,
+/// a query's SQL).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A schema column as every decoder sees it.
 pub(crate) struct Column {
     pub name: String,

@@ -24,6 +24,7 @@ pub use live::LiveTables;
 use read::{local_entries, Budget, Missing};
 pub use remote::{Fetched, Remote};
 
+pub use crate::formats::percent_encode;
 use crate::formats::{CsvEncoder, JsonEncoder};
 use crate::sql::BatchQuery;
 use crate::types::arrays::{value_at, ColumnReader};
@@ -314,19 +315,6 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `s` with every byte outside `A-Za-z0-9-_.~` percent-encoded (for the client).
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

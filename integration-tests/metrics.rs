@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
-use eddy::engine::RunOptions;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value as Json;
@@ -45,42 +44,11 @@ fn samples(text: &str, name: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// The pipeline running on a thread with its own runtime, as `eddy run` does.
-struct Served {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Served {
-    fn start(text: &str) -> Served {
-        let pipeline = plan(text);
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let opts = RunOptions { instance_id: "metrics".into(), stop_at_end: false, flush_at_end: false, inject_abort_every: None };
-            let handles = eddy::app::Handles::new().unwrap();
-            let shutdown = async move {
-                let _ = stopped.await;
-            };
-            let run = eddy::app::run(pipeline, opts, handles, shutdown, Duration::from_secs(30), move |a| addr_tx.send(a).unwrap());
-            rt.block_on(run).unwrap();
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("the HTTP server's address");
-        Served { addr, stop: Some(stop), thread: Some(thread) }
-    }
-
-    fn metrics(&self) -> String {
-        let (code, body) = get(self.addr, "/metrics");
-        assert_eq!(code, 200);
-        body
-    }
-
-    fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.thread.take().unwrap().join().expect("the pipeline thread");
-    }
+/// The scrape of `served`'s /metrics.
+fn metrics_of(served: &Served) -> String {
+    let (code, body) = get(served.addr, "/metrics");
+    assert_eq!(code, 200);
+    body
 }
 
 #[test]
@@ -111,20 +79,20 @@ fn metrics_and_progress_describe_the_run() {
         r#""statistics.interval.ms": "200""#,
     );
     broker.plan(&text, 2);
-    let served = Served::start(&text);
+    let served = Served::start(plan(&text), "metrics");
 
     wait_for("/readyz to answer 200", Duration::from_secs(60), || get(served.addr, "/readyz").0 == 200);
     assert_eq!(get(served.addr, "/healthz").0, 200);
     wait_for("every input record to be consumed", Duration::from_secs(60), || {
-        metric_sum(&served.metrics(), "eddy_records_consumed_total") >= 4_003.0
+        metric_sum(&metrics_of(&served), "eddy_records_consumed_total") >= 4_003.0
     });
     wait_for("the lag of both partitions to reach 0", Duration::from_secs(30), || {
-        let lag = samples(&served.metrics(), "eddy_consumer_lag_records");
+        let lag = samples(&metrics_of(&served), "eddy_consumer_lag_records");
         lag.len() == 2 && lag.values().all(|&v| v == 0.0)
     });
     let unix_now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     let before = unix_now();
-    let m = served.metrics();
+    let m = metrics_of(&served);
     let after = unix_now();
     assert_eq!(metric_sum(&m, "eddy_records_consumed_total"), 4_003.0, "records consumed = records in the topic");
     assert_eq!(samples(&m, "eddy_dead_letter_records_total").get(&format!("outcome=\"dead_lettered\",topic=\"{topic}\"")), Some(&3.0));
@@ -305,16 +273,16 @@ fn open_transaction_is_not_lag(served: &Served, bootstrap: &str, topic: &str) {
     // within one interval. Watch ten of them.
     let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until {
-        let lag = samples(&served.metrics(), "eddy_consumer_lag_records");
+        let lag = samples(&metrics_of(served), "eddy_consumer_lag_records");
         assert!(lag.values().all(|&v| v == 0.0), "an open transaction's records counted as lag: {lag:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
     p.abort_transaction(Duration::from_secs(30)).unwrap();
     wait_for("the lag to stay 0 past the aborted records", Duration::from_secs(30), || {
-        let lag = samples(&served.metrics(), "eddy_consumer_lag_records");
+        let lag = samples(&metrics_of(served), "eddy_consumer_lag_records");
         lag.len() == 2 && lag.values().all(|&v| v == 0.0)
     });
-    assert_eq!(metric_sum(&served.metrics(), "eddy_records_consumed_total"), 4_003.0, "aborted records are not consumed");
+    assert_eq!(metric_sum(&metrics_of(served), "eddy_records_consumed_total"), 4_003.0, "aborted records are not consumed");
 }
 
 /// A small JSON Schema (2020-12) checker for the keywords docs/progress.schema.json uses:
